@@ -1,0 +1,317 @@
+//! The compaction mode: one row per compaction run of one zone, in bcc's column layout.
+
+use std::io::{self, Write};
+
+use anyhow::{Context as _, Result};
+use tracer_common::{
+    compact::{CompactEvent, FLAG_SNAPSHOT, FLAG_ZONE_KNOWN, ZoneSnapshot},
+    config::FEATURE_ZONE_SNAPSHOT,
+};
+use tracer_user::{
+    btf::Btf,
+    decode,
+    layout::{self, CompactionArgs, EnumNames},
+    output::{Output, comm_str},
+    session::{self, Hook, Options, Session, Sink, Stacks},
+    zones::{self, ZoneInfo},
+};
+
+use crate::Opts;
+
+/// Hooks for kernels whose compaction tracepoints pass `struct compact_control *` (5.18+).
+const HOOKS_CC: [Hook; 2] = [
+    Hook {
+        system: "compaction",
+        event: "mm_compaction_begin",
+        btf_program: "compact_begin_btf",
+        raw_program: "compact_begin_raw",
+    },
+    Hook {
+        system: "compaction",
+        event: "mm_compaction_end",
+        btf_program: "compact_end_btf",
+        raw_program: "compact_end_raw",
+    },
+];
+
+/// Hooks for kernels whose compaction tracepoints pass PFNs only (before 5.18).
+const HOOKS_PFNS: [Hook; 2] = [
+    Hook {
+        system: "compaction",
+        event: "mm_compaction_begin",
+        btf_program: "compact_begin_pfns_btf",
+        raw_program: "compact_begin_pfns_raw",
+    },
+    Hook {
+        system: "compaction",
+        event: "mm_compaction_end",
+        btf_program: "compact_end_pfns_btf",
+        raw_program: "compact_end_pfns_raw",
+    },
+];
+
+pub async fn run(opts: &Opts) -> Result<()> {
+    let btf = Btf::from_sys_fs().context(
+        "compactsnoop needs the kernel's BTF (CONFIG_DEBUG_INFO_BTF) to find compaction's zone, \
+         order and status",
+    )?;
+    let names = Names {
+        zones: layout::zone_names(&btf)?,
+        results: layout::compact_result_names(&btf)?,
+    };
+    let mut config = opts.base_config();
+    let args = layout::compaction_args(&btf)?;
+    let hooks = match args {
+        CompactionArgs::ControlBlock => {
+            config.cc = layout::compact_control_layout(&btf)?;
+            &HOOKS_CC
+        }
+        CompactionArgs::Pfns => &HOOKS_PFNS,
+    };
+    config.zone = layout::zone_layout(&btf)?;
+    if opts.extended_fields {
+        config.features |= FEATURE_ZONE_SNAPSHOT;
+    }
+    drop(btf);
+
+    let mut session = Session::load(&Options {
+        tool: "compactsnoop",
+        config,
+        transport: opts.transport,
+        hooks: opts.hooks,
+        debug: opts.debug,
+        ring_bytes: 256 * 1024,
+    })?;
+    session.attach(hooks)?;
+    let mut events = session.events()?;
+    let stacks = if opts.kernel_stack { Some(session.stacks()?) } else { None };
+    let logger = if opts.debug { session.logger() } else { None };
+
+    let mut printer = Printer {
+        columns: Columns { timestamp: opts.timestamp, extended: opts.extended_fields },
+        name: opts.name.clone(),
+        names,
+        zoneinfo: zones::read().unwrap_or_default(),
+        first_ts: None,
+        stacks,
+        out: Output::default(),
+    };
+    printer.columns.header(printer.out.writer())?;
+    if !printer.out.flush()? {
+        return Ok(());
+    }
+    session::run(&mut events, &mut printer, opts.duration, None, logger).await?;
+    drop(printer);
+    session.report_losses(&events);
+    Ok(())
+}
+
+/// How the kernel's numbers are named on this kernel.
+pub struct Names {
+    pub zones: EnumNames,
+    pub results: EnumNames,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Columns {
+    pub timestamp: bool,
+    pub extended: bool,
+}
+
+impl Columns {
+    pub fn header(&self, w: &mut impl Write) -> io::Result<()> {
+        if self.timestamp {
+            write!(w, "{:<14} ", "TIME(s)")?;
+        }
+        write!(w, "{:<14} {:<6} {:<4} {:<12} {:<5} {:<7} ", "COMM", "PID", "NODE", "ZONE", "ORDER", "MODE")?;
+        if self.extended {
+            write!(w, "{:<8} {:<8} {:<8} {:<8} {:<8} ", "FRAGIDX", "MIN", "LOW", "HIGH", "FREE")?;
+        }
+        writeln!(w, "{:>9} {:>16}", "LAT(ms)", "STATUS")
+    }
+}
+
+/// One compaction run as the row shows it, decoded and named.
+pub struct Row<'a> {
+    pub ev: &'a CompactEvent,
+    pub time_s: f64,
+    pub zone: &'a str,
+    pub status: &'a str,
+}
+
+impl Columns {
+    pub fn row(&self, w: &mut impl Write, r: &Row<'_>) -> io::Result<()> {
+        let ev = r.ev;
+        if self.timestamp {
+            write!(w, "{:<14.9} ", r.time_s)?;
+        }
+        let comm = comm_str(&ev.comm);
+        let comm = truncate(&comm, 14);
+        let mode = if ev.sync != 0 { "SYNC" } else { "ASYNC" };
+        let node = if ev.node >= 0 { ev.node.to_string() } else { "?".to_owned() };
+        write!(w, "{comm:<14} {:<6} {node:<4} {:<12} {:<5} {mode:<7} ", ev.tgid, r.zone, ev.order)?;
+        if self.extended {
+            if ev.flags & FLAG_SNAPSHOT != 0 {
+                let z = &ev.zone;
+                let [min, low, high] = watermarks(z);
+                let fragidx = fragmentation_index(ev.order, z) as f64 / 1000.0;
+                write!(w, "{fragidx:<8.3} {min:<8} {low:<8} {high:<8} {:<8} ", z.free_pages.max(0))?;
+            } else {
+                write!(w, "{:<8} {:<8} {:<8} {:<8} {:<8} ", "?", "?", "?", "?", "?")?;
+            }
+        }
+        let lat_ms = ev.ts_end_ns.saturating_sub(ev.ts_begin_ns) as f64 / 1e6;
+        writeln!(w, "{lat_ms:>9.3} {:>16}", r.status)
+    }
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+/// MIN, LOW and HIGH watermarks including the boost, as the allocator checks them.
+pub fn watermarks(z: &ZoneSnapshot) -> [u64; 3] {
+    z.wmark.map(|w| w + z.boost)
+}
+
+/// The kernel's `__fragmentation_index` (mm/vmstat.c), in thousandths: -1000 when a block of
+/// the order is free (the index only makes sense when the allocation would fail), 0 when
+/// nothing is free, and for whole-zone compaction (order -1), where it does not apply, -1000.
+pub fn fragmentation_index(order: i32, z: &ZoneSnapshot) -> i64 {
+    let nr_orders = (z.nr_orders as usize).min(z.nr_free.len());
+    if order < 0 {
+        return -1000;
+    }
+    let order = order as usize;
+    if order >= nr_orders {
+        return 0;
+    }
+    let (mut total, mut free_pages, mut suitable) = (0u64, 0u64, 0u64);
+    for (o, &blocks) in z.nr_free[..nr_orders].iter().enumerate() {
+        total += blocks;
+        free_pages += blocks << o;
+        if o >= order {
+            suitable += blocks << (o - order);
+        }
+    }
+    if total == 0 {
+        return 0;
+    }
+    if suitable > 0 {
+        return -1000;
+    }
+    let requested = 1u64 << order;
+    1000 - ((1000 + free_pages * 1000 / requested) / total) as i64
+}
+
+struct Printer {
+    columns: Columns,
+    name: Option<String>,
+    names: Names,
+    zoneinfo: Vec<ZoneInfo>,
+    first_ts: Option<u64>,
+    stacks: Option<Stacks>,
+    out: Output,
+}
+
+impl Printer {
+    fn zone_name(&self, ev: &CompactEvent) -> String {
+        let idx = if ev.flags & FLAG_ZONE_KNOWN != 0 {
+            Some(ev.zone_idx as i64)
+        } else {
+            zones::find(&self.zoneinfo, ev.zone_start_pfn).map(|z| z.index as i64)
+        };
+        idx.map_or_else(|| "?".to_owned(), |i| self.names.zones.name(i))
+    }
+}
+
+impl Sink for Printer {
+    fn record(&mut self, data: &[u8]) -> bool {
+        let Some(mut ev) = decode::record::<CompactEvent>(data) else { return true };
+        if let Some(name) = &self.name {
+            if !comm_str(&ev.comm).contains(name.as_str()) {
+                return true;
+            }
+        }
+        if ev.flags & FLAG_ZONE_KNOWN == 0 {
+            if let Some(z) = zones::find(&self.zoneinfo, ev.zone_start_pfn) {
+                ev.node = z.node;
+            }
+        }
+        let first = *self.first_ts.get_or_insert(ev.ts_begin_ns);
+        let zone = self.zone_name(&ev);
+        let status = self.names.results.name(ev.status as i64);
+        let row = Row {
+            ev: &ev,
+            time_s: ev.ts_begin_ns.saturating_sub(first) as f64 / 1e9,
+            zone: &zone,
+            status: &status,
+        };
+        let columns = self.columns;
+        let r = columns.row(self.out.writer(), &row);
+        let mut keep = self.out.check(r).unwrap_or(false);
+        if keep {
+            if let Some(stacks) = self.stacks.as_mut() {
+                let frames = stacks.take(ev.kstack_id).unwrap_or_default();
+                let w = self.out.writer();
+                let r = frames.iter().try_for_each(|f| writeln!(w, "    {f}")).and_then(|()| writeln!(w));
+                keep = self.out.check(r).unwrap_or(false);
+            }
+        }
+        keep
+    }
+
+    fn batch_end(&mut self) -> bool {
+        self.out.flush().unwrap_or(false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snapshot(nr_free: &[u64]) -> ZoneSnapshot {
+        let mut z = ZoneSnapshot { nr_orders: 11, ..Default::default() };
+        z.nr_free[..nr_free.len()].copy_from_slice(nr_free);
+        z
+    }
+
+    #[test]
+    fn fragmentation_index_follows_the_kernel() {
+        // Only order-0 pages free: an order-9 request fails for fragmentation.
+        let z = snapshot(&[1000]);
+        assert_eq!(fragmentation_index(9, &z), 1000 - (1000 + 1000 * 1000 / 512) / 1000);
+        // A free block of the order: the request would succeed.
+        assert_eq!(fragmentation_index(2, &snapshot(&[0, 0, 1])), -1000);
+        // Nothing free at all.
+        assert_eq!(fragmentation_index(3, &snapshot(&[])), 0);
+        // Whole-zone compaction.
+        assert_eq!(fragmentation_index(-1, &snapshot(&[5])), -1000);
+    }
+
+    #[test]
+    fn rows_use_bccs_widths() {
+        let mut ev = CompactEvent { tgid: 4242, node: 0, order: 9, sync: 0, ..Default::default() };
+        ev.comm[..4].copy_from_slice(b"bash");
+        ev.ts_begin_ns = 1_000_000;
+        ev.ts_end_ns = 3_500_000;
+        let cols = Columns { timestamp: true, extended: false };
+        let mut out = Vec::new();
+        cols.header(&mut out).unwrap();
+        cols.row(&mut out, &Row { ev: &ev, time_s: 0.5, zone: "ZONE_NORMAL", status: "complete" })
+            .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            "TIME(s)        COMM           PID    NODE ZONE         ORDER MODE      LAT(ms)           STATUS"
+        );
+        assert_eq!(
+            lines[1],
+            "0.500000000    bash           4242   0    ZONE_NORMAL  9     ASYNC       2.500         complete"
+        );
+    }
+}

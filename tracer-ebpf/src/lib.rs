@@ -1,0 +1,124 @@
+//! What every program of both objects shares: the load-time configuration, the common maps,
+//! and small helpers to read the running task and kernel memory.
+#![no_std]
+
+use aya_ebpf::{
+    EbpfContext, Global,
+    helpers::{
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
+        bpf_ktime_get_ns, bpf_probe_read_kernel,
+    },
+    macros::map,
+    maps::{PerCpuArray, StackTrace},
+    programs::{BtfTracePointContext, RawTracePointContext, tracing::StackIdContext},
+};
+use tracer_common::{
+    NO_STACK, TASK_COMM_LEN,
+    config::{ABSENT, Config, FEATURE_KSTACK, FILTER_TGID, FILTER_TID, FILTER_UID},
+    stats::{Counter, NR_COUNTERS},
+};
+
+/// Filled by user space before load (`tracer_common::names::CONFIG`).
+#[unsafe(no_mangle)]
+pub static CONFIG: Global<Config> = Global::new(Config::DEFAULT);
+
+#[map]
+pub static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(NR_COUNTERS, 0);
+
+/// Kernel stacks of events, by id; user space removes each entry once it has read it.
+#[map]
+pub static STACKS: StackTrace = StackTrace::with_max_entries(4096, 0);
+
+#[inline(always)]
+pub fn config() -> Config {
+    CONFIG.load()
+}
+
+#[inline(always)]
+pub fn count(counter: Counter) {
+    if let Some(slot) = STATS.get_ptr_mut(counter as u32) {
+        // SAFETY: a per-CPU slot, written only from this CPU with preemption off.
+        unsafe { *slot += 1 };
+    }
+}
+
+/// Who is running: the current task's ids, name and the time.
+pub struct Task {
+    pub tgid: u32,
+    pub tid: u32,
+    pub uid: u32,
+}
+
+impl Task {
+    #[inline(always)]
+    pub fn current() -> Task {
+        let pid_tgid = bpf_get_current_pid_tgid();
+        let uid_gid = bpf_get_current_uid_gid();
+        Task { tgid: (pid_tgid >> 32) as u32, tid: pid_tgid as u32, uid: uid_gid as u32 }
+    }
+
+    /// Whether the configured filter lets this task through.
+    #[inline(always)]
+    pub fn wanted(&self, cfg: &Config) -> bool {
+        let f = cfg.filter;
+        !((f.flags & FILTER_TGID != 0 && f.tgid != self.tgid)
+            || (f.flags & FILTER_TID != 0 && f.tid != self.tid)
+            || (f.flags & FILTER_UID != 0 && f.uid != self.uid))
+    }
+}
+
+#[inline(always)]
+pub fn comm() -> [u8; TASK_COMM_LEN] {
+    bpf_get_current_comm().unwrap_or([0; TASK_COMM_LEN])
+}
+
+#[inline(always)]
+pub fn now_ns() -> u64 {
+    // SAFETY: a helper without arguments.
+    unsafe { bpf_ktime_get_ns() }
+}
+
+/// The kernel stack of the current event, when asked for.
+#[inline(always)]
+pub fn kernel_stack<C: StackIdContext>(ctx: &C, cfg: &Config) -> i32 {
+    if cfg.features & FEATURE_KSTACK == 0 {
+        return NO_STACK;
+    }
+    match ctx.get_stackid(&STACKS, 0) {
+        Ok(id) => id as i32,
+        Err(_) => {
+            count(Counter::StackLost);
+            NO_STACK
+        }
+    }
+}
+
+/// Reads a `T` at `base + offset` in kernel memory. `offset` comes from the kernel's BTF.
+#[inline(always)]
+pub fn read_at<T: Copy>(base: u64, offset: u32) -> Option<T> {
+    if base == 0 || offset == ABSENT {
+        return None;
+    }
+    // SAFETY: bpf_probe_read_kernel copes with any address; a bad one fails the read.
+    unsafe { bpf_probe_read_kernel((base + offset as u64) as *const T) }.ok()
+}
+
+/// The tracepoint's arguments as the raw u64 slots that `tp_btf` and `raw_tp` programs see.
+/// Both kinds share one body per event; only the entry point differs.
+pub trait TpArgs: EbpfContext + StackIdContext {
+    fn u64_arg(&self, n: usize) -> u64;
+}
+
+impl TpArgs for BtfTracePointContext {
+    #[inline(always)]
+    fn u64_arg(&self, n: usize) -> u64 {
+        self.arg(n)
+    }
+}
+
+impl TpArgs for RawTracePointContext {
+    #[inline(always)]
+    fn u64_arg(&self, n: usize) -> u64 {
+        self.arg(n)
+    }
+}

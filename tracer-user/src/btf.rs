@@ -1,0 +1,364 @@
+//! A small reader of the kernel's BTF (`/sys/kernel/btf/vmlinux`): just enough to find struct
+//! member offsets, array lengths, enum values and tracepoint prototypes.
+//!
+//! aya parses BTF too, but keeps its type accessors private to the crate; btf-rs is
+//! LGPL-licensed. This reader indexes the type section once and resolves names on demand.
+
+use std::{borrow::Cow, path::Path};
+
+use thiserror::Error;
+
+pub const VMLINUX: &str = "/sys/kernel/btf/vmlinux";
+
+#[derive(Debug, Error)]
+pub enum BtfError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("malformed BTF: {0}")]
+    Malformed(&'static str),
+    #[error("the kernel's BTF has no {kind} named `{name}`")]
+    NotFound { kind: &'static str, name: String },
+    #[error("`{owner}` has no member `{member}` in the kernel's BTF")]
+    NoMember { owner: String, member: String },
+}
+
+const MAGIC: u16 = 0xeb9f;
+
+/// BTF kinds this reader tells apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Kind {
+    Int = 1,
+    Ptr = 2,
+    Array = 3,
+    Struct = 4,
+    Union = 5,
+    Enum = 6,
+    Fwd = 7,
+    Typedef = 8,
+    Volatile = 9,
+    Const = 10,
+    Restrict = 11,
+    Func = 12,
+    FuncProto = 13,
+    Var = 14,
+    Datasec = 15,
+    Float = 16,
+    DeclTag = 17,
+    TypeTag = 18,
+    Enum64 = 19,
+}
+
+impl Kind {
+    fn from_raw(k: u32) -> Option<Kind> {
+        use Kind::*;
+        Some(match k {
+            1 => Int,
+            2 => Ptr,
+            3 => Array,
+            4 => Struct,
+            5 => Union,
+            6 => Enum,
+            7 => Fwd,
+            8 => Typedef,
+            9 => Volatile,
+            10 => Const,
+            11 => Restrict,
+            12 => Func,
+            13 => FuncProto,
+            14 => Var,
+            15 => Datasec,
+            16 => Float,
+            17 => DeclTag,
+            18 => TypeTag,
+            19 => Enum64,
+            _ => return None,
+        })
+    }
+}
+
+/// One member of a struct or union.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member<'a> {
+    pub name: Cow<'a, str>,
+    pub type_id: u32,
+    /// Offset from the start of the struct, in bits.
+    pub bit_offset: u32,
+}
+
+/// The kernel's BTF, indexed.
+pub struct Btf {
+    data: Vec<u8>,
+    types_start: usize,
+    strings: (usize, usize),
+    /// Byte position of each type's header; `offsets[id - 1]` for type `id`.
+    offsets: Vec<u32>,
+}
+
+impl Btf {
+    pub fn from_sys_fs() -> Result<Btf, BtfError> {
+        Btf::from_file(Path::new(VMLINUX))
+    }
+
+    pub fn from_file(path: &Path) -> Result<Btf, BtfError> {
+        let data = std::fs::read(path)
+            .map_err(|source| BtfError::Read { path: path.display().to_string(), source })?;
+        Btf::parse(data)
+    }
+
+    pub fn parse(data: Vec<u8>) -> Result<Btf, BtfError> {
+        let u32_at = |pos: usize| -> Result<u32, BtfError> {
+            data.get(pos..pos + 4)
+                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .ok_or(BtfError::Malformed("truncated header"))
+        };
+        if data.len() < 24 || u16::from_le_bytes([data[0], data[1]]) != MAGIC {
+            return Err(BtfError::Malformed("bad magic (not little-endian BTF)"));
+        }
+        let hdr_len = u32_at(4)? as usize;
+        let (type_off, type_len) = (u32_at(8)? as usize, u32_at(12)? as usize);
+        let (str_off, str_len) = (u32_at(16)? as usize, u32_at(20)? as usize);
+        let types_start = hdr_len + type_off;
+        let types_end = types_start + type_len;
+        let strings = (hdr_len + str_off, hdr_len + str_off + str_len);
+        if types_end > data.len() || strings.1 > data.len() {
+            return Err(BtfError::Malformed("sections beyond the end of the data"));
+        }
+        let mut offsets = Vec::with_capacity(type_len / 16);
+        let mut pos = types_start;
+        while pos < types_end {
+            offsets.push((pos - types_start) as u32);
+            let info = u32_at(pos + 4)?;
+            let vlen = (info & 0xffff) as usize;
+            let kind = Kind::from_raw((info >> 24) & 0x1f)
+                .ok_or(BtfError::Malformed("unknown type kind"))?;
+            let extra = match kind {
+                Kind::Int | Kind::Var | Kind::DeclTag => 4,
+                Kind::Array => 12,
+                Kind::Struct | Kind::Union | Kind::Datasec | Kind::Enum64 => 12 * vlen,
+                Kind::Enum | Kind::FuncProto => 8 * vlen,
+                _ => 0,
+            };
+            pos += 12 + extra;
+        }
+        if pos != types_end {
+            return Err(BtfError::Malformed("type section does not end on a type"));
+        }
+        Ok(Btf { data, types_start, strings, offsets })
+    }
+
+    fn u32_at(&self, pos: usize) -> u32 {
+        let b = &self.data[pos..pos + 4];
+        u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+    }
+
+    fn header(&self, id: u32) -> Option<usize> {
+        let idx = id.checked_sub(1)? as usize;
+        Some(self.types_start + *self.offsets.get(idx)? as usize)
+    }
+
+    fn string(&self, off: u32) -> Cow<'_, str> {
+        let start = self.strings.0 + off as usize;
+        if start >= self.strings.1 {
+            return Cow::Borrowed("");
+        }
+        let bytes = &self.data[start..self.strings.1];
+        let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+        String::from_utf8_lossy(&bytes[..end])
+    }
+
+    /// Kind, name, vlen and the size-or-type word of a type.
+    fn info(&self, id: u32) -> Option<(Kind, Cow<'_, str>, usize, u32)> {
+        let pos = self.header(id)?;
+        let info = self.u32_at(pos + 4);
+        let kind = Kind::from_raw((info >> 24) & 0x1f)?;
+        Some((kind, self.string(self.u32_at(pos)), (info & 0xffff) as usize, self.u32_at(pos + 8)))
+    }
+
+    pub fn kind(&self, id: u32) -> Option<Kind> {
+        self.info(id).map(|(k, ..)| k)
+    }
+
+    /// The id of the first type of `kind` named `name`.
+    pub fn find(&self, name: &str, kind: Kind) -> Result<u32, BtfError> {
+        let wanted = name.as_bytes();
+        for (i, &off) in self.offsets.iter().enumerate() {
+            let pos = self.types_start + off as usize;
+            let info = self.u32_at(pos + 4);
+            if (info >> 24) & 0x1f != kind as u32 {
+                continue;
+            }
+            let start = self.strings.0 + self.u32_at(pos) as usize;
+            let s = self.data.get(start..start + wanted.len() + 1);
+            if s.is_some_and(|s| &s[..wanted.len()] == wanted && s[wanted.len()] == 0) {
+                return Ok(i as u32 + 1);
+            }
+        }
+        Err(BtfError::NotFound { kind: kind_name(kind), name: name.to_owned() })
+    }
+
+    /// Follows typedefs and type qualifiers to the underlying type.
+    pub fn resolve(&self, mut id: u32) -> u32 {
+        for _ in 0..32 {
+            match self.info(id) {
+                Some((
+                    Kind::Typedef | Kind::Volatile | Kind::Const | Kind::Restrict | Kind::TypeTag,
+                    _,
+                    _,
+                    next,
+                )) => id = next,
+                _ => break,
+            }
+        }
+        id
+    }
+
+    /// Size in bytes of a type.
+    pub fn size_of(&self, id: u32) -> Option<u64> {
+        let id = self.resolve(id);
+        match self.info(id)? {
+            (Kind::Int | Kind::Struct | Kind::Union | Kind::Enum | Kind::Enum64 | Kind::Float, _, _, size) => {
+                Some(size as u64)
+            }
+            (Kind::Ptr, ..) => Some(8),
+            (Kind::Array, ..) => {
+                let (elem, n) = self.array(id)?;
+                Some(self.size_of(elem)? * n as u64)
+            }
+            _ => None,
+        }
+    }
+
+    /// Element type and length of an array type.
+    pub fn array(&self, id: u32) -> Option<(u32, u32)> {
+        let id = self.resolve(id);
+        let pos = self.header(id)?;
+        (self.kind(id)? == Kind::Array).then(|| (self.u32_at(pos + 12), self.u32_at(pos + 20)))
+    }
+
+    /// The type a pointer points to.
+    pub fn pointee(&self, id: u32) -> Option<u32> {
+        match self.info(self.resolve(id))? {
+            (Kind::Ptr, _, _, target) => Some(target),
+            _ => None,
+        }
+    }
+
+    /// Members of a struct or union (anonymous members are returned as they are).
+    pub fn members(&self, id: u32) -> Vec<Member<'_>> {
+        let id = self.resolve(id);
+        let Some((kind @ (Kind::Struct | Kind::Union), _, vlen, _)) = self.info(id) else {
+            return Vec::new();
+        };
+        let _ = kind;
+        let pos = self.header(id).unwrap_or(0) + 12;
+        let kind_flag = self.u32_at(pos - 8) >> 31 == 1;
+        (0..vlen)
+            .map(|i| {
+                let m = pos + 12 * i;
+                let offset = self.u32_at(m + 8);
+                Member {
+                    name: self.string(self.u32_at(m)),
+                    type_id: self.u32_at(m + 4),
+                    bit_offset: if kind_flag { offset & 0xff_ffff } else { offset },
+                }
+            })
+            .collect()
+    }
+
+    /// Finds a member by name, looking into anonymous structs and unions, with its offset
+    /// from the start of `id` in bytes.
+    pub fn member(&self, id: u32, name: &str) -> Option<(u32, u64)> {
+        for m in self.members(id) {
+            if m.name == name {
+                return Some((m.type_id, m.bit_offset as u64 / 8));
+            }
+            if m.name.is_empty() {
+                if let Some((t, off)) = self.member(m.type_id, name) {
+                    return Some((t, m.bit_offset as u64 / 8 + off));
+                }
+            }
+        }
+        None
+    }
+
+    /// The byte offset and type of `struct <owner>.<member>`.
+    pub fn struct_member(&self, owner: &str, member: &str) -> Result<(u32, u64), BtfError> {
+        let id = self.find(owner, Kind::Struct)?;
+        self.member(id, member).ok_or_else(|| BtfError::NoMember {
+            owner: format!("struct {owner}"),
+            member: member.to_owned(),
+        })
+    }
+
+    /// Values of an enum (or enum64) by name.
+    pub fn enum_values(&self, name: &str) -> Result<Vec<(String, i64)>, BtfError> {
+        let id = match self.find(name, Kind::Enum) {
+            Ok(id) => id,
+            Err(_) => self.find(name, Kind::Enum64)?,
+        };
+        let (kind, _, vlen, size) = self.info(id).ok_or(BtfError::Malformed("enum"))?;
+        let pos = self.header(id).unwrap_or(0) + 12;
+        let signed = self.u32_at(pos - 8) >> 31 == 1;
+        Ok((0..vlen)
+            .map(|i| match kind {
+                Kind::Enum64 => {
+                    let m = pos + 12 * i;
+                    let v = self.u32_at(m + 4) as u64 | (self.u32_at(m + 8) as u64) << 32;
+                    (self.string(self.u32_at(m)).into_owned(), v as i64)
+                }
+                _ => {
+                    let m = pos + 8 * i;
+                    let raw = self.u32_at(m + 4);
+                    let v = if signed || size < 4 { raw as i32 as i64 } else { raw as i64 };
+                    (self.string(self.u32_at(m)).into_owned(), v)
+                }
+            })
+            .collect())
+    }
+
+    /// One enumerator's value.
+    pub fn enum_value(&self, enum_name: &str, value_name: &str) -> Result<i64, BtfError> {
+        self.enum_values(enum_name)?
+            .into_iter()
+            .find(|(n, _)| n == value_name)
+            .map(|(_, v)| v)
+            .ok_or_else(|| BtfError::NoMember {
+                owner: format!("enum {enum_name}"),
+                member: value_name.to_owned(),
+            })
+    }
+
+    /// Parameter types of a tracepoint's prototype, without the leading `void *__data`:
+    /// what `tp_btf` and `raw_tp` programs see as their arguments.
+    pub fn tracepoint_args(&self, tracepoint: &str) -> Result<Vec<u32>, BtfError> {
+        let typedef = self.find(&format!("btf_trace_{tracepoint}"), Kind::Typedef)?;
+        let proto = self
+            .pointee(typedef)
+            .map(|p| self.resolve(p))
+            .filter(|&p| self.kind(p) == Some(Kind::FuncProto))
+            .ok_or(BtfError::Malformed("btf_trace_* is not a pointer to a function"))?;
+        let (_, _, vlen, _) = self.info(proto).ok_or(BtfError::Malformed("prototype"))?;
+        let pos = self.header(proto).unwrap_or(0) + 12;
+        Ok((1..vlen).map(|i| self.u32_at(pos + 8 * i + 4)).collect())
+    }
+
+    /// `struct <name>` if `id` is a pointer to it (through typedefs and qualifiers).
+    pub fn is_pointer_to_struct(&self, id: u32, name: &str) -> bool {
+        self.pointee(id)
+            .map(|t| self.resolve(t))
+            .and_then(|t| self.info(t))
+            .is_some_and(|(k, n, ..)| k == Kind::Struct && n == name)
+    }
+}
+
+fn kind_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Struct => "struct",
+        Kind::Union => "union",
+        Kind::Enum | Kind::Enum64 => "enum",
+        Kind::Typedef => "typedef",
+        Kind::Func => "function",
+        _ => "type",
+    }
+}

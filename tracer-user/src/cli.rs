@@ -1,0 +1,72 @@
+//! Option values both tools take, validated once so that a bad value gets one clear sentence
+//! (clap prints it and exits with status 2).
+
+use std::time::Duration;
+
+/// Longest `-d` accepted: a year. Anything longer is a typo, not a trace.
+pub const MAX_DURATION_SECS: u64 = 365 * 24 * 3600;
+
+/// A process or thread id: a positive number no larger than the kernel's `pid_max` limit.
+pub fn parse_pid(s: &str) -> Result<u32, String> {
+    let n: i64 = s.trim().parse().map_err(|_| format!("`{s}` is not a process id (a positive number)"))?;
+    // PID_MAX_LIMIT is 4194304 (2^22) on 64-bit kernels.
+    if n <= 0 || n > 4_194_304 {
+        return Err(format!("`{s}` is not a valid process id (1 to 4194304)"));
+    }
+    Ok(n as u32)
+}
+
+/// A user id; -1 (4294967295) is the kernel's "no uid" and cannot be traced.
+pub fn parse_uid(s: &str) -> Result<u32, String> {
+    let n: u32 = s.trim().parse().map_err(|_| format!("`{s}` is not a user id (a number from 0 to 4294967294)"))?;
+    if n == u32::MAX {
+        return Err(format!("`{s}` is not a valid user id"));
+    }
+    Ok(n)
+}
+
+/// A duration in whole seconds, at least 1.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let n: u64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration (a whole number of seconds, at least 1)"))?;
+    if n == 0 || n > MAX_DURATION_SECS {
+        return Err(format!("`{s}` is out of range (1 to {MAX_DURATION_SECS} seconds)"));
+    }
+    Ok(Duration::from_secs(n))
+}
+
+/// A process name to look for: non-empty and able to match a 15-byte `comm`.
+pub fn parse_name(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        return Err("the name must not be empty".to_owned());
+    }
+    if s.len() > crate::COMM_MAX {
+        return Err(format!(
+            "`{s}` is longer than the {} bytes of a process name (comm), so it could never match",
+            crate::COMM_MAX
+        ));
+    }
+    Ok(s.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_bad_values() {
+        for bad in ["abc", "-5", "0", "99999999999", ""] {
+            assert!(parse_pid(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_pid("4242"), Ok(4242));
+        for bad in ["0", "-1", "1e9", "x", "40000000000"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert!(parse_uid("x").is_err() && parse_uid("4294967295").is_err());
+        assert_eq!(parse_uid("0"), Ok(0));
+        assert!(parse_name("").is_err() && parse_name("a-name-longer-than-15").is_err());
+    }
+}

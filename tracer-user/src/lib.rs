@@ -1,0 +1,34 @@
+//! The user side both tools share: kernel layout discovery (`btf`, `layout`, `tracefs`,
+//! `zones`), loading and attaching with the event loop (`session`), symbolization (`ksyms`),
+//! record decoding (`decode`), option values (`cli`), privileges and output.
+
+pub mod btf;
+pub mod cli;
+pub mod decode;
+pub mod ksyms;
+pub mod layout;
+pub mod output;
+pub mod privilege;
+pub mod session;
+pub mod tracefs;
+pub mod zones;
+
+/// The longest process name (`comm`) the kernel keeps, without its NUL.
+pub const COMM_MAX: usize = tracer_common::TASK_COMM_LEN - 1;
+
+/// The programs, for kernels with BPF ring buffers (5.8+).
+pub static RINGBUF_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer-ringbuf"));
+/// The same programs writing to a perf event array, for older kernels.
+pub static PERFBUF_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer-perfbuf"));
+
+/// Sets up `log` for the tools: warnings always, everything under `--debug`.
+pub fn init_logging(debug: bool) {
+    let level = if debug { log::LevelFilter::Debug } else { log::LevelFilter::Warn };
+    let _ = env_logger::Builder::new()
+        .filter_level(level)
+        .filter_module("aya", if debug { log::LevelFilter::Info } else { log::LevelFilter::Warn })
+        .format_timestamp(None)
+        .try_init();
+}

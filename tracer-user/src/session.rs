@@ -1,0 +1,470 @@
+//! Loading the programs, attaching them, and the event loop: what both tools do between their
+//! options and their output.
+//!
+//! Lifecycle: `Session::load` (object, configuration, transport) → `attach` (one hook per
+//! tracepoint, the best rung this kernel offers) → `run` (events, signals, deadline) → drop,
+//! which detaches and unloads everything (nothing is pinned, so even SIGKILL leaves nothing).
+
+use std::{
+    os::fd::AsRawFd as _,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{MapData, PerCpuArray, RingBuf, StackTraceMap, perf::PerfEvent, PerfEventArray, perf::PerfEventArrayBuffer},
+    programs::{BtfTracePoint, RawTracePoint, TracePoint},
+};
+use log::debug;
+use tokio::{
+    io::unix::AsyncFd,
+    signal::unix::{SignalKind, signal},
+};
+use tracer_common::{
+    config::{Config, FEATURE_DEBUG_LOG},
+    names,
+    stats::{Counter, NR_COUNTERS},
+};
+
+use crate::ksyms::Ksyms;
+
+/// How events reach user space.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Transport {
+    /// The BPF ring buffer (5.8+), woken in batches.
+    Ringbuf,
+    /// A perf event array, one buffer per CPU.
+    Perfbuf,
+}
+
+/// Which kind of program carries a tracepoint hook.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Hooks {
+    /// The best this kernel supports: tp_btf, else raw tracepoints.
+    Auto,
+    /// BTF-enabled raw tracepoints (5.5+, needs kernel BTF).
+    TpBtf,
+    /// Raw tracepoints (4.17+).
+    RawTp,
+}
+
+/// A tracepoint and the two programs (tp_btf and raw_tp) that can hook it.
+#[derive(Clone, Copy, Debug)]
+pub struct Hook {
+    pub system: &'static str,
+    pub event: &'static str,
+    pub btf_program: &'static str,
+    pub raw_program: &'static str,
+}
+
+pub struct Options {
+    pub tool: &'static str,
+    pub config: Config,
+    pub transport: Option<Transport>,
+    pub hooks: Hooks,
+    pub debug: bool,
+    /// Size of the ring buffer in bytes (a power of two, at least a page).
+    pub ring_bytes: u32,
+}
+
+/// The programs, loaded.
+pub struct Session {
+    tool: &'static str,
+    ebpf: Ebpf,
+    btf: Option<aya::Btf>,
+    hooks: Hooks,
+    transport: Transport,
+    /// What was attached, and how: for `--debug` and tests.
+    pub attached: Vec<String>,
+}
+
+/// Tries to lift RLIMIT_MEMLOCK, which kernels before 5.11 charge BPF maps to. Newer kernels
+/// account BPF memory to the memory cgroup, so a refusal is not an error.
+fn raise_memlock() {
+    let rlim = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
+    // SAFETY: a valid rlimit struct.
+    if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &rlim) } != 0 {
+        debug!("could not raise RLIMIT_MEMLOCK ({}); fine on 5.11+", std::io::Error::last_os_error());
+    }
+}
+
+fn ringbuf_supported() -> bool {
+    aya::sys::is_map_supported(aya::maps::MapType::RingBuf).unwrap_or(false)
+}
+
+impl Session {
+    pub fn load(opts: &Options) -> Result<Session> {
+        raise_memlock();
+        let btf = match aya::Btf::from_sys_fs() {
+            Ok(btf) => Some(btf),
+            Err(e) => {
+                debug!("no kernel BTF ({e}): tp_btf hooks unavailable");
+                None
+            }
+        };
+        let transport = match opts.transport {
+            Some(t) => t,
+            None if ringbuf_supported() => Transport::Ringbuf,
+            None => Transport::Perfbuf,
+        };
+        if transport == Transport::Ringbuf && !ringbuf_supported() {
+            bail!("this kernel has no BPF ring buffer (5.8+); use --transport perfbuf");
+        }
+        let object = match transport {
+            Transport::Ringbuf => crate::RINGBUF_OBJECT,
+            Transport::Perfbuf => crate::PERFBUF_OBJECT,
+        };
+        let mut config = opts.config;
+        if opts.debug && transport == Transport::Ringbuf {
+            config.features |= FEATURE_DEBUG_LOG;
+        }
+        let mut loader = EbpfLoader::new();
+        loader.btf(btf.as_ref()).override_global(names::CONFIG, &config, true);
+        if transport == Transport::Ringbuf {
+            loader.map_max_entries(names::EVENTS, opts.ring_bytes);
+        }
+        let ebpf = loader.load(object).context("loading the eBPF object failed")?;
+        debug!("loaded the {transport:?} object");
+        Ok(Session {
+            tool: opts.tool,
+            ebpf,
+            btf,
+            hooks: opts.hooks,
+            transport,
+            attached: Vec::new(),
+        })
+    }
+
+    /// Attaches one program per tracepoint, on the best rung of tp_btf → raw tracepoint.
+    pub fn attach(&mut self, hooks: &[Hook]) -> Result<()> {
+        for hook in hooks {
+            let how = self.attach_one(hook).with_context(|| {
+                format!("cannot attach to tracepoint {}:{}", hook.system, hook.event)
+            })?;
+            debug!("{}:{} attached as {how}", hook.system, hook.event);
+            self.attached.push(format!("{}:{} {how}", hook.system, hook.event));
+        }
+        Ok(())
+    }
+
+    fn attach_one(&mut self, hook: &Hook) -> Result<&'static str> {
+        let try_btf = matches!(self.hooks, Hooks::Auto | Hooks::TpBtf);
+        if try_btf {
+            match (&self.btf, self.hooks) {
+                (Some(btf), _) => {
+                    let prog: &mut BtfTracePoint = self
+                        .ebpf
+                        .program_mut(hook.btf_program)
+                        .ok_or_else(|| anyhow!("program {} missing from the object", hook.btf_program))?
+                        .try_into()?;
+                    let result = prog.load(hook.event, btf).map_err(anyhow::Error::from).and_then(|()| {
+                        prog.attach().map(|_| ()).map_err(anyhow::Error::from)
+                    });
+                    match result {
+                        Ok(()) => return Ok("tp_btf"),
+                        Err(e) if self.hooks == Hooks::TpBtf => return Err(e.context("tp_btf")),
+                        Err(e) => debug!("tp_btf {} refused ({e:#}); trying a raw tracepoint", hook.event),
+                    }
+                }
+                (None, Hooks::TpBtf) => bail!("tp_btf needs the kernel's BTF (/sys/kernel/btf/vmlinux)"),
+                (None, _) => {}
+            }
+        }
+        let prog: &mut RawTracePoint = self
+            .ebpf
+            .program_mut(hook.raw_program)
+            .ok_or_else(|| anyhow!("program {} missing from the object", hook.raw_program))?
+            .try_into()?;
+        prog.load()?;
+        prog.attach(hook.event)?;
+        Ok("raw_tp")
+    }
+
+    /// Attaches a classic tracepoint program (record fields at offsets from tracefs).
+    pub fn attach_classic(&mut self, system: &str, event: &str, program: &str) -> Result<()> {
+        let prog: &mut TracePoint = self
+            .ebpf
+            .program_mut(program)
+            .ok_or_else(|| anyhow!("program {program} missing from the object"))?
+            .try_into()?;
+        prog.load()?;
+        prog.attach(system, event)
+            .with_context(|| format!("cannot attach to tracepoint {system}:{event}"))?;
+        self.attached.push(format!("{system}:{event} tracepoint"));
+        Ok(())
+    }
+
+    pub fn transport(&self) -> Transport {
+        self.transport
+    }
+
+    /// Takes the event stream out of the object.
+    pub fn events(&mut self) -> Result<Events> {
+        let map = self.ebpf.take_map(names::EVENTS).context("EVENTS map missing")?;
+        let source = match self.transport {
+            Transport::Ringbuf => {
+                let ring = RingBuf::try_from(map)?;
+                // SAFETY: the ring buffer owns its map fd and lives inside the AsyncFd, so the
+                // fd stays open for as long as it is registered.
+                Source::Ring(unsafe { AsyncFd::register(ring) }.map_err(|e| anyhow!("{e}"))?)
+            }
+            Transport::Perfbuf => {
+                let mut array = PerfEventArray::try_from(map)?;
+                let cpus = aya::util::online_cpus().map_err(|(_, e)| e)?;
+                let buffers = cpus
+                    .into_iter()
+                    .map(|cpu| array.open(cpu, Some(64)))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Source::Perf(buffers, array)
+            }
+        };
+        Ok(Events { source, lost: 0 })
+    }
+
+    /// Takes the stack map out of the object, with the kernel's symbols.
+    pub fn stacks(&mut self) -> Result<Stacks> {
+        let map = self.ebpf.take_map(names::STACKS).context("STACKS map missing")?;
+        Ok(Stacks { map: StackTraceMap::try_from(map)?, ksyms: Ksyms::load()? })
+    }
+
+    /// Takes a map out of the object by name.
+    pub fn take_map(&mut self, name: &str) -> Result<aya::maps::Map> {
+        self.ebpf.take_map(name).with_context(|| format!("{name} map missing"))
+    }
+
+    /// The kernel-side counters, summed over CPUs.
+    pub fn counters(&self) -> [u64; NR_COUNTERS as usize] {
+        let mut out = [0u64; NR_COUNTERS as usize];
+        let Some(map) = self.ebpf.map(names::STATS) else { return out };
+        let Ok(array) = PerCpuArray::<_, u64>::try_from(map) else { return out };
+        for c in Counter::ALL {
+            if let Ok(values) = array.get(&(c as u32), 0) {
+                out[c as usize] = values.iter().sum();
+            }
+        }
+        out
+    }
+
+    /// The aya-log reader for `--debug`, when the object has one.
+    pub fn logger(&mut self) -> Option<aya_log::EbpfLogger<&'static dyn log::Log>> {
+        if self.transport != Transport::Ringbuf {
+            return None;
+        }
+        aya_log::EbpfLogger::init(&mut self.ebpf).ok()
+    }
+
+    /// Prints lost-event counts to stderr: `<tool>: N events lost` (documented in the README).
+    pub fn report_losses(&self, events: &Events) {
+        let c = self.counters();
+        let lost = c[Counter::Lost as usize] + events.lost;
+        if lost > 0 {
+            eprintln!("{}: {lost} events lost", self.tool);
+        }
+        if c[Counter::StackLost as usize] > 0 {
+            eprintln!("{}: {} kernel stacks lost", self.tool, c[Counter::StackLost as usize]);
+        }
+        debug!(
+            "ends without a begin: {}, begin map full: {}",
+            c[Counter::MissedBegin as usize],
+            c[Counter::BeginMapFull as usize]
+        );
+    }
+}
+
+enum Source {
+    Ring(AsyncFd<RingBuf<MapData>>),
+    // The array is kept so the buffers stay registered in it.
+    Perf(Vec<PerfEventArrayBuffer<MapData>>, #[allow(dead_code)] PerfEventArray<MapData>),
+}
+
+/// The stream of raw records from the kernel.
+pub struct Events {
+    source: Source,
+    /// Records the perf buffers reported dropped.
+    pub lost: u64,
+}
+
+impl Events {
+    /// Hands every waiting record to `f`. Returns the number of records read.
+    pub fn drain(&mut self, f: &mut dyn FnMut(&[u8])) -> usize {
+        let mut n = 0;
+        match &mut self.source {
+            Source::Ring(fd) => {
+                let ring = fd.get_mut();
+                while let Some(item) = ring.next() {
+                    f(&item);
+                    n += 1;
+                }
+            }
+            Source::Perf(buffers, _) => {
+                let mut scratch = Vec::new();
+                let lost = &mut self.lost;
+                for buf in buffers.iter_mut() {
+                    buf.for_each(|event| match event {
+                        PerfEvent::Sample { head, tail } => {
+                            if tail.is_empty() {
+                                f(head);
+                            } else {
+                                scratch.clear();
+                                scratch.extend_from_slice(head);
+                                scratch.extend_from_slice(tail);
+                                f(&scratch);
+                            }
+                            n += 1;
+                        }
+                        PerfEvent::Lost { count } => *lost += count,
+                    });
+                }
+            }
+        }
+        n
+    }
+
+    /// Waits until the kernel wakes us (ring buffer) or forever (perf buffers: drained on the
+    /// timer only).
+    async fn woken(&mut self) {
+        match &mut self.source {
+            Source::Ring(fd) => {
+                if let Ok(mut guard) = fd.readable_mut().await {
+                    guard.clear_ready();
+                }
+            }
+            Source::Perf(..) => std::future::pending().await,
+        }
+    }
+
+    pub fn raw_fd(&self) -> Option<i32> {
+        match &self.source {
+            Source::Ring(fd) => Some(fd.get_ref().as_raw_fd()),
+            Source::Perf(..) => None,
+        }
+    }
+}
+
+/// Kernel stacks by id, symbolized.
+pub struct Stacks {
+    map: StackTraceMap<MapData>,
+    ksyms: Ksyms,
+}
+
+impl Stacks {
+    /// The frames of stack `id`, innermost first, as `symbol+0xoff`; the entry is removed so
+    /// the map never fills.
+    pub fn take(&mut self, id: i32) -> Option<Vec<String>> {
+        let id = u32::try_from(id).ok()?;
+        let trace = self.map.get(&id, 0).ok()?;
+        let frames = trace
+            .frames()
+            .iter()
+            .map(|f| self.ksyms.format(f.ip))
+            .skip_while(|f| is_tracing_frame(f))
+            .collect();
+        let _ = self.map.remove(&id);
+        Some(frames)
+    }
+}
+
+/// Frames of the tracing machinery itself (our program, the tracepoint's BPF trampoline or
+/// perf glue), which sit on top of every captured stack.
+fn is_tracing_frame(frame: &str) -> bool {
+    ["bpf_prog_", "bpf_trace_run", "__bpf_trace_", "perf_trace_", "trace_call_bpf", "perf_tp_event", "bpf_get_stack"]
+        .iter()
+        .any(|p| frame.starts_with(p))
+}
+
+/// What the event loop calls.
+pub trait Sink {
+    /// One raw record. Returns false to stop (the reader of stdout went away).
+    fn record(&mut self, data: &[u8]) -> bool;
+    /// After each batch: flush output. Returns false to stop.
+    fn batch_end(&mut self) -> bool;
+    /// Every `interval` given to `run`, and once at the end.
+    fn interval(&mut self) -> bool {
+        true
+    }
+}
+
+/// Why the loop ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum End {
+    Signal,
+    Deadline,
+    ReaderGone,
+}
+
+/// How often the ring buffer is drained without a wake-up: bounds the display latency.
+pub const POLL_PERIOD: Duration = Duration::from_millis(50);
+
+/// Runs until SIGINT, SIGTERM, the deadline, or the reader of stdout going away.
+pub async fn run(
+    events: &mut Events,
+    sink: &mut dyn Sink,
+    duration: Option<Duration>,
+    interval: Option<Duration>,
+    mut logger: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
+) -> Result<End> {
+    let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let start = tokio::time::Instant::now();
+    let deadline = duration.map(|d| start + d);
+    let mut tick = tokio::time::interval(POLL_PERIOD);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut next_interval = interval.map(|i| start + i);
+    let far = start + Duration::from_secs(100 * 365 * 24 * 3600);
+
+    let end = loop {
+        tokio::select! {
+            _ = sigint.recv() => break End::Signal,
+            _ = sigterm.recv() => break End::Signal,
+            _ = tokio::time::sleep_until(deadline.unwrap_or(far)) => break End::Deadline,
+            _ = tick.tick() => {}
+            _ = events.woken() => {}
+        }
+        if let Some(l) = logger.as_mut() {
+            l.flush();
+        }
+        if !drain(events, sink) {
+            break End::ReaderGone;
+        }
+        if let (Some(at), Some(every)) = (next_interval, interval) {
+            if tokio::time::Instant::now() >= at {
+                next_interval = Some(at + every);
+                if !sink.interval() || !sink.batch_end() {
+                    break End::ReaderGone;
+                }
+            }
+        }
+    };
+    // Whatever arrived before the end is still shown.
+    if end != End::ReaderGone && drain(events, sink) && interval.is_some() {
+        let _ = sink.interval() && sink.batch_end();
+    }
+    if let Some(l) = logger.as_mut() {
+        l.flush();
+    }
+    Ok(end)
+}
+
+fn drain(events: &mut Events, sink: &mut dyn Sink) -> bool {
+    let mut keep = true;
+    events.drain(&mut |data| {
+        if keep {
+            keep = sink.record(data);
+        }
+    });
+    keep && sink.batch_end()
+}
+
+/// Monotonic time in the kernel's `bpf_ktime_get_ns` clock.
+pub fn ktime_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: a valid timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Time since `since`, for `--debug` timing.
+pub fn elapsed_ms(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1e3
+}
