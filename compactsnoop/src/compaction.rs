@@ -255,7 +255,7 @@ impl Sink for Printer {
         let mut keep = self.out.check(r).unwrap_or(false);
         if keep {
             if let Some(stacks) = self.stacks.as_mut() {
-                let frames = stacks.take(ev.kstack_id).unwrap_or_default();
+                let frames = stacks.frames(ev.kstack_id);
                 let w = self.out.writer();
                 let r = frames.iter().try_for_each(|f| writeln!(w, "    {f}")).and_then(|()| writeln!(w));
                 keep = self.out.check(r).unwrap_or(false);

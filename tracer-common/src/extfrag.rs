@@ -30,6 +30,9 @@ crate::pin_layout!(ExtfragEvent, 72, {
 });
 
 /// Key of the in-kernel counts of the summary mode (`names::EXTFRAG_COUNTS`).
+///
+/// The task name is part of the key so that `-n NAME` can select counts in user space, which
+/// adds the counts of all keys that differ only in `comm`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ExtfragKey {
@@ -39,10 +42,11 @@ pub struct ExtfragKey {
     pub fallback_order: i32,
     pub change_ownership: u8,
     pub _pad: [u8; 7],
+    pub comm: [u8; TASK_COMM_LEN],
 }
-crate::pin_layout!(ExtfragKey, 24, {
+crate::pin_layout!(ExtfragKey, 40, {
     alloc_migratetype @ 0, fallback_migratetype @ 4, alloc_order @ 8, fallback_order @ 12,
-    change_ownership @ 16, _pad @ 17,
+    change_ownership @ 16, _pad @ 17, comm @ 24,
 });
 
 /// Offsets of the fields of the classic tracepoint record, read from its tracefs `format` file.

@@ -6,7 +6,10 @@
 //! which detaches and unloads everything (nothing is pinned, so even SIGKILL leaves nothing).
 
 use std::{
+    collections::HashMap,
+    future::poll_fn,
     os::fd::AsRawFd as _,
+    task::Poll,
     time::{Duration, Instant},
 };
 
@@ -116,8 +119,13 @@ impl Session {
             Transport::Perfbuf => crate::PERFBUF_OBJECT,
         };
         let mut config = opts.config;
-        if opts.debug && transport == Transport::Ringbuf {
-            config.features |= FEATURE_DEBUG_LOG;
+        if transport == Transport::Ringbuf {
+            // Batch wake-ups: the kernel writes without waking us until an eighth of the
+            // buffer is waiting; the event loop drains every POLL_PERIOD regardless.
+            config.wakeup_bytes = opts.ring_bytes / 8;
+            if opts.debug {
+                config.features |= FEATURE_DEBUG_LOG;
+            }
         }
         let mut loader = EbpfLoader::new();
         loader.btf(btf.as_ref()).override_global(names::CONFIG, &config, true);
@@ -212,10 +220,12 @@ impl Session {
             Transport::Perfbuf => {
                 let mut array = PerfEventArray::try_from(map)?;
                 let cpus = aya::util::online_cpus().map_err(|(_, e)| e)?;
-                let buffers = cpus
-                    .into_iter()
-                    .map(|cpu| array.open(cpu, Some(64)))
-                    .collect::<Result<Vec<_>, _>>()?;
+                let mut buffers = Vec::with_capacity(cpus.len());
+                for cpu in cpus {
+                    let buf = array.open(cpu, Some(PERF_PAGES_PER_CPU))?;
+                    // SAFETY: each buffer owns its perf fd and lives inside its AsyncFd.
+                    buffers.push(unsafe { AsyncFd::register(buf) }.map_err(|e| anyhow!("{e}"))?);
+                }
                 Source::Perf(buffers, array)
             }
         };
@@ -225,7 +235,7 @@ impl Session {
     /// Takes the stack map out of the object, with the kernel's symbols.
     pub fn stacks(&mut self) -> Result<Stacks> {
         let map = self.ebpf.take_map(names::STACKS).context("STACKS map missing")?;
-        Ok(Stacks { map: StackTraceMap::try_from(map)?, ksyms: Ksyms::load()? })
+        Ok(Stacks { map: StackTraceMap::try_from(map)?, ksyms: Ksyms::load()?, seen: HashMap::new() })
     }
 
     /// Takes a map out of the object by name.
@@ -275,7 +285,7 @@ impl Session {
 enum Source {
     Ring(AsyncFd<RingBuf<MapData>>),
     // The array is kept so the buffers stay registered in it.
-    Perf(Vec<PerfEventArrayBuffer<MapData>>, #[allow(dead_code)] PerfEventArray<MapData>),
+    Perf(Vec<AsyncFd<PerfEventArrayBuffer<MapData>>>, #[allow(dead_code)] PerfEventArray<MapData>),
 }
 
 /// The stream of raw records from the kernel.
@@ -301,7 +311,7 @@ impl Events {
                 let mut scratch = Vec::new();
                 let lost = &mut self.lost;
                 for buf in buffers.iter_mut() {
-                    buf.for_each(|event| match event {
+                    buf.get_mut().for_each(|event| match event {
                         PerfEvent::Sample { head, tail } => {
                             if tail.is_empty() {
                                 f(head);
@@ -321,8 +331,8 @@ impl Events {
         n
     }
 
-    /// Waits until the kernel wakes us (ring buffer) or forever (perf buffers: drained on the
-    /// timer only).
+    /// Waits until the kernel wakes us: the ring buffer once a batch is waiting, a perf
+    /// buffer at every event (aya opens them so).
     async fn woken(&mut self) {
         match &mut self.source {
             Source::Ring(fd) => {
@@ -330,7 +340,18 @@ impl Events {
                     guard.clear_ready();
                 }
             }
-            Source::Perf(..) => std::future::pending().await,
+            Source::Perf(buffers, _) => {
+                poll_fn(|cx| {
+                    for fd in buffers.iter_mut() {
+                        if let Poll::Ready(Ok(mut guard)) = fd.poll_read_ready_mut(cx) {
+                            guard.clear_ready();
+                            return Poll::Ready(());
+                        }
+                    }
+                    Poll::Pending
+                })
+                .await
+            }
         }
     }
 
@@ -343,32 +364,56 @@ impl Events {
 }
 
 /// Kernel stacks by id, symbolized.
+///
+/// The kernel gives identical stacks the same id, and a burst of events from one call path
+/// puts many records with one id in the buffer before user space reads the first. Each id is
+/// removed from the map once read, so the map never fills, and remembered here for the records
+/// that follow. The map is asked first, so an id the kernel has since reused for another stack
+/// shows the new one. At most one entry per id; ids are bounded by the size of the stack map.
 pub struct Stacks {
     map: StackTraceMap<MapData>,
     ksyms: Ksyms,
+    seen: HashMap<u32, Vec<String>>,
 }
 
 impl Stacks {
-    /// The frames of stack `id`, innermost first, as `symbol+0xoff`; the entry is removed so
-    /// the map never fills.
+    /// The frames of stack `id`, innermost first, as `symbol+0xoff`, without the frames of
+    /// the tracing machinery. Empty for an event without a stack.
+    pub fn frames(&mut self, id: i32) -> &[String] {
+        let Ok(id) = u32::try_from(id) else { return &[] };
+        if let Ok(trace) = self.map.get(&id, 0) {
+            let frames = trace
+                .frames()
+                .iter()
+                .map(|f| self.ksyms.format(f.ip))
+                .skip_while(|f| is_tracing_frame(f))
+                .collect();
+            let _ = self.map.remove(&id);
+            self.seen.insert(id, frames);
+        }
+        self.seen.get(&id).map_or(&[], Vec::as_slice)
+    }
+
+    /// TEMPORARY for drsnoop's port to `frames`.
     pub fn take(&mut self, id: i32) -> Option<Vec<String>> {
-        let id = u32::try_from(id).ok()?;
-        let trace = self.map.get(&id, 0).ok()?;
-        let frames = trace
-            .frames()
-            .iter()
-            .map(|f| self.ksyms.format(f.ip))
-            .skip_while(|f| is_tracing_frame(f))
-            .collect();
-        let _ = self.map.remove(&id);
-        Some(frames)
+        let f = self.frames(id);
+        (!f.is_empty()).then(|| f.to_vec())
     }
 }
 
 /// Frames of the tracing machinery itself (our program, the tracepoint's BPF trampoline or
 /// perf glue), which sit on top of every captured stack.
 fn is_tracing_frame(frame: &str) -> bool {
-    ["bpf_prog_", "bpf_trace_run", "__bpf_trace_", "perf_trace_", "trace_call_bpf", "perf_tp_event", "bpf_get_stack"]
+    [
+        "bpf_prog_",
+        "bpf_trace_run",
+        "__bpf_trace_",
+        "__traceiter_",
+        "perf_trace_",
+        "trace_call_bpf",
+        "perf_tp_event",
+        "bpf_get_stack",
+    ]
         .iter()
         .any(|p| frame.starts_with(p))
 }
@@ -392,6 +437,9 @@ pub enum End {
     Deadline,
     ReaderGone,
 }
+
+/// Pages of each CPU's perf buffer (1 MiB with 4 KiB pages).
+const PERF_PAGES_PER_CPU: usize = 256;
 
 /// How often the ring buffer is drained without a wake-up: bounds the display latency.
 pub const POLL_PERIOD: Duration = Duration::from_millis(50);

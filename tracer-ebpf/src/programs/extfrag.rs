@@ -12,12 +12,15 @@ use aya_ebpf::{
 use tracer_common::{
     config::{ABSENT, FEATURE_SUMMARY},
     extfrag::{ExtfragEvent, ExtfragKey},
+    stats::Counter,
 };
-use tracer_ebpf::{Task, comm, config, kernel_stack, now_ns};
+use tracer_ebpf::{Task, comm, config, count, kernel_stack, now_ns};
 
-/// Counts by kind of fallback, for the summary mode.
+/// Counts by kind of fallback and task name, for the summary mode. Cumulative: user space never
+/// deletes entries (a delete would race with increments) and subtracts snapshots instead. A key
+/// that does not fit any more is counted as `Counter::Lost`.
 #[map]
-static EXTFRAG_COUNTS: PerCpuHashMap<ExtfragKey, u64> = PerCpuHashMap::with_max_entries(1024, 0);
+static EXTFRAG_COUNTS: PerCpuHashMap<ExtfragKey, u64> = PerCpuHashMap::with_max_entries(4096, 0);
 
 #[tracepoint(category = "kmem", name = "mm_page_alloc_extfrag")]
 pub fn extfrag_tp(ctx: TracePointContext) -> i32 {
@@ -48,12 +51,17 @@ pub fn extfrag_tp(ctx: TracePointContext) -> i32 {
             fallback_order,
             change_ownership,
             _pad: [0; 7],
+            comm: comm(),
         };
         match EXTFRAG_COUNTS.get_ptr_mut(&key) {
             // SAFETY: this CPU's slot, written with preemption off.
             Some(n) => unsafe { *n += 1 },
+            // A new key starts at 1 on this CPU and 0 on the others; if another CPU inserted
+            // it meanwhile, BPF_ANY only sets this CPU's slot, which was still 0.
             None => {
-                let _ = EXTFRAG_COUNTS.insert(&key, &1, 0);
+                if EXTFRAG_COUNTS.insert(&key, &1, 0).is_err() {
+                    count(Counter::Lost);
+                }
             }
         }
         return 0;
