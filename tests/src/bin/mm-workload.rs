@@ -1,0 +1,189 @@
+//! The process that makes the kernel do memory-management work for the tests, with a comm,
+//! PID and UID the tests know.
+//!
+//! mm-workload [--name COMM] compact             write 1 to /proc/sys/vm/compact_memory
+//! mm-workload [--name COMM] hugepages N         write N to /proc/sys/vm/nr_hugepages
+//! mm-workload [--name COMM] alloc MIB           touch MIB of anonymous memory, then exit
+//! mm-workload [--name COMM] sleep MS            just sleep (a process that exits while traced)
+//! mm-workload [--name COMM] fragment            make unmovable allocations fall back into
+//!                                               movable pageblocks (kmem:mm_page_alloc_extfrag);
+//!                                               sets nr_hugepages, which the caller restores
+//!
+//! Commands can follow each other: `mm-workload --name a sleep 1500 compact`.
+
+use std::{ffi::CString, io::Write as _, process::ExitCode, time::Duration};
+
+fn set_comm(name: &str) {
+    if let Ok(c) = CString::new(name) {
+        // SAFETY: PR_SET_NAME with a NUL-terminated string (the kernel truncates to 15 bytes).
+        unsafe { libc::prctl(libc::PR_SET_NAME, c.as_ptr() as libc::c_ulong, 0, 0, 0) };
+    }
+}
+
+fn write_sysctl(path: &str, value: &str) -> Result<(), String> {
+    let mut f = std::fs::OpenOptions::new().write(true).open(path).map_err(|e| format!("{path}: {e}"))?;
+    f.write_all(value.as_bytes()).map_err(|e| format!("{path}: {e}"))
+}
+
+fn alloc(mib: usize) {
+    let len = mib << 20;
+    // SAFETY: anonymous private mapping, touched page by page, unmapped before returning.
+    unsafe {
+        let p = libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        );
+        if p == libc::MAP_FAILED {
+            return;
+        }
+        let bytes = p.cast::<u8>();
+        for off in (0..len).step_by(4096) {
+            bytes.add(off).write_volatile(1);
+        }
+        libc::munmap(p, len);
+    }
+}
+
+const PAGE: usize = 4096;
+const HUGE: usize = 2 << 20;
+
+/// Free pages in Unmovable pageblocks, and free blocks of pageblock size or more, from
+/// /proc/pagetypeinfo.
+fn pagetypeinfo() -> (usize, usize) {
+    let text = std::fs::read_to_string("/proc/pagetypeinfo").unwrap_or_default();
+    let mut pb_order = 9;
+    let (mut unmovable, mut large) = (0usize, 0usize);
+    for line in text.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if line.starts_with("Page block order:") {
+            pb_order = f.last().and_then(|v| v.parse().ok()).unwrap_or(9);
+        } else if f.first() == Some(&"Node") && f.contains(&"type") {
+            let at = f.iter().position(|w| *w == "type").unwrap_or(0);
+            let kind = f.get(at + 1).copied().unwrap_or("");
+            let counts: Vec<usize> = f[at + 2..].iter().map(|c| c.trim_start_matches('>').parse().unwrap_or(0)).collect();
+            if kind == "Unmovable" {
+                unmovable += counts.iter().enumerate().map(|(o, n)| n << o).sum::<usize>();
+            }
+            if matches!(kind, "Unmovable" | "Movable" | "Reclaimable") {
+                large += counts.iter().enumerate().filter(|(o, _)| *o >= pb_order).map(|(o, n)| n << (o - pb_order)).sum::<usize>();
+            }
+        }
+    }
+    (unmovable * PAGE, large)
+}
+
+fn mem_free() -> usize {
+    let text = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix("MemFree:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<usize>().ok())
+        .unwrap_or(0)
+        << 10
+}
+
+/// Unmovable allocations (pipe buffers) made when the only free memory left is order-0 holes
+/// in Movable pageblocks too full to be claimed: each falls back, and fragments.
+///
+/// 1. 2 GiB of anonymous 4 KiB pages, every fourth freed again: 512 MiB of holes.
+/// 2. Huge pages for every free block of pageblock size (no more, so no compaction moves the
+///    holes): no large free block is left.
+/// 3. Pipe buffers worth the free pages of Unmovable pageblocks and 64 MiB more.
+fn fragment() -> Result<(), String> {
+    let region = 2usize << 30;
+    // SAFETY: an anonymous private mapping used only here.
+    let base = unsafe {
+        libc::mmap(std::ptr::null_mut(), region, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0)
+    };
+    if base == libc::MAP_FAILED {
+        return Err("cannot map 2 GiB".to_owned());
+    }
+    // SAFETY: within the mapping made above.
+    unsafe {
+        libc::madvise(base, region, libc::MADV_NOHUGEPAGE);
+        let bytes = base.cast::<u8>();
+        for off in (0..region).step_by(PAGE) {
+            bytes.add(off).write_volatile(1);
+        }
+        for off in (0..region).step_by(4 * PAGE) {
+            libc::madvise(base.cast::<u8>().add(off).cast(), PAGE, libc::MADV_DONTNEED);
+        }
+    }
+    let mut huge = 0usize;
+    for _ in 0..4 {
+        let (_, left) = pagetypeinfo();
+        if left <= 8 {
+            break;
+        }
+        huge += left - 8;
+        write_sysctl("/proc/sys/vm/nr_hugepages", &huge.to_string())?;
+        huge = std::fs::read_to_string("/proc/sys/vm/nr_hugepages").ok().and_then(|v| v.trim().parse().ok()).unwrap_or(huge);
+    }
+    let (unmovable, left) = pagetypeinfo();
+    let mib = ((unmovable + left * HUGE + (64 << 20)).min(mem_free().saturating_sub(256 << 20))) >> 20;
+    let nofile = (2 * mib + 64) as libc::rlim_t;
+    // SAFETY: a valid rlimit.
+    unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &libc::rlimit { rlim_cur: nofile, rlim_max: nofile }) };
+    let chunk = vec![b'x'; 65536];
+    let mut pipes = Vec::with_capacity(mib);
+    for _ in 0..mib {
+        let mut fds = [0; 2];
+        // SAFETY: fds has room for two descriptors; writes are bounded by the chunk.
+        unsafe {
+            if libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK) != 0 {
+                break;
+            }
+            libc::fcntl(fds[1], libc::F_SETPIPE_SZ, 1 << 20);
+            while libc::write(fds[1], chunk.as_ptr().cast(), chunk.len()) > 0 {}
+        }
+        pipes.push(fds);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    for [r, w] in pipes {
+        // SAFETY: closing descriptors we opened.
+        unsafe {
+            libc::close(r);
+            libc::close(w);
+        }
+    }
+    // SAFETY: unmapping what was mapped above.
+    unsafe { libc::munmap(base, region) };
+    write_sysctl("/proc/sys/vm/nr_hugepages", "0")
+}
+
+fn main() -> ExitCode {
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--name") && args.len() > 1 {
+        set_comm(&args[1]);
+        args.drain(..2);
+    }
+    let mut result = Ok(());
+    let mut it = args.iter().map(String::as_str);
+    while let (Ok(()), Some(cmd)) = (&result, it.next()) {
+        let mut number = || it.next().unwrap_or("0").to_owned();
+        result = match cmd {
+            "compact" => write_sysctl("/proc/sys/vm/compact_memory", "1"),
+            "hugepages" => write_sysctl("/proc/sys/vm/nr_hugepages", &number()),
+            "alloc" => {
+                alloc(number().parse().unwrap_or(0));
+                Ok(())
+            }
+            "fragment" => fragment(),
+            "sleep" => {
+                std::thread::sleep(Duration::from_millis(number().parse().unwrap_or(0)));
+                Ok(())
+            }
+            other => Err(format!("unknown command `{other}`")),
+        };
+    }
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mm-workload: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! Making the kernel do the work on demand, from child processes with a known comm, PID and
+//! UID. Everything changed is restored when the guard drops, also when a test panics.
+
+use std::{
+    io::Write as _,
+    os::unix::process::CommandExt as _,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+};
+
+const NR_HUGEPAGES: &str = "/proc/sys/vm/nr_hugepages";
+/// Page cache filled before squeezing memory with huge pages.
+const FILL_BYTES: u64 = 3 << 30;
+/// Machines smaller than this are not squeezed.
+const MIN_MEM_TOTAL_KB: u64 = 6 << 20;
+
+fn meminfo_kb(key: &str) -> u64 {
+    let text = std::fs::read_to_string("/proc/meminfo").expect("reading /proc/meminfo");
+    text.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no {key} in /proc/meminfo"))
+}
+
+pub fn mem_free_kb() -> u64 {
+    meminfo_kb("MemFree")
+}
+
+/// A child doing one thing. Returns its PID once it has exited successfully.
+pub struct Workload<'a> {
+    pub binary: &'a str,
+    pub name: &'a str,
+    pub uid: Option<u32>,
+}
+
+impl Workload<'_> {
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(self.binary);
+        cmd.arg("--name").arg(self.name).args(args).stdin(Stdio::null());
+        if let Some(uid) = self.uid {
+            cmd.uid(uid).gid(uid);
+        }
+        cmd
+    }
+
+    /// Runs to completion; returns the PID it had.
+    pub fn run(&self, args: &[&str]) -> u32 {
+        let mut child = self.command(args).spawn().unwrap_or_else(|e| panic!("cannot start the workload: {e}"));
+        let pid = child.id();
+        let status = child.wait().expect("waiting for the workload");
+        assert!(status.success(), "workload {} {args:?} failed: {status}", self.name);
+        pid
+    }
+
+    /// Starts it and returns the child.
+    pub fn spawn(&self, args: &[&str]) -> std::process::Child {
+        self.command(args).spawn().unwrap_or_else(|e| panic!("cannot start the workload: {e}"))
+    }
+
+    /// Manual compaction of every zone, in the workload's own context.
+    pub fn compact(&self) -> u32 {
+        self.run(&["compact"])
+    }
+}
+
+/// Restores `nr_hugepages` to what it was when dropped, also when a test panics.
+pub struct HugepagesGuard {
+    original: String,
+}
+
+impl HugepagesGuard {
+    pub fn new() -> HugepagesGuard {
+        let original = std::fs::read_to_string(NR_HUGEPAGES).expect("reading nr_hugepages").trim().to_owned();
+        HugepagesGuard { original }
+    }
+
+    pub fn original(&self) -> &str {
+        &self.original
+    }
+}
+
+impl Default for HugepagesGuard {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for HugepagesGuard {
+    fn drop(&mut self) {
+        if let Ok(mut f) = std::fs::OpenOptions::new().write(true).open(NR_HUGEPAGES) {
+            let _ = f.write_all(self.original.as_bytes());
+        }
+    }
+}
+
+/// Refuses to squeeze a machine too small to do it safely.
+pub fn require_memory() {
+    let total = meminfo_kb("MemTotal");
+    assert!(
+        total >= MIN_MEM_TOTAL_KB,
+        "refusing to run the memory workloads: the machine has {} MiB, they need at least {} MiB",
+        total >> 10,
+        MIN_MEM_TOTAL_KB >> 10
+    );
+}
+
+/// Restores `nr_hugepages` and removes the page-cache file on drop.
+pub struct Squeeze {
+    hugepages: HugepagesGuard,
+    fill: PathBuf,
+}
+
+impl Squeeze {
+    /// Prepares the huge-page squeeze: checks the machine is large enough, fills the page
+    /// cache with a file, and remembers what to restore.
+    pub fn prepare() -> Squeeze {
+        require_memory();
+        let hugepages = HugepagesGuard::new();
+        let fill = std::env::temp_dir().join(format!("tracer-tests-fill-{}", std::process::id()));
+        let squeeze = Squeeze { hugepages, fill };
+        squeeze.fill_page_cache();
+        squeeze
+    }
+
+    fn fill_page_cache(&self) {
+        let mut f = std::fs::File::create(&self.fill).unwrap_or_else(|e| panic!("{}: {e}", self.fill.display()));
+        let chunk = vec![0x5au8; 1 << 20];
+        for _ in 0..(FILL_BYTES >> 20) {
+            f.write_all(&chunk).expect("filling the page cache");
+        }
+        f.sync_all().expect("syncing the fill file");
+    }
+
+    /// How many huge pages to ask for: more than free memory holds, so the writer must
+    /// compact and reclaim.
+    pub fn target_hugepages() -> u64 {
+        (mem_free_kb() + (1 << 20)) / 2048
+    }
+
+    /// Reserves huge pages beyond free memory from `w`'s process, then releases them from a
+    /// second run. Returns the PID of the reserving process.
+    pub fn run(&self, w: &Workload<'_>) -> u32 {
+        let n = Self::target_hugepages().to_string();
+        let pid = w.run(&["hugepages", &n]);
+        w.run(&["hugepages", self.hugepages.original()]);
+        pid
+    }
+
+    pub fn fill_path(&self) -> &Path {
+        &self.fill
+    }
+}
+
+impl Drop for Squeeze {
+    fn drop(&mut self) {
+        // The huge pages are restored by the guard, dropped after this.
+        let _ = std::fs::remove_file(&self.fill);
+    }
+}

@@ -1,0 +1,140 @@
+//! `cargo xtask setup | build | run | test`: everything the README asks of a fresh machine.
+
+mod setup;
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, ExitCode},
+};
+
+use anyhow::{Context as _, Result, bail};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Install what building the eBPF programs needs: nightly's rust-src and bpf-linker.
+    Setup,
+    /// Build the tools (release).
+    Build,
+    /// Build and run a tool as root: `cargo xtask run compactsnoop -- -T -d 10`.
+    Run {
+        /// compactsnoop or drsnoop.
+        tool: String,
+        /// Arguments for the tool.
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// Unit tests, then the integration tests against the running kernel (as root).
+    Test {
+        /// Only tests whose name contains this.
+        filter: Option<String>,
+    },
+}
+
+const TOOLS: [&str; 2] = ["compactsnoop", "drsnoop"];
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Cmd::Setup => setup::run(),
+        Cmd::Build => setup::run().and_then(|()| build(true)),
+        Cmd::Run { tool, args } => run_tool(&tool, &args),
+        Cmd::Test { filter } => test(filter.as_deref()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_owned()
+}
+
+/// Runs a command, failing with its description when it fails.
+pub fn run_cmd(cmd: &mut Command) -> Result<()> {
+    let status = cmd.status().with_context(|| format!("cannot start {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed ({status})");
+    }
+    Ok(())
+}
+
+fn cargo() -> Command {
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.current_dir(workspace_root());
+    cmd
+}
+
+fn build(release: bool) -> Result<()> {
+    let mut cmd = cargo();
+    cmd.arg("build");
+    if release {
+        cmd.arg("--release");
+    }
+    for tool in TOOLS {
+        cmd.args(["--package", tool]);
+    }
+    run_cmd(&mut cmd)
+}
+
+fn is_root() -> bool {
+    // SAFETY: no arguments, cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn run_tool(tool: &str, args: &[String]) -> Result<()> {
+    if !TOOLS.contains(&tool) {
+        bail!("unknown tool `{tool}`: choose one of {}", TOOLS.join(", "));
+    }
+    setup::run()?;
+    build(true)?;
+    let binary = workspace_root().join("target/release").join(tool);
+    let mut cmd = if is_root() {
+        Command::new(&binary)
+    } else {
+        let mut sudo = Command::new("sudo");
+        sudo.arg(&binary);
+        sudo
+    };
+    cmd.args(args);
+    let status = cmd.status().with_context(|| format!("cannot start {}", binary.display()))?;
+    std::process::exit(status.code().unwrap_or(1));
+}
+
+fn test(filter: Option<&str>) -> Result<()> {
+    setup::run()?;
+    // Unit tests of every host crate (the eBPF crate only builds for the BPF target).
+    let mut unit = cargo();
+    unit.args(["test", "--workspace", "--exclude", "tracer-ebpf", "--exclude", "tests"]);
+    if let Some(f) = filter {
+        unit.arg(f);
+    }
+    run_cmd(&mut unit)?;
+
+    // Integration tests: the real binaries against the running kernel. They need root and
+    // must run: TRACER_REQUIRE_KERNEL turns every "cannot run here" into a failure.
+    build(false)?;
+    if !is_root() {
+        bail!("the integration tests load eBPF programs and need root: run `sudo -E cargo xtask test`");
+    }
+    let mut integration = cargo();
+    integration
+        .args(["test", "--package", "tests", "--", "--test-threads=1"])
+        .env("TRACER_REQUIRE_KERNEL", "1")
+        .env("TRACER_BIN_DIR", workspace_root().join("target/debug"));
+    if let Some(f) = filter {
+        integration.arg(f);
+    }
+    run_cmd(&mut integration)
+}
