@@ -4,7 +4,7 @@
 //! does not need. Kernel struct offsets are read from the running kernel's BTF by user space and
 //! passed here: Rust emits no CO-RE relocations, so nothing about kernel structs is compiled in.
 
-use crate::{extfrag::ExtfragRecordLayout, user_pod};
+use crate::{extfrag::ExtfragRecordLayout, reclaim::FreePagesLayout, user_pod};
 
 /// Offset value meaning "this kernel has no such field".
 pub const ABSENT: u32 = u32::MAX;
@@ -96,10 +96,12 @@ pub struct Config {
     pub cc: CompactControlLayout,
     /// Field offsets of the classic `kmem:mm_page_alloc_extfrag` record.
     pub extfrag: ExtfragRecordLayout,
+    /// drsnoop: where the free pages are, read at reclaim begin.
+    pub reclaim: FreePagesLayout,
 }
-crate::pin_layout!(Config, 112, {
+crate::pin_layout!(Config, 160, {
     filter @ 0, features @ 16, wakeup_bytes @ 20, _reserved @ 24,
-    zone @ 32, cc @ 80, extfrag @ 88,
+    zone @ 32, cc @ 80, extfrag @ 88, reclaim @ 112,
 });
 
 /// Capture the kernel stack of each event.
@@ -127,6 +129,7 @@ impl Config {
             fallback_migratetype: ABSENT,
             change_ownership: ABSENT,
         },
+        reclaim: FreePagesLayout::NONE,
     };
 }
 
