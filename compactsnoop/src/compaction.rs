@@ -59,7 +59,7 @@ pub async fn run(opts: &Opts) -> Result<()> {
         zones: layout::zone_names(&btf)?,
         results: layout::compact_result_names(&btf)?,
     };
-    let mut config = opts.base_config();
+    let mut config = opts.common.base_config();
     let args = layout::compaction_args(&btf)?;
     let hooks = match args {
         CompactionArgs::ControlBlock => {
@@ -77,19 +77,19 @@ pub async fn run(opts: &Opts) -> Result<()> {
     let mut session = Session::load(&Options {
         tool: "compactsnoop",
         config,
-        transport: opts.transport,
-        hooks: opts.hooks,
-        debug: opts.debug,
+        transport: opts.common.transport,
+        hooks: opts.common.hooks,
+        debug: opts.common.debug,
         ring_bytes: 256 * 1024,
     })?;
     session.attach(hooks)?;
     let mut events = session.events()?;
-    let stacks = if opts.kernel_stack { Some(session.stacks()?) } else { None };
-    let logger = if opts.debug { session.logger() } else { None };
+    let stacks = if opts.common.kernel_stack { Some(session.stacks()?) } else { None };
+    let logger = if opts.common.debug { session.logger() } else { None };
 
     let mut printer = Printer {
-        columns: Columns { timestamp: opts.timestamp, extended: opts.extended_fields },
-        name: opts.name.clone(),
+        columns: Columns { timestamp: opts.common.timestamp, extended: opts.extended_fields },
+        name: opts.common.name.clone(),
         names,
         zoneinfo: zones::read().unwrap_or_default(),
         first_ts: None,
@@ -100,7 +100,7 @@ pub async fn run(opts: &Opts) -> Result<()> {
     if !printer.out.flush()? {
         return Ok(());
     }
-    session::run(&mut events, &mut printer, opts.duration, None, logger).await?;
+    session::run(&mut events, &mut printer, opts.common.duration, None, logger).await?;
     drop(printer);
     session.report_losses(&events);
     Ok(())

@@ -52,7 +52,7 @@ pub async fn run(opts: &Opts) -> Result<()> {
     let format = Format::read(&tracefs::root()?, SYSTEM, EVENT)?;
     let pageblock_order = pageblock::discover(&format.print_fmt)?;
 
-    let mut config = opts.base_config();
+    let mut config = opts.common.base_config();
     config.extfrag = record_layout(&format)?;
     if opts.summary.is_some() {
         config.features |= FEATURE_SUMMARY;
@@ -61,14 +61,14 @@ pub async fn run(opts: &Opts) -> Result<()> {
     let mut session = Session::load(&Options {
         tool: "compactsnoop",
         config,
-        transport: opts.transport,
-        hooks: opts.hooks,
-        debug: opts.debug,
+        transport: opts.common.transport,
+        hooks: opts.common.hooks,
+        debug: opts.common.debug,
         ring_bytes: if opts.summary.is_some() { RING_BYTES_SUMMARY } else { RING_BYTES },
     })?;
     session.attach_classic(SYSTEM, EVENT, PROGRAM)?;
     let mut events = session.events()?;
-    let logger = if opts.debug { session.logger() } else { None };
+    let logger = if opts.common.debug { session.logger() } else { None };
 
     if let Some(every) = opts.summary {
         let map = session.take_map(names::EXTFRAG_COUNTS)?;
@@ -77,7 +77,7 @@ pub async fn run(opts: &Opts) -> Result<()> {
         let start = Instant::now();
         let mut sink = summary::Summary {
             map,
-            name: opts.name.clone(),
+            name: opts.common.name.clone(),
             names,
             pageblock_order,
             start,
@@ -89,13 +89,13 @@ pub async fn run(opts: &Opts) -> Result<()> {
         if !sink.out.flush()? {
             return Ok(());
         }
-        session::run(&mut events, &mut sink, opts.duration, Some(every), logger).await?;
+        session::run(&mut events, &mut sink, opts.common.duration, Some(every), logger).await?;
         drop(sink);
     } else {
-        let stacks = if opts.kernel_stack { Some(session.stacks()?) } else { None };
+        let stacks = if opts.common.kernel_stack { Some(session.stacks()?) } else { None };
         let mut printer = Printer {
-            columns: Columns { timestamp: opts.timestamp },
-            name: opts.name.clone(),
+            columns: Columns { timestamp: opts.common.timestamp },
+            name: opts.common.name.clone(),
             names,
             pageblock_order,
             zoneinfo: zones::read().unwrap_or_default(),
@@ -108,7 +108,7 @@ pub async fn run(opts: &Opts) -> Result<()> {
         if !printer.out.flush()? {
             return Ok(());
         }
-        session::run(&mut events, &mut printer, opts.duration, None, logger).await?;
+        session::run(&mut events, &mut printer, opts.common.duration, None, logger).await?;
         drop(printer);
     }
     session.report_losses(&events);

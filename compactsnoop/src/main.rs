@@ -10,13 +10,9 @@ use std::{process::ExitCode, time::Duration};
 
 use anyhow::{Context as _, Result};
 use clap::Parser;
-use tracer_common::config::{
-    Config, FEATURE_KSTACK, FILTER_TGID, FILTER_TID, FILTER_UID, Filter,
-};
 use tracer_user::{
-    cli::{parse_duration, parse_name, parse_pid, parse_uid},
+    cli::{CommonOpts, parse_duration},
     privilege,
-    session::{Hooks, Transport},
 };
 
 const EXAMPLES: &str = "\
@@ -38,27 +34,8 @@ examples:
 #[derive(Debug, Parser)]
 #[command(name = "compactsnoop", version, after_help = EXAMPLES)]
 pub struct Opts {
-    /// Include a TIME(s) column: seconds since the first event.
-    #[arg(short = 'T', long)]
-    pub timestamp: bool,
-    /// Trace this process only (thread group id).
-    #[arg(short, long, value_name = "PID", value_parser = parse_pid)]
-    pub pid: Option<u32>,
-    /// Trace this thread only (takes precedence over --pid).
-    #[arg(short, long, value_name = "TID", value_parser = parse_pid)]
-    pub tid: Option<u32>,
-    /// Trace processes of this user id only.
-    #[arg(short, long, value_name = "UID", value_parser = parse_uid)]
-    pub uid: Option<u32>,
-    /// Trace processes whose name contains NAME only.
-    #[arg(short, long, value_name = "NAME", value_parser = parse_name)]
-    pub name: Option<String>,
-    /// Stop after this many seconds.
-    #[arg(short, long, value_name = "SECONDS", value_parser = parse_duration)]
-    pub duration: Option<Duration>,
-    /// Show the kernel stack of each event.
-    #[arg(short = 'K', long = "kernel-stack")]
-    pub kernel_stack: bool,
+    #[command(flatten)]
+    pub common: CommonOpts,
     /// Show FRAGIDX MIN LOW HIGH FREE: the zone at the start of the run, in pages.
     #[arg(short = 'e', long = "extended_fields", visible_alias = "extended-fields", conflicts_with = "extfrag")]
     pub extended_fields: bool,
@@ -68,48 +45,11 @@ pub struct Opts {
     /// With -x: count events in the kernel and print a table every SECONDS and at exit.
     #[arg(short, long, value_name = "SECONDS", value_parser = parse_duration, requires = "extfrag", conflicts_with = "kernel_stack")]
     pub summary: Option<Duration>,
-    /// Which program kind carries the tracepoint hooks.
-    #[arg(long, value_enum, default_value_t = Hooks::Auto)]
-    pub hooks: Hooks,
-    /// How events reach user space (default: the ring buffer where the kernel has one).
-    #[arg(long, value_enum)]
-    pub transport: Option<Transport>,
-    /// Print diagnostics on stderr: hooks chosen, kernel-side warnings, verifier logs.
-    #[arg(long)]
-    pub debug: bool,
-}
-
-impl Opts {
-    /// The in-kernel task filter.
-    pub fn filter(&self) -> Filter {
-        let mut f = Filter::default();
-        if let Some(tid) = self.tid {
-            f.flags |= FILTER_TID;
-            f.tid = tid;
-        } else if let Some(pid) = self.pid {
-            f.flags |= FILTER_TGID;
-            f.tgid = pid;
-        }
-        if let Some(uid) = self.uid {
-            f.flags |= FILTER_UID;
-            f.uid = uid;
-        }
-        f
-    }
-
-    pub fn base_config(&self) -> Config {
-        let mut cfg = Config::DEFAULT;
-        cfg.filter = self.filter();
-        if self.kernel_stack {
-            cfg.features |= FEATURE_KSTACK;
-        }
-        cfg
-    }
 }
 
 fn main() -> ExitCode {
     let opts = Opts::parse();
-    tracer_user::init_logging(opts.debug);
+    tracer_user::init_logging(opts.common.debug);
     match run(opts) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -146,9 +86,9 @@ mod tests {
     #[test]
     fn combined_short_flags() {
         let o = Opts::try_parse_from(["compactsnoop", "-Tep", "4242"]).unwrap();
-        assert!(o.timestamp && o.extended_fields && o.pid == Some(4242));
+        assert!(o.common.timestamp && o.extended_fields && o.common.pid == Some(4242));
         let o = Opts::try_parse_from(["compactsnoop", "-Ke"]).unwrap();
-        assert!(o.kernel_stack && o.extended_fields);
+        assert!(o.common.kernel_stack && o.extended_fields);
         let o = Opts::try_parse_from(["compactsnoop", "--extended-fields"]).unwrap();
         assert!(o.extended_fields);
         assert!(Opts::try_parse_from(["compactsnoop", "-s", "5"]).is_err());

@@ -140,10 +140,21 @@ impl Squeeze {
     /// Reserves huge pages beyond free memory from `w`'s process, then releases them from a
     /// second run. Returns the PID of the reserving process.
     pub fn run(&self, w: &Workload<'_>) -> u32 {
-        let n = Self::target_hugepages().to_string();
-        let pid = w.run(&["hugepages", &n]);
-        w.run(&["hugepages", self.hugepages.original()]);
+        let pid = self.reserve(w);
+        self.release(w);
         pid
+    }
+
+    /// Reserves huge pages beyond free memory from `w`'s process and keeps them: memory stays
+    /// short until `release` (or the drop). Returns the PID of the reserving process.
+    pub fn reserve(&self, w: &Workload<'_>) -> u32 {
+        let n = Self::target_hugepages().to_string();
+        w.run(&["hugepages", &n])
+    }
+
+    /// Gives the reserved huge pages back.
+    pub fn release(&self, w: &Workload<'_>) {
+        w.run(&["hugepages", self.hugepages.original()]);
     }
 
     pub fn fill_path(&self) -> &Path {

@@ -119,7 +119,7 @@ fn a_reader_that_goes_away_ends_the_tool_quietly() {
     let _serial = serial();
     let bin = tool_path("compactsnoop");
     let script = format!("{} 2>/tmp/tracer-tests-head.err | head -1; echo \"status=${{PIPESTATUS[0]}}\"", bin.display());
-    let mut child = Command::new("bash")
+    let child = Command::new("bash")
         .args(["-c", &script])
         .stdout(Stdio::piped())
         .stdin(Stdio::null())

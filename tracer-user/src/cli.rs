@@ -3,6 +3,79 @@
 
 use std::time::Duration;
 
+use tracer_common::config::{Config, FEATURE_KSTACK, FILTER_TGID, FILTER_TID, FILTER_UID, Filter};
+
+use crate::session::{Hooks, Transport};
+
+/// The options both tools take, flattened into each tool's own.
+#[derive(Clone, Debug, clap::Args)]
+pub struct CommonOpts {
+    /// Include a TIME(s) column: seconds since the first event.
+    #[arg(short = 'T', long)]
+    pub timestamp: bool,
+    /// Trace this process only (thread group id).
+    #[arg(short, long, value_name = "PID", value_parser = parse_pid)]
+    pub pid: Option<u32>,
+    /// Trace this thread only (takes precedence over --pid).
+    #[arg(short, long, value_name = "TID", value_parser = parse_pid)]
+    pub tid: Option<u32>,
+    /// Trace processes of this user id only.
+    #[arg(short, long, value_name = "UID", value_parser = parse_uid)]
+    pub uid: Option<u32>,
+    /// Only show processes whose name contains NAME.
+    #[arg(short, long, value_name = "NAME", value_parser = parse_name)]
+    pub name: Option<String>,
+    /// Stop after this many seconds.
+    #[arg(short, long, value_name = "SECONDS", value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// Show the kernel stack of each event.
+    #[arg(short = 'K', long = "kernel-stack")]
+    pub kernel_stack: bool,
+    /// Which program kind carries the tracepoint hooks.
+    #[arg(long, value_enum, default_value_t = Hooks::Auto)]
+    pub hooks: Hooks,
+    /// How events reach user space (default: the ring buffer where the kernel has one).
+    #[arg(long, value_enum)]
+    pub transport: Option<Transport>,
+    /// Print diagnostics on stderr: hooks chosen, kernel-side warnings, verifier logs.
+    #[arg(long)]
+    pub debug: bool,
+}
+
+impl CommonOpts {
+    /// The in-kernel task filter: -t wins over -p; -u applies with either.
+    pub fn filter(&self) -> Filter {
+        let mut f = Filter::default();
+        if let Some(tid) = self.tid {
+            f.flags |= FILTER_TID;
+            f.tid = tid;
+        } else if let Some(pid) = self.pid {
+            f.flags |= FILTER_TGID;
+            f.tgid = pid;
+        }
+        if let Some(uid) = self.uid {
+            f.flags |= FILTER_UID;
+            f.uid = uid;
+        }
+        f
+    }
+
+    /// The configuration these options ask of the programs.
+    pub fn base_config(&self) -> Config {
+        let mut cfg = Config::DEFAULT;
+        cfg.filter = self.filter();
+        if self.kernel_stack {
+            cfg.features |= FEATURE_KSTACK;
+        }
+        cfg
+    }
+
+    /// Whether `-n` lets a task of this name through.
+    pub fn name_matches(&self, comm: &str) -> bool {
+        self.name.as_deref().is_none_or(|n| comm.contains(n))
+    }
+}
+
 /// Longest `-d` accepted: a year. Anything longer is a typo, not a trace.
 pub const MAX_DURATION_SECS: u64 = 365 * 24 * 3600;
 

@@ -393,12 +393,6 @@ impl Stacks {
         }
         self.seen.get(&id).map_or(&[], Vec::as_slice)
     }
-
-    /// TEMPORARY for drsnoop's port to `frames`.
-    pub fn take(&mut self, id: i32) -> Option<Vec<String>> {
-        let f = self.frames(id);
-        (!f.is_empty()).then(|| f.to_vec())
-    }
 }
 
 /// Frames of the tracing machinery itself (our program, the tracepoint's BPF trampoline or

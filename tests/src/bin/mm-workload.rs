@@ -4,6 +4,9 @@
 //! mm-workload [--name COMM] compact             write 1 to /proc/sys/vm/compact_memory
 //! mm-workload [--name COMM] hugepages N         write N to /proc/sys/vm/nr_hugepages
 //! mm-workload [--name COMM] alloc MIB           touch MIB of anonymous memory, then exit
+//! mm-workload [--name COMM] thp MIB             fault MIB of transparent huge pages in
+//!                                               (MADV_HUGEPAGE: direct compaction and reclaim
+//!                                               when memory is short, for any user)
 //! mm-workload [--name COMM] sleep MS            just sleep (a process that exits while traced)
 //! mm-workload [--name COMM] fragment            make unmovable allocations fall back into
 //!                                               movable pageblocks (kmem:mm_page_alloc_extfrag);
@@ -26,6 +29,11 @@ fn write_sysctl(path: &str, value: &str) -> Result<(), String> {
 }
 
 fn alloc(mib: usize) {
+    touch(mib, false)
+}
+
+/// Maps `mib` MiB of anonymous memory, optionally asks for huge pages, touches every page.
+fn touch(mib: usize, huge: bool) {
     let len = mib << 20;
     // SAFETY: anonymous private mapping, touched page by page, unmapped before returning.
     unsafe {
@@ -39,6 +47,9 @@ fn alloc(mib: usize) {
         );
         if p == libc::MAP_FAILED {
             return;
+        }
+        if huge {
+            libc::madvise(p, len, libc::MADV_HUGEPAGE);
         }
         let bytes = p.cast::<u8>();
         for off in (0..len).step_by(4096) {
@@ -172,6 +183,10 @@ fn main() -> ExitCode {
                 Ok(())
             }
             "fragment" => fragment(),
+            "thp" => {
+                touch(number().parse().unwrap_or(0), true);
+                Ok(())
+            }
             "sleep" => {
                 std::thread::sleep(Duration::from_millis(number().parse().unwrap_or(0)));
                 Ok(())
