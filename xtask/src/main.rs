@@ -112,7 +112,54 @@ fn run_tool(tool: &str, args: &[String]) -> Result<()> {
     std::process::exit(status.code().unwrap_or(1));
 }
 
+/// Test counts over several `cargo test` runs.
+#[derive(Default)]
+struct Tally {
+    passed: u64,
+    failed: u64,
+}
+
+impl Tally {
+    /// Runs `cargo test`, passing its output through and adding up its `test result:` lines.
+    fn run(&mut self, cmd: &mut Command) -> Result<()> {
+        use std::io::{BufRead as _, BufReader, Write as _};
+        let mut child = cmd
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .with_context(|| format!("cannot start {cmd:?}"))?;
+        let stdout = child.stdout.take().context("piped stdout")?;
+        let mut out = std::io::stdout().lock();
+        for line in BufReader::new(stdout).lines() {
+            let line = line?;
+            writeln!(out, "{line}")?;
+            if let Some(rest) = line.strip_prefix("test result: ") {
+                let count = |word: &str| {
+                    rest.split(';')
+                        .find_map(|part| part.trim().strip_suffix(word)?.trim().rsplit(' ').next()?.parse::<u64>().ok())
+                        .unwrap_or(0)
+                };
+                self.passed += count("passed");
+                self.failed += count("failed");
+            }
+        }
+        out.flush()?;
+        let status = child.wait()?;
+        if !status.success() {
+            bail!("{cmd:?} failed ({status})");
+        }
+        Ok(())
+    }
+}
+
 fn test(filter: Option<&str>) -> Result<()> {
+    let mut tally = Tally::default();
+    let result = run_tests(filter, &mut tally);
+    // The closing line CI reads: every test of both stages, counted.
+    println!("total: {} passed, {} failed", tally.passed, tally.failed);
+    result
+}
+
+fn run_tests(filter: Option<&str>, tally: &mut Tally) -> Result<()> {
     setup::run()?;
     // Unit tests of every host crate (the eBPF crate only builds for the BPF target).
     let mut unit = cargo();
@@ -120,7 +167,7 @@ fn test(filter: Option<&str>) -> Result<()> {
     if let Some(f) = filter {
         unit.arg(f);
     }
-    run_cmd(&mut unit)?;
+    tally.run(&mut unit)?;
 
     // Integration tests: the real binaries against the running kernel. They need root and
     // must run: TRACER_REQUIRE_KERNEL turns every "cannot run here" into a failure.
@@ -136,5 +183,5 @@ fn test(filter: Option<&str>) -> Result<()> {
     if let Some(f) = filter {
         integration.arg(f);
     }
-    run_cmd(&mut integration)
+    tally.run(&mut integration)
 }
