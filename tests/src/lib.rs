@@ -37,9 +37,29 @@ pub fn kernel_available() -> bool {
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
-/// Tests share one kernel: run them one at a time even under a parallel test runner.
-pub fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+/// The machine-wide lock every memory workload holds (`flock`), so that test runs, soak runs
+/// and benchmarks in other processes never squeeze memory at the same time.
+pub const WORKLOAD_LOCK: &str = "/tmp/tracer-tests.lock";
+
+/// Held while a test uses the kernel: one test at a time in this process and on the machine.
+pub struct Serial {
+    _thread: MutexGuard<'static, ()>,
+    _file: std::fs::File,
+}
+
+/// Tests share one kernel: run them one at a time even under a parallel test runner, and
+/// across processes.
+pub fn serial() -> Serial {
+    let thread = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(WORKLOAD_LOCK)
+        .unwrap_or_else(|e| panic!("cannot open {WORKLOAD_LOCK}: {e}"));
+    // SAFETY: flock on a descriptor we own; released when the file is closed.
+    let rc = unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&file), libc::LOCK_EX) };
+    assert_eq!(rc, 0, "cannot lock {WORKLOAD_LOCK}: {}", std::io::Error::last_os_error());
+    Serial { _thread: thread, _file: file }
 }
 
 /// Where the tools' binaries are: `TRACER_BIN_DIR`, else this workspace's debug build.
