@@ -7,7 +7,11 @@ fn main() -> anyhow::Result<()> {
     let ebpf_dir = std::path::Path::new(&manifest_dir).join("../tracer-ebpf");
     let ebpf_dir = ebpf_dir.to_str().context("non-UTF-8 path to tracer-ebpf")?;
     aya_build::build_ebpf(
-        [aya_build::Package { name: "tracer-ebpf", root_dir: ebpf_dir, ..Default::default() }],
+        [aya_build::Package {
+            name: "tracer-ebpf",
+            root_dir: ebpf_dir,
+            ..Default::default()
+        }],
         aya_build::Toolchain::default(),
     )
     .context(

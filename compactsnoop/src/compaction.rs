@@ -3,6 +3,7 @@
 use std::io::{self, Write};
 
 use anyhow::{Context as _, Result};
+use tracer_common::names;
 use tracer_common::{
     compact::{CompactEvent, FLAG_SNAPSHOT, FLAG_ZONE_KNOWN, ZoneSnapshot},
     config::FEATURE_ZONE_SNAPSHOT,
@@ -51,6 +52,7 @@ const HOOKS_PFNS: [Hook; 2] = [
 ];
 
 pub async fn run(opts: &Opts) -> Result<()> {
+    let t0 = std::time::Instant::now();
     let btf = Btf::from_sys_fs().context(
         "compactsnoop needs the kernel's BTF (CONFIG_DEBUG_INFO_BTF) to find compaction's zone, \
          order and status",
@@ -72,23 +74,45 @@ pub async fn run(opts: &Opts) -> Result<()> {
     if opts.extended_fields {
         config.features |= FEATURE_ZONE_SNAPSHOT;
     }
-    drop(btf);
+    log::debug!(
+        "kernel layout read from BTF in {:.1} ms",
+        session::elapsed_ms(t0)
+    );
 
-    let mut session = Session::load(&Options {
-        tool: "compactsnoop",
-        config,
-        transport: opts.common.transport,
-        hooks: opts.common.hooks,
-        debug: opts.common.debug,
-        ring_bytes: 256 * 1024,
-    })?;
+    let mut session = Session::load(
+        &Options {
+            tool: "compactsnoop",
+            maps: &[names::COMPACT_BEGIN, names::STACKS],
+            config,
+            transport: opts.common.transport,
+            hooks: opts.common.hooks,
+            debug: opts.common.debug,
+            ring_bytes: 256 * 1024,
+        },
+        Some(&btf),
+        hooks,
+    )?;
+    drop(btf);
+    log::debug!("object loaded at {:.1} ms", session::elapsed_ms(t0));
     session.attach(hooks)?;
+    log::debug!("attached at {:.1} ms", session::elapsed_ms(t0));
     let mut events = session.events()?;
-    let stacks = if opts.common.kernel_stack { Some(session.stacks()?) } else { None };
-    let logger = if opts.common.debug { session.logger() } else { None };
+    let stacks = if opts.common.kernel_stack {
+        Some(session.stacks()?)
+    } else {
+        None
+    };
+    let logger = if opts.common.debug {
+        session.logger()
+    } else {
+        None
+    };
 
     let mut printer = Printer {
-        columns: Columns { timestamp: opts.common.timestamp, extended: opts.extended_fields },
+        columns: Columns {
+            timestamp: opts.common.timestamp,
+            extended: opts.extended_fields,
+        },
         name: opts.common.name.clone(),
         names,
         zoneinfo: zones::read().unwrap_or_default(),
@@ -100,7 +124,14 @@ pub async fn run(opts: &Opts) -> Result<()> {
     if !printer.out.flush()? {
         return Ok(());
     }
-    session::run(&mut events, &mut printer, opts.common.duration, None, logger).await?;
+    session::run(
+        &mut events,
+        &mut printer,
+        opts.common.duration,
+        None,
+        logger,
+    )
+    .await?;
     drop(printer);
     session.report_losses(&events);
     Ok(())
@@ -123,9 +154,17 @@ impl Columns {
         if self.timestamp {
             write!(w, "{:<14} ", "TIME(s)")?;
         }
-        write!(w, "{:<14} {:<6} {:<4} {:<12} {:<5} {:<7} ", "COMM", "PID", "NODE", "ZONE", "ORDER", "MODE")?;
+        write!(
+            w,
+            "{:<14} {:<6} {:<4} {:<12} {:<5} {:<7} ",
+            "COMM", "PID", "NODE", "ZONE", "ORDER", "MODE"
+        )?;
         if self.extended {
-            write!(w, "{:<8} {:<8} {:<8} {:<8} {:<8} ", "FRAGIDX", "MIN", "LOW", "HIGH", "FREE")?;
+            write!(
+                w,
+                "{:<8} {:<8} {:<8} {:<8} {:<8} ",
+                "FRAGIDX", "MIN", "LOW", "HIGH", "FREE"
+            )?;
         }
         writeln!(w, "{:>9} {:>16}", "LAT(ms)", "STATUS")
     }
@@ -148,14 +187,26 @@ impl Columns {
         let comm = comm_str(&ev.comm);
         let comm = truncate(&comm, 14);
         let mode = if ev.sync != 0 { "SYNC" } else { "ASYNC" };
-        let node = if ev.node >= 0 { ev.node.to_string() } else { "?".to_owned() };
-        write!(w, "{comm:<14} {:<6} {node:<4} {:<12} {:<5} {mode:<7} ", ev.tgid, r.zone, ev.order)?;
+        let node = if ev.node >= 0 {
+            ev.node.to_string()
+        } else {
+            "?".to_owned()
+        };
+        write!(
+            w,
+            "{comm:<14} {:<6} {node:<4} {:<12} {:<5} {mode:<7} ",
+            ev.tgid, r.zone, ev.order
+        )?;
         if self.extended {
             if ev.flags & FLAG_SNAPSHOT != 0 {
                 let z = &ev.zone;
                 let [min, low, high] = watermarks(z);
                 let fragidx = fragmentation_index(ev.order, z) as f64 / 1000.0;
-                write!(w, "{fragidx:<8.3} {min:<8} {low:<8} {high:<8} {:<8} ", z.free_pages.max(0))?;
+                write!(
+                    w,
+                    "{fragidx:<8.3} {min:<8} {low:<8} {high:<8} {:<8} ",
+                    z.free_pages.max(0)
+                )?;
             } else {
                 write!(w, "{:<8} {:<8} {:<8} {:<8} {:<8} ", "?", "?", "?", "?", "?")?;
             }
@@ -230,7 +281,9 @@ impl Printer {
 
 impl Sink for Printer {
     fn record(&mut self, data: &[u8]) -> bool {
-        let Some(mut ev) = decode::record::<CompactEvent>(data) else { return true };
+        let Some(mut ev) = decode::record::<CompactEvent>(data) else {
+            return true;
+        };
         if let Some(name) = &self.name {
             if !comm_str(&ev.comm).contains(name.as_str()) {
                 return true;
@@ -257,7 +310,10 @@ impl Sink for Printer {
             if let Some(stacks) = self.stacks.as_mut() {
                 let frames = stacks.frames(ev.kstack_id);
                 let w = self.out.writer();
-                let r = frames.iter().try_for_each(|f| writeln!(w, "    {f}")).and_then(|()| writeln!(w));
+                let r = frames
+                    .iter()
+                    .try_for_each(|f| writeln!(w, "    {f}"))
+                    .and_then(|()| writeln!(w));
                 keep = self.out.check(r).unwrap_or(false);
             }
         }
@@ -274,7 +330,10 @@ mod tests {
     use super::*;
 
     fn snapshot(nr_free: &[u64]) -> ZoneSnapshot {
-        let mut z = ZoneSnapshot { nr_orders: 11, ..Default::default() };
+        let mut z = ZoneSnapshot {
+            nr_orders: 11,
+            ..Default::default()
+        };
         z.nr_free[..nr_free.len()].copy_from_slice(nr_free);
         z
     }
@@ -283,7 +342,10 @@ mod tests {
     fn fragmentation_index_follows_the_kernel() {
         // Only order-0 pages free: an order-9 request fails for fragmentation.
         let z = snapshot(&[1000]);
-        assert_eq!(fragmentation_index(9, &z), 1000 - (1000 + 1000 * 1000 / 512) / 1000);
+        assert_eq!(
+            fragmentation_index(9, &z),
+            1000 - (1000 + 1000 * 1000 / 512) / 1000
+        );
         // A free block of the order: the request would succeed.
         assert_eq!(fragmentation_index(2, &snapshot(&[0, 0, 1])), -1000);
         // Nothing free at all.
@@ -294,15 +356,32 @@ mod tests {
 
     #[test]
     fn rows_use_bccs_widths() {
-        let mut ev = CompactEvent { tgid: 4242, node: 0, order: 9, sync: 0, ..Default::default() };
+        let mut ev = CompactEvent {
+            tgid: 4242,
+            node: 0,
+            order: 9,
+            sync: 0,
+            ..Default::default()
+        };
         ev.comm[..4].copy_from_slice(b"bash");
         ev.ts_begin_ns = 1_000_000;
         ev.ts_end_ns = 3_500_000;
-        let cols = Columns { timestamp: true, extended: false };
+        let cols = Columns {
+            timestamp: true,
+            extended: false,
+        };
         let mut out = Vec::new();
         cols.header(&mut out).unwrap();
-        cols.row(&mut out, &Row { ev: &ev, time_s: 0.5, zone: "ZONE_NORMAL", status: "complete" })
-            .unwrap();
+        cols.row(
+            &mut out,
+            &Row {
+                ev: &ev,
+                time_s: 0.5,
+                zone: "ZONE_NORMAL",
+                status: "complete",
+            },
+        )
+        .unwrap();
         let text = String::from_utf8(out).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(

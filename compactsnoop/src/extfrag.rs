@@ -47,7 +47,10 @@ pub async fn run(opts: &Opts) -> Result<()> {
         "compactsnoop -x needs the kernel's BTF (CONFIG_DEBUG_INFO_BTF) to name zones and \
          migrate types",
     )?;
-    let names = Names { zones: layout::zone_names(&btf)?, migratetypes: layout::migratetype_names(&btf)? };
+    let names = Names {
+        zones: layout::zone_names(&btf)?,
+        migratetypes: layout::migratetype_names(&btf)?,
+    };
     drop(btf);
     let format = Format::read(&tracefs::root()?, SYSTEM, EVENT)?;
     let pageblock_order = pageblock::discover(&format.print_fmt)?;
@@ -58,17 +61,30 @@ pub async fn run(opts: &Opts) -> Result<()> {
         config.features |= FEATURE_SUMMARY;
     }
 
-    let mut session = Session::load(&Options {
-        tool: "compactsnoop",
-        config,
-        transport: opts.common.transport,
-        hooks: opts.common.hooks,
-        debug: opts.common.debug,
-        ring_bytes: if opts.summary.is_some() { RING_BYTES_SUMMARY } else { RING_BYTES },
-    })?;
+    let mut session = Session::load(
+        &Options {
+            tool: "compactsnoop",
+            maps: &[names::EXTFRAG_COUNTS, names::STACKS],
+            config,
+            transport: opts.common.transport,
+            hooks: opts.common.hooks,
+            debug: opts.common.debug,
+            ring_bytes: if opts.summary.is_some() {
+                RING_BYTES_SUMMARY
+            } else {
+                RING_BYTES
+            },
+        },
+        None,
+        &[],
+    )?;
     session.attach_classic(SYSTEM, EVENT, PROGRAM)?;
     let mut events = session.events()?;
-    let logger = if opts.common.debug { session.logger() } else { None };
+    let logger = if opts.common.debug {
+        session.logger()
+    } else {
+        None
+    };
 
     if let Some(every) = opts.summary {
         let map = session.take_map(names::EXTFRAG_COUNTS)?;
@@ -89,12 +105,25 @@ pub async fn run(opts: &Opts) -> Result<()> {
         if !sink.out.flush()? {
             return Ok(());
         }
-        session::run(&mut events, &mut sink, opts.common.duration, Some(every), logger).await?;
+        session::run(
+            &mut events,
+            &mut sink,
+            opts.common.duration,
+            Some(every),
+            logger,
+        )
+        .await?;
         drop(sink);
     } else {
-        let stacks = if opts.common.kernel_stack { Some(session.stacks()?) } else { None };
+        let stacks = if opts.common.kernel_stack {
+            Some(session.stacks()?)
+        } else {
+            None
+        };
         let mut printer = Printer {
-            columns: Columns { timestamp: opts.common.timestamp },
+            columns: Columns {
+                timestamp: opts.common.timestamp,
+            },
             name: opts.common.name.clone(),
             names,
             pageblock_order,
@@ -108,7 +137,14 @@ pub async fn run(opts: &Opts) -> Result<()> {
         if !printer.out.flush()? {
             return Ok(());
         }
-        session::run(&mut events, &mut printer, opts.common.duration, None, logger).await?;
+        session::run(
+            &mut events,
+            &mut printer,
+            opts.common.duration,
+            None,
+            logger,
+        )
+        .await?;
         drop(printer);
     }
     session.report_losses(&events);
@@ -123,7 +159,10 @@ pub fn record_layout(format: &Format) -> Result<ExtfragRecordLayout> {
             .field(name)
             .with_context(|| format!("tracepoint {SYSTEM}:{EVENT} has no field `{name}`"))?;
         if f.size != size {
-            bail!("field `{name}` of {SYSTEM}:{EVENT} is {} bytes, expected {size}", f.size);
+            bail!(
+                "field `{name}` of {SYSTEM}:{EVENT} is {} bytes, expected {size}",
+                f.size
+            );
         }
         Ok(f.offset)
     };
@@ -156,7 +195,14 @@ impl Columns {
         writeln!(
             w,
             "{:<14} {:<6} {:<4} {:<12} {:<5} {:<8} {:<12} {:<13} {:<11} OWNERSHIP",
-            "COMM", "PID", "NODE", "ZONE", "ORDER", "FB_ORDER", "ALLOC_TYPE", "FALLBACK_TYPE",
+            "COMM",
+            "PID",
+            "NODE",
+            "ZONE",
+            "ORDER",
+            "FB_ORDER",
+            "ALLOC_TYPE",
+            "FALLBACK_TYPE",
             "FRAGMENTING"
         )
     }
@@ -184,7 +230,11 @@ impl Columns {
         let comm = truncate(&comm, 14);
         let node = r.node.map_or_else(|| "?".to_owned(), |n| n.to_string());
         let frag = if r.fragmenting { "yes" } else { "no" };
-        let own = if ev.change_ownership != 0 { "claim" } else { "steal" };
+        let own = if ev.change_ownership != 0 {
+            "claim"
+        } else {
+            "steal"
+        };
         writeln!(
             w,
             "{comm:<14} {:<6} {node:<4} {:<12} {:<5} {:<8} {:<12} {:<13} {frag:<11} {own}",
@@ -217,7 +267,8 @@ struct Printer {
 impl Printer {
     /// Node and zone name of a PFN.
     fn zone_of(&mut self, pfn: u64) -> (Option<i32>, String) {
-        if zones::find(&self.zoneinfo, pfn).is_none() && self.zoneinfo_read.elapsed().as_secs() >= 1 {
+        if zones::find(&self.zoneinfo, pfn).is_none() && self.zoneinfo_read.elapsed().as_secs() >= 1
+        {
             if let Ok(fresh) = zones::read() {
                 self.zoneinfo = fresh;
             }
@@ -232,7 +283,9 @@ impl Printer {
 
 impl Sink for Printer {
     fn record(&mut self, data: &[u8]) -> bool {
-        let Some(ev) = decode::record::<ExtfragEvent>(data) else { return true };
+        let Some(ev) = decode::record::<ExtfragEvent>(data) else {
+            return true;
+        };
         if let Some(name) = &self.name
             && !comm_str(&ev.comm).contains(name.as_str())
         {
@@ -240,8 +293,14 @@ impl Sink for Printer {
         }
         let first = *self.first_ts.get_or_insert(ev.ts_ns);
         let (node, zone) = self.zone_of(ev.pfn);
-        let alloc_type = self.names.migratetypes.name(i64::from(ev.alloc_migratetype));
-        let fallback_type = self.names.migratetypes.name(i64::from(ev.fallback_migratetype));
+        let alloc_type = self
+            .names
+            .migratetypes
+            .name(i64::from(ev.alloc_migratetype));
+        let fallback_type = self
+            .names
+            .migratetypes
+            .name(i64::from(ev.fallback_migratetype));
         let row = Row {
             ev: &ev,
             time_s: ev.ts_ns.saturating_sub(first) as f64 / 1e9,
@@ -257,7 +316,10 @@ impl Sink for Printer {
         if keep && let Some(stacks) = self.stacks.as_mut() {
             let frames = stacks.frames(ev.kstack_id);
             let w = self.out.writer();
-            let r = frames.iter().try_for_each(|f| writeln!(w, "    {f}")).and_then(|()| writeln!(w));
+            let r = frames
+                .iter()
+                .try_for_each(|f| writeln!(w, "    {f}"))
+                .and_then(|()| writeln!(w));
             keep = self.out.check(r).unwrap_or(false);
         }
         keep
@@ -305,7 +367,9 @@ print fmt: \"pfn=0x%lx\", REC->pfn
             }
         );
         let missing = FORMAT_6_18.replace("change_ownership;", "other;");
-        let err = record_layout(&Format::parse(&missing)).unwrap_err().to_string();
+        let err = record_layout(&Format::parse(&missing))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("no field `change_ownership`"), "{err}");
         let wide = FORMAT_6_18.replace("offset:16;\tsize:4", "offset:16;\tsize:8");
         assert!(record_layout(&Format::parse(&wide)).is_err());
@@ -346,7 +410,14 @@ print fmt: \"pfn=0x%lx\", REC->pfn
         ev2.fallback_order = 3;
         ev2.change_ownership = 0;
         ev2.comm = *b"averyveryverylon";
-        let row = Row { ev: &ev2, time_s: 12.5, node: None, zone: "?", fragmenting: true, ..row };
+        let row = Row {
+            ev: &ev2,
+            time_s: 12.5,
+            node: None,
+            zone: "?",
+            fragmenting: true,
+            ..row
+        };
         cols.row(&mut out, &row).unwrap();
         let text = String::from_utf8(out).unwrap();
         let lines: Vec<&str> = text.lines().collect();

@@ -37,7 +37,12 @@ pub struct Opts {
     #[command(flatten)]
     pub common: CommonOpts,
     /// Show FRAGIDX MIN LOW HIGH FREE: the zone at the start of the run, in pages.
-    #[arg(short = 'e', long = "extended_fields", visible_alias = "extended-fields", conflicts_with = "extfrag")]
+    #[arg(
+        short = 'e',
+        long = "extended_fields",
+        visible_alias = "extended-fields",
+        conflicts_with = "extfrag"
+    )]
     pub extended_fields: bool,
     /// Trace external fragmentation (kmem:mm_page_alloc_extfrag) instead of compaction.
     #[arg(short = 'x', long)]

@@ -137,7 +137,9 @@ mod tests {
         );
 
         let o = Opts::try_parse_from(["drsnoop", "-Uu", "1000", "-n", "mond"]).unwrap();
-        assert!(o.print_uid && o.common.uid == Some(1000) && o.common.name.as_deref() == Some("mond"));
+        assert!(
+            o.print_uid && o.common.uid == Some(1000) && o.common.name.as_deref() == Some("mond")
+        );
 
         let o = Opts::try_parse_from(["drsnoop", "-vKem", "-d", "3"]).unwrap();
         assert!(o.verbose && o.common.kernel_stack && o.extended && o.memcg);

@@ -1,11 +1,10 @@
 //! One row per reclaim, in bcc's column layout.
 
-use std::{
-    io::{self, Write},
-};
+use std::io::{self, Write};
 
 use anyhow::{Context as _, Result};
 use log::debug;
+use tracer_common::names;
 use tracer_common::reclaim::{KIND_DIRECT, KIND_MEMCG, KIND_MEMCG_SOFT, ReclaimEvent};
 use tracer_user::{
     btf::Btf,
@@ -66,9 +65,18 @@ const HOOKS_MEMCG_SOFT: [Hook; 2] = [
 ];
 
 pub async fn run(opts: &Opts) -> Result<()> {
+    // The kernel's BTF: the free-pages walk of -v and tp_btf hooks need it; without it, -v falls
+    // back to MemFree and the hooks to raw tracepoints.
+    let btf = match Btf::from_sys_fs() {
+        Ok(btf) => Some(btf),
+        Err(e) => {
+            debug!("no kernel BTF ({e})");
+            None
+        }
+    };
     let mut config = opts.common.base_config();
     if opts.verbose {
-        match free_pages_layout() {
+        match free_pages_layout(btf.as_ref()) {
             Ok((zone, free)) => {
                 debug!("FREE(KB): free pages of every zone, read in the kernel at reclaim begin");
                 config.zone = zone;
@@ -83,14 +91,21 @@ pub async fn run(opts: &Opts) -> Result<()> {
         None
     };
 
-    let mut session = Session::load(&Options {
-        tool: "drsnoop",
-        config,
-        transport: opts.common.transport,
-        hooks: opts.common.hooks,
-        debug: opts.common.debug,
-        ring_bytes: 256 * 1024,
-    })?;
+    let hooks: Vec<Hook> = [&HOOKS_DIRECT[..], &HOOKS_MEMCG, &HOOKS_MEMCG_SOFT].concat();
+    let mut session = Session::load(
+        &Options {
+            tool: "drsnoop",
+            maps: &[names::RECLAIM_BEGIN, names::STACKS],
+            config,
+            transport: opts.common.transport,
+            hooks: opts.common.hooks,
+            debug: opts.common.debug,
+            ring_bytes: 256 * 1024,
+        },
+        btf.as_ref(),
+        &hooks,
+    )?;
+    drop(btf);
     session.attach(&HOOKS_DIRECT)?;
     if opts.memcg {
         session.attach(&HOOKS_MEMCG)?;
@@ -106,7 +121,11 @@ pub async fn run(opts: &Opts) -> Result<()> {
     } else {
         None
     };
-    let logger = if opts.common.debug { session.logger() } else { None };
+    let logger = if opts.common.debug {
+        session.logger()
+    } else {
+        None
+    };
 
     let mut printer = Printer {
         columns: opts.columns(),
@@ -121,21 +140,30 @@ pub async fn run(opts: &Opts) -> Result<()> {
     if !printer.out.flush()? {
         return Ok(());
     }
-    session::run(&mut events, &mut printer, opts.common.duration, None, logger).await?;
+    session::run(
+        &mut events,
+        &mut printer,
+        opts.common.duration,
+        None,
+        logger,
+    )
+    .await?;
     drop(printer);
     session.report_losses(&events);
     Ok(())
 }
 
 /// The zone layout and the walk to every zone's free pages, from the kernel's BTF.
-fn free_pages_layout() -> Result<(
+fn free_pages_layout(
+    btf: Option<&Btf>,
+) -> Result<(
     tracer_common::config::ZoneLayout,
     tracer_common::reclaim::FreePagesLayout,
 )> {
-    let btf = Btf::from_sys_fs().context("no kernel BTF")?;
-    let zone = layout::zone_layout(&btf)?;
+    let btf = btf.context("no kernel BTF")?;
+    let zone = layout::zone_layout(btf)?;
     let nr_nodes = free::nr_node_ids(std::path::Path::new("/sys"))?;
-    let free = free::layout(&btf, &zone, nr_nodes)?;
+    let free = free::layout(btf, &zone, nr_nodes)?;
     Ok((zone, free))
 }
 

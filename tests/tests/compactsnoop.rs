@@ -10,12 +10,17 @@ use tests::{
 };
 
 const WORKLOAD: &str = env!("CARGO_BIN_EXE_mm-workload");
-const EVENTS: [&str; 2] = ["compaction/mm_compaction_begin", "compaction/mm_compaction_end"];
+const EVENTS: [&str; 2] = [
+    "compaction/mm_compaction_begin",
+    "compaction/mm_compaction_end",
+];
 
 fn zone_of(zones: &[tracer_zone::Zone], start_pfn: i64) -> String {
     zones
         .iter()
-        .find(|z| z.spanned > 0 && start_pfn as u64 >= z.start && (start_pfn as u64) < z.start + z.spanned)
+        .find(|z| {
+            z.spanned > 0 && start_pfn as u64 >= z.start && (start_pfn as u64) < z.start + z.spanned
+        })
         .map(|z| format!("ZONE_{}", z.name.to_uppercase()))
         .unwrap_or_else(|| panic!("no zone in /proc/zoneinfo holds pfn {start_pfn:#x}"))
 }
@@ -67,14 +72,24 @@ mod tracer_zone {
 
 /// The status names the kernel's own tracepoint prints, from its format file.
 fn kernel_status_names() -> BTreeSet<String> {
-    let fmt = std::fs::read_to_string("/sys/kernel/tracing/events/compaction/mm_compaction_end/format")
-        .expect("reading the mm_compaction_end format");
-    fmt.split('"').skip(1).step_by(2).filter(|s| s.chars().all(|c| c.is_ascii_lowercase() || c == '_')).map(str::to_owned).collect()
+    let fmt =
+        std::fs::read_to_string("/sys/kernel/tracing/events/compaction/mm_compaction_end/format")
+            .expect("reading the mm_compaction_end format");
+    fmt.split('"')
+        .skip(1)
+        .step_by(2)
+        .filter(|s| s.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Rows of a finished run, without kernel stack lines.
 fn rows(f: &Finished) -> Vec<&str> {
-    f.rows.iter().map(String::as_str).filter(|r| !r.is_empty() && !r.starts_with(' ')).collect()
+    f.rows
+        .iter()
+        .map(String::as_str)
+        .filter(|r| !r.is_empty() && !r.starts_with(' '))
+        .collect()
 }
 
 fn ktime_now_ns() -> u64 {
@@ -85,7 +100,10 @@ fn ktime_now_ns() -> u64 {
 }
 
 fn libc_timespec() -> libc::timespec {
-    libc::timespec { tv_sec: 0, tv_nsec: 0 }
+    libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    }
 }
 
 fn field<'a>(header: &str, row: &'a str, name: &str) -> &'a str {
@@ -101,11 +119,21 @@ fn manual_compaction_rows_match_tracefs_and_the_tool_exits_on_time() {
     let before = bpf::ours();
     let rec = Recorder::start(&EVENTS);
     let tool = tool::start("compactsnoop", &["-d", "3"]);
-    let pid = Workload { binary: WORKLOAD, name: "wl-compact", uid: None }.compact();
+    let pid = Workload {
+        binary: WORKLOAD,
+        name: "wl-compact",
+        uid: None,
+    }
+    .compact();
     let done = tool.wait(Duration::from_secs(10));
     let records = rec.stop();
 
-    assert!(done.status.success(), "compactsnoop failed: {:?}\n{}", done.status, done.stderr);
+    assert!(
+        done.status.success(),
+        "compactsnoop failed: {:?}\n{}",
+        done.status,
+        done.stderr
+    );
     assert!(
         done.elapsed >= Duration::from_millis(2900) && done.elapsed < Duration::from_secs(5),
         "compactsnoop -d 3 took {:?}",
@@ -116,21 +144,41 @@ fn manual_compaction_rows_match_tracefs_and_the_tool_exits_on_time() {
         .into_iter()
         .filter(|(b, _)| b.pid == pid)
         .collect();
-    let ours: Vec<&str> = rows(&done).into_iter().filter(|r| field(&done.header, r, "PID") == pid.to_string()).collect();
-    assert!(!kernel.is_empty(), "the kernel recorded no compaction by the writer: a failed workload");
-    assert_eq!(ours.len(), kernel.len(), "one row per zone compacted\nrows: {ours:#?}\nkernel: {kernel:#?}");
+    let ours: Vec<&str> = rows(&done)
+        .into_iter()
+        .filter(|r| field(&done.header, r, "PID") == pid.to_string())
+        .collect();
+    assert!(
+        !kernel.is_empty(),
+        "the kernel recorded no compaction by the writer: a failed workload"
+    );
+    assert_eq!(
+        ours.len(),
+        kernel.len(),
+        "one row per zone compacted\nrows: {ours:#?}\nkernel: {kernel:#?}"
+    );
     for ((b, e), row) in kernel.iter().zip(&ours) {
         let h = &done.header;
         assert_eq!(field(h, row, "COMM"), "wl-compact");
         assert_eq!(field(h, row, "ORDER"), "-1");
         assert_eq!(field(h, row, "MODE"), "SYNC");
-        assert_eq!(field(h, row, "ZONE"), zone_of(&zones, b.num("zone_start")), "row {row}");
+        assert_eq!(
+            field(h, row, "ZONE"),
+            zone_of(&zones, b.num("zone_start")),
+            "row {row}"
+        );
         assert_eq!(field(h, row, "STATUS"), e.field("status"), "row {row}");
     }
 
     let left = bpf::settle_until_empty();
-    assert!(left.programs.is_subset(&before.programs), "programs left loaded: {left:?} (before: {before:?})");
-    assert!(left.maps.is_subset(&before.maps), "maps left: {left:?} (before: {before:?})");
+    assert!(
+        left.programs.is_subset(&before.programs),
+        "programs left loaded: {left:?} (before: {before:?})"
+    );
+    assert!(
+        left.maps.is_subset(&before.maps),
+        "maps left: {left:?} (before: {before:?})"
+    );
 }
 
 const EVENTS_BEGIN: &str = "mm_compaction_begin";
@@ -144,8 +192,16 @@ fn wait_quiet() {
             .into_iter()
             .flatten()
             .flatten()
-            .filter(|e| e.file_name().to_string_lossy().starts_with(&format!("tracer-tests-{}-", std::process::id())))
-            .map(|e| std::fs::read_to_string(e.path().join("trace")).map(|t| t.lines().count()).unwrap_or(0))
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with(&format!("tracer-tests-{}-", std::process::id()))
+            })
+            .map(|e| {
+                std::fs::read_to_string(e.path().join("trace"))
+                    .map(|t| t.lines().count())
+                    .unwrap_or(0)
+            })
             .sum::<usize>()
     };
     let (mut last, mut stable) = (count(), 0);
@@ -171,39 +227,81 @@ fn huge_page_workload_every_pair_appears_with_stacks_and_zone_figures() {
     let plain = tool::start("compactsnoop", &[]);
     let detailed = tool::start("compactsnoop", &["-K", "-e"]);
     let ready_ns = ktime_now_ns();
-    let w = Workload { binary: WORKLOAD, name: "wl-huge", uid: None };
+    let w = Workload {
+        binary: WORKLOAD,
+        name: "wl-huge",
+        uid: None,
+    };
     let pid = squeeze.run(&w);
     wait_quiet();
     let records = rec.stop();
     let plain = plain.interrupt(Duration::from_secs(10));
     let detailed = detailed.interrupt(Duration::from_secs(10));
     drop(squeeze);
-    assert!(plain.status.success() && detailed.status.success(), "{}\n{}", plain.stderr, detailed.stderr);
-    assert!(!rec.overran(), "the tracefs buffer overran: the ground truth is incomplete");
+    assert!(
+        plain.status.success() && detailed.status.success(),
+        "{}\n{}",
+        plain.stderr,
+        detailed.stderr
+    );
+    assert!(
+        !rec.overran(),
+        "the tracefs buffer overran: the ground truth is incomplete"
+    );
 
     let kernel: Vec<(&Record, &Record)> = tracefs::pairs(&records, EVENTS_BEGIN, EVENTS_END)
         .into_iter()
         .filter(|(b, _)| b.ts_ns >= ready_ns)
         .collect();
     let ours = rows(&plain);
-    assert!(kernel.iter().any(|(b, _)| b.pid == pid), "no direct compaction by the workload: a failed workload");
-    assert_eq!(ours.len(), kernel.len(), "rows vs tracefs pairs\nrows: {ours:#?}");
+    assert!(
+        kernel.iter().any(|(b, _)| b.pid == pid),
+        "no direct compaction by the workload: a failed workload"
+    );
+    assert_eq!(
+        ours.len(),
+        kernel.len(),
+        "rows vs tracefs pairs\nrows: {ours:#?}"
+    );
     // Pair by pair, per thread, in order: same statuses.
     let h = &plain.header;
     let mut pids: Vec<u32> = kernel.iter().map(|(b, _)| b.pid).collect();
     pids.dedup();
     for p in BTreeSet::from_iter(pids) {
-        let k: Vec<&str> = kernel.iter().filter(|(b, _)| b.pid == p).map(|(_, e)| e.field("status")).collect();
-        let o: Vec<&str> = ours.iter().filter(|r| field(h, r, "PID") == p.to_string()).map(|r| field(h, r, "STATUS")).collect();
+        let k: Vec<&str> = kernel
+            .iter()
+            .filter(|(b, _)| b.pid == p)
+            .map(|(_, e)| e.field("status"))
+            .collect();
+        let o: Vec<&str> = ours
+            .iter()
+            .filter(|r| field(h, r, "PID") == p.to_string())
+            .map(|r| field(h, r, "STATUS"))
+            .collect();
         assert_eq!(o, k, "statuses of pid {p}");
     }
-    let direct: Vec<&&str> = ours.iter().filter(|r| field(h, r, "PID") == pid.to_string()).collect();
-    assert!(direct.iter().all(|r| field(h, r, "COMM") == "wl-huge" && field(h, r, "ORDER") == "9"), "{direct:#?}");
-    assert!(ours.iter().any(|r| field(h, r, "COMM").starts_with("kcompactd")), "kcompactd's runs are missing");
+    let direct: Vec<&&str> = ours
+        .iter()
+        .filter(|r| field(h, r, "PID") == pid.to_string())
+        .collect();
+    assert!(
+        direct
+            .iter()
+            .all(|r| field(h, r, "COMM") == "wl-huge" && field(h, r, "ORDER") == "9"),
+        "{direct:#?}"
+    );
+    assert!(
+        ours.iter()
+            .any(|r| field(h, r, "COMM").starts_with("kcompactd")),
+        "kcompactd's runs are missing"
+    );
 
     // -K: frames are kernel symbols; a direct compaction's stack shows the allocator's path.
     let ksyms = std::fs::read_to_string("/proc/kallsyms").expect("kallsyms");
-    let names: BTreeSet<&str> = ksyms.lines().filter_map(|l| l.split_whitespace().nth(2)).collect();
+    let names: BTreeSet<&str> = ksyms
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(2))
+        .collect();
     let mut stack_of_direct = None;
     let mut current: Option<(String, Vec<String>)> = None;
     let dh = detailed.header.clone();
@@ -225,7 +323,9 @@ fn huge_page_workload_every_pair_appears_with_stacks_and_zone_figures() {
     }
     let stack = stack_of_direct.expect("a direct compaction row with a stack");
     assert!(
-        stack.iter().any(|f| f == "try_to_compact_pages" || f == "__alloc_pages_direct_compact"),
+        stack
+            .iter()
+            .any(|f| f == "try_to_compact_pages" || f == "__alloc_pages_direct_compact"),
         "direct compaction stack: {stack:#?}"
     );
 
@@ -233,7 +333,11 @@ fn huge_page_workload_every_pair_appears_with_stacks_and_zone_figures() {
     // gone by the time the test reads /proc/zoneinfo, so each row's watermarks must be
     // zoneinfo's plus one common boost.
     let zones = tracer_zone::read();
-    for row in detailed.rows.iter().filter(|l| !l.is_empty() && !l.starts_with(' ')) {
+    for row in detailed
+        .rows
+        .iter()
+        .filter(|l| !l.is_empty() && !l.starts_with(' '))
+    {
         check_extended(&dh, row, &zones, false);
     }
 }
@@ -247,15 +351,28 @@ fn check_extended(h: &str, row: &str, zones: &[tracer_zone::Zone], exact: bool) 
         .iter()
         .find(|z| z.node == node && format!("ZONE_{}", z.name.to_uppercase()) == zone)
         .unwrap_or_else(|| panic!("zone {zone} of row {row} is not in /proc/zoneinfo"));
-    let num = |c: &str| field(h, row, c).parse::<u64>().unwrap_or_else(|_| panic!("{c} in {row}"));
+    let num = |c: &str| {
+        field(h, row, c)
+            .parse::<u64>()
+            .unwrap_or_else(|_| panic!("{c} in {row}"))
+    };
     let w = [num("MIN"), num("LOW"), num("HIGH")];
     if exact {
         assert_eq!(w, z.wmarks, "watermarks of {row}");
     } else {
-        let boost = w[0].checked_sub(z.wmarks[0]).unwrap_or_else(|| panic!("MIN below zoneinfo's: {row}"));
-        assert_eq!(w, z.wmarks.map(|x| x + boost), "watermarks of {row} are not zoneinfo's plus one boost");
+        let boost = w[0]
+            .checked_sub(z.wmarks[0])
+            .unwrap_or_else(|| panic!("MIN below zoneinfo's: {row}"));
+        assert_eq!(
+            w,
+            z.wmarks.map(|x| x + boost),
+            "watermarks of {row} are not zoneinfo's plus one boost"
+        );
     }
-    assert!(num("FREE") <= z.present, "FREE beyond the zone's present pages: {row}");
+    assert!(
+        num("FREE") <= z.present,
+        "FREE beyond the zone's present pages: {row}"
+    );
     let fragidx: f64 = field(h, row, "FRAGIDX").parse().expect("FRAGIDX");
     assert!((-1.0..=1.0).contains(&fragidx), "{row}");
 }
@@ -266,24 +383,43 @@ fn pid_filter_keeps_only_that_process_and_combined_flags_parse() {
         return;
     }
     let _serial = serial();
-    let mut target = Workload { binary: WORKLOAD, name: "wl-target", uid: None }.spawn(&["sleep", "1500", "compact"]);
+    let mut target = Workload {
+        binary: WORKLOAD,
+        name: "wl-target",
+        uid: None,
+    }
+    .spawn(&["sleep", "1500", "compact"]);
     let target_pid = target.id();
     let pid_arg = target_pid.to_string();
     let rec = Recorder::start(&EVENTS);
     let tool = tool::start("compactsnoop", &["-Tep", &pid_arg, "-d", "4"]);
-    let other = Workload { binary: WORKLOAD, name: "wl-other", uid: None }.compact();
+    let other = Workload {
+        binary: WORKLOAD,
+        name: "wl-other",
+        uid: None,
+    }
+    .compact();
     assert!(target.wait().expect("target").success());
     let done = tool.wait(Duration::from_secs(10));
     let records = rec.stop();
     assert!(done.status.success(), "{}", done.stderr);
 
     let h = &done.header;
-    assert!(h.starts_with("TIME(s)") && h.contains("FRAGIDX"), "header: {h}");
+    assert!(
+        h.starts_with("TIME(s)") && h.contains("FRAGIDX"),
+        "header: {h}"
+    );
     let ours = rows(&done);
     let kernel = tracefs::pairs(&records, EVENTS_BEGIN, EVENTS_END);
     let target_pairs = kernel.iter().filter(|(b, _)| b.pid == target_pid).count();
-    assert!(kernel.iter().any(|(b, _)| b.pid == other), "the other process compacted nothing: a failed workload");
-    assert!(target_pairs > 0, "the target compacted nothing: a failed workload");
+    assert!(
+        kernel.iter().any(|(b, _)| b.pid == other),
+        "the other process compacted nothing: a failed workload"
+    );
+    assert!(
+        target_pairs > 0,
+        "the target compacted nothing: a failed workload"
+    );
     assert_eq!(ours.len(), target_pairs, "{ours:#?}");
     let statuses = kernel_status_names();
     let zones = tracer_zone::read();
@@ -294,6 +430,45 @@ fn pid_filter_keeps_only_that_process_and_combined_flags_parse() {
         assert!(field(h, row, "TIME(s)").parse::<f64>().is_ok(), "{row}");
         // What `awk '{print $NF}'` sees: a status name the kernel itself uses.
         let last = columns(row).last().copied().unwrap_or_default();
-        assert!(statuses.contains(last), "last column `{last}` is not one of {statuses:?}");
+        assert!(
+            statuses.contains(last),
+            "last column `{last}` is not one of {statuses:?}"
+        );
+    }
+}
+
+/// Every hook rung and transport gives the same rows for the same compactions.
+#[test]
+fn hook_rungs_and_transports_agree() {
+    if !kernel_available() {
+        return;
+    }
+    let _serial = serial();
+    let variants: [&[&str]; 4] = [
+        &["-d", "4"],
+        &["-d", "4", "--hooks", "tp-btf"],
+        &["-d", "4", "--hooks", "raw-tp", "--transport", "perfbuf"],
+        &["-d", "4", "--hooks", "tp-btf", "--transport", "perfbuf"],
+    ];
+    let running: Vec<_> = variants.iter().map(|args| tool::start("compactsnoop", args)).collect();
+    let pid = Workload { binary: WORKLOAD, name: "wl-rungs", uid: None }.compact().to_string();
+    let done: Vec<Finished> = running.into_iter().map(|r| r.wait(Duration::from_secs(10))).collect();
+    // Each instance times the runs with its own programs: compare everything but LAT(ms).
+    let mine = |f: &Finished| -> Vec<String> {
+        rows(f)
+            .into_iter()
+            .filter(|r| field(&f.header, r, "PID") == pid)
+            .map(|r| {
+                let mut c = columns(r);
+                c.remove(column(&f.header, "LAT(ms)"));
+                c.join(" ")
+            })
+            .collect()
+    };
+    let reference = mine(&done[0]);
+    assert!(!reference.is_empty(), "no rows: {:?}", done[0]);
+    for (f, args) in done.iter().zip(variants) {
+        assert!(f.status.success(), "{args:?}: {}", f.stderr);
+        assert_eq!(mine(f), reference, "compactsnoop {args:?}");
     }
 }

@@ -13,7 +13,10 @@ pub const VMLINUX: &str = "/sys/kernel/btf/vmlinux";
 #[derive(Debug, Error)]
 pub enum BtfError {
     #[error("cannot read {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("malformed BTF: {0}")]
     Malformed(&'static str),
     #[error("the kernel's BTF has no {kind} named `{name}`")]
@@ -101,8 +104,10 @@ impl Btf {
     }
 
     pub fn from_file(path: &Path) -> Result<Btf, BtfError> {
-        let data = std::fs::read(path)
-            .map_err(|source| BtfError::Read { path: path.display().to_string(), source })?;
+        let data = std::fs::read(path).map_err(|source| BtfError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
         Btf::parse(data)
     }
 
@@ -124,7 +129,7 @@ impl Btf {
         if types_end > data.len() || strings.1 > data.len() {
             return Err(BtfError::Malformed("sections beyond the end of the data"));
         }
-        let mut offsets = Vec::with_capacity(type_len / 16);
+        let mut offsets = Vec::with_capacity(type_len / 24);
         let mut pos = types_start;
         while pos < types_end {
             offsets.push((pos - types_start) as u32);
@@ -144,7 +149,12 @@ impl Btf {
         if pos != types_end {
             return Err(BtfError::Malformed("type section does not end on a type"));
         }
-        Ok(Btf { data, types_start, strings, offsets })
+        Ok(Btf {
+            data,
+            types_start,
+            strings,
+            offsets,
+        })
     }
 
     fn u32_at(&self, pos: usize) -> u32 {
@@ -172,7 +182,12 @@ impl Btf {
         let pos = self.header(id)?;
         let info = self.u32_at(pos + 4);
         let kind = Kind::from_raw((info >> 24) & 0x1f)?;
-        Some((kind, self.string(self.u32_at(pos)), (info & 0xffff) as usize, self.u32_at(pos + 8)))
+        Some((
+            kind,
+            self.string(self.u32_at(pos)),
+            (info & 0xffff) as usize,
+            self.u32_at(pos + 8),
+        ))
     }
 
     pub fn kind(&self, id: u32) -> Option<Kind> {
@@ -194,7 +209,10 @@ impl Btf {
                 return Ok(i as u32 + 1);
             }
         }
-        Err(BtfError::NotFound { kind: kind_name(kind), name: name.to_owned() })
+        Err(BtfError::NotFound {
+            kind: kind_name(kind),
+            name: name.to_owned(),
+        })
     }
 
     /// Follows typedefs and type qualifiers to the underlying type.
@@ -217,9 +235,12 @@ impl Btf {
     pub fn size_of(&self, id: u32) -> Option<u64> {
         let id = self.resolve(id);
         match self.info(id)? {
-            (Kind::Int | Kind::Struct | Kind::Union | Kind::Enum | Kind::Enum64 | Kind::Float, _, _, size) => {
-                Some(size as u64)
-            }
+            (
+                Kind::Int | Kind::Struct | Kind::Union | Kind::Enum | Kind::Enum64 | Kind::Float,
+                _,
+                _,
+                size,
+            ) => Some(size as u64),
             (Kind::Ptr, ..) => Some(8),
             (Kind::Array, ..) => {
                 let (elem, n) = self.array(id)?;
@@ -260,7 +281,11 @@ impl Btf {
                 Member {
                     name: self.string(self.u32_at(m)),
                     type_id: self.u32_at(m + 4),
-                    bit_offset: if kind_flag { offset & 0xff_ffff } else { offset },
+                    bit_offset: if kind_flag {
+                        offset & 0xff_ffff
+                    } else {
+                        offset
+                    },
                 }
             })
             .collect()
@@ -310,7 +335,11 @@ impl Btf {
                 _ => {
                     let m = pos + 8 * i;
                     let raw = self.u32_at(m + 4);
-                    let v = if signed || size < 4 { raw as i32 as i64 } else { raw as i64 };
+                    let v = if signed || size < 4 {
+                        raw as i32 as i64
+                    } else {
+                        raw as i64
+                    };
                     (self.string(self.u32_at(m)).into_owned(), v)
                 }
             })
@@ -337,7 +366,9 @@ impl Btf {
             .pointee(typedef)
             .map(|p| self.resolve(p))
             .filter(|&p| self.kind(p) == Some(Kind::FuncProto))
-            .ok_or(BtfError::Malformed("btf_trace_* is not a pointer to a function"))?;
+            .ok_or(BtfError::Malformed(
+                "btf_trace_* is not a pointer to a function",
+            ))?;
         let (_, _, vlen, _) = self.info(proto).ok_or(BtfError::Malformed("prototype"))?;
         let pos = self.header(proto).unwrap_or(0) + 12;
         Ok((1..vlen).map(|i| self.u32_at(pos + 8 * i + 4)).collect())
@@ -349,6 +380,66 @@ impl Btf {
             .map(|t| self.resolve(t))
             .and_then(|t| self.info(t))
             .is_some_and(|(k, n, ..)| k == Kind::Struct && n == name)
+    }
+}
+
+impl Btf {
+    /// Number of types (the highest type id).
+    pub fn len(&self) -> u32 {
+        self.offsets.len() as u32
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.offsets.is_empty()
+    }
+
+    /// A BTF blob with the same type ids as this one in which only the typedefs named in
+    /// `typedefs` are real; every other type is a placeholder (`void *`).
+    ///
+    /// aya needs a parsed vmlinux BTF to load a `tp_btf` program, but uses it only to find the
+    /// id of the `btf_trace_<event>` typedef; parsing this skeleton takes a fraction of the
+    /// time and memory of the full BTF.
+    pub fn skeleton(&self, typedefs: &[&str]) -> Vec<u8> {
+        let mut strings = vec![0u8];
+        let mut name_offsets = Vec::with_capacity(typedefs.len());
+        for name in typedefs {
+            name_offsets.push((*name, strings.len() as u32));
+            strings.extend_from_slice(name.as_bytes());
+            strings.push(0);
+        }
+        let n = self.offsets.len();
+        let mut types = Vec::with_capacity(n * 12);
+        for id in 1..=n as u32 {
+            let named = match self.info(id) {
+                Some((Kind::Typedef, name, ..)) => name_offsets
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|&(_, off)| off),
+                _ => None,
+            };
+            let (name_off, kind) = match named {
+                Some(off) => (off, Kind::Typedef),
+                None => (0, Kind::Ptr),
+            };
+            types.extend_from_slice(&name_off.to_le_bytes());
+            types.extend_from_slice(&((kind as u32) << 24).to_le_bytes());
+            types.extend_from_slice(&0u32.to_le_bytes());
+        }
+        let mut blob = Vec::with_capacity(24 + types.len() + strings.len());
+        blob.extend_from_slice(&MAGIC.to_le_bytes());
+        blob.extend_from_slice(&[1, 0]); // version 1, no flags
+        for word in [
+            24u32,
+            0,
+            types.len() as u32,
+            types.len() as u32,
+            strings.len() as u32,
+        ] {
+            blob.extend_from_slice(&word.to_le_bytes());
+        }
+        blob.extend_from_slice(&types);
+        blob.extend_from_slice(&strings);
+        blob
     }
 }
 

@@ -81,7 +81,10 @@ pub const MAX_DURATION_SECS: u64 = 365 * 24 * 3600;
 
 /// A process or thread id: a positive number no larger than the kernel's `pid_max` limit.
 pub fn parse_pid(s: &str) -> Result<u32, String> {
-    let n: i64 = s.trim().parse().map_err(|_| format!("`{s}` is not a process id (a positive number)"))?;
+    let n: i64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a process id (a positive number)"))?;
     // PID_MAX_LIMIT is 4194304 (2^22) on 64-bit kernels.
     if n <= 0 || n > 4_194_304 {
         return Err(format!("`{s}` is not a valid process id (1 to 4194304)"));
@@ -91,7 +94,10 @@ pub fn parse_pid(s: &str) -> Result<u32, String> {
 
 /// A user id; -1 (4294967295) is the kernel's "no uid" and cannot be traced.
 pub fn parse_uid(s: &str) -> Result<u32, String> {
-    let n: u32 = s.trim().parse().map_err(|_| format!("`{s}` is not a user id (a number from 0 to 4294967294)"))?;
+    let n: u32 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a user id (a number from 0 to 4294967294)"))?;
     if n == u32::MAX {
         return Err(format!("`{s}` is not a valid user id"));
     }
@@ -105,7 +111,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         .parse()
         .map_err(|_| format!("`{s}` is not a duration (a whole number of seconds, at least 1)"))?;
     if n == 0 || n > MAX_DURATION_SECS {
-        return Err(format!("`{s}` is out of range (1 to {MAX_DURATION_SECS} seconds)"));
+        return Err(format!(
+            "`{s}` is out of range (1 to {MAX_DURATION_SECS} seconds)"
+        ));
     }
     Ok(Duration::from_secs(n))
 }

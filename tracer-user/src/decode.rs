@@ -21,10 +21,17 @@ mod tests {
     #[test]
     fn short_and_unaligned_records() {
         assert!(record::<CompactEvent>(&[0u8; 10]).is_none());
-        let ev = CompactEvent { tgid: 42, order: -1, ..Default::default() };
+        let ev = CompactEvent {
+            tgid: 42,
+            order: -1,
+            ..Default::default()
+        };
         // SAFETY: reading the bytes of a plain-data struct.
         let bytes = unsafe {
-            std::slice::from_raw_parts((&ev as *const CompactEvent).cast::<u8>(), size_of::<CompactEvent>())
+            std::slice::from_raw_parts(
+                (&ev as *const CompactEvent).cast::<u8>(),
+                size_of::<CompactEvent>(),
+            )
         };
         let mut shifted = vec![0u8; 1];
         shifted.extend_from_slice(bytes);

@@ -9,7 +9,8 @@ pub struct Ksyms {
 
 impl Ksyms {
     pub fn load() -> Result<Ksyms> {
-        let text = std::fs::read_to_string("/proc/kallsyms").context("cannot read /proc/kallsyms")?;
+        let text =
+            std::fs::read_to_string("/proc/kallsyms").context("cannot read /proc/kallsyms")?;
         let ksyms = Ksyms::parse(&text);
         if ksyms.syms.is_empty() {
             bail!(
@@ -29,7 +30,8 @@ impl Ksyms {
                 let addr = u64::from_str_radix(it.next()?, 16).ok()?;
                 let kind = it.next()?;
                 let name = it.next()?;
-                (addr != 0 && matches!(kind, "t" | "T" | "w" | "W")).then(|| (addr, name.to_owned()))
+                (addr != 0 && matches!(kind, "t" | "T" | "w" | "W"))
+                    .then(|| (addr, name.to_owned()))
             })
             .collect();
         syms.sort_unstable_by_key(|&(a, _)| a);
@@ -38,7 +40,10 @@ impl Ksyms {
 
     /// The symbol containing `addr`, with the offset into it.
     pub fn resolve(&self, addr: u64) -> Option<(&str, u64)> {
-        let i = self.syms.partition_point(|&(a, _)| a <= addr).checked_sub(1)?;
+        let i = self
+            .syms
+            .partition_point(|&(a, _)| a <= addr)
+            .checked_sub(1)?;
         let (start, name) = &self.syms[i];
         Some((name, addr - start))
     }

@@ -18,7 +18,10 @@ pub struct EnumNames(BTreeMap<i64, String>);
 impl EnumNames {
     /// Names from `(enumerator, value)` pairs, keeping the first name of each value (aliases
     /// such as `MIGRATE_HIGHATOMIC = MIGRATE_PCPTYPES` follow what they alias).
-    pub fn new(values: impl IntoIterator<Item = (String, i64)>, rename: impl Fn(&str) -> Option<String>) -> Self {
+    pub fn new(
+        values: impl IntoIterator<Item = (String, i64)>,
+        rename: impl Fn(&str) -> Option<String>,
+    ) -> Self {
         let mut map = BTreeMap::new();
         for (name, value) in values {
             if let Some(shown) = rename(&name) {
@@ -34,7 +37,8 @@ impl EnumNames {
 
     /// The name, or the number where the kernel has no name for it.
     pub fn name(&self, value: i64) -> String {
-        self.get(value).map_or_else(|| value.to_string(), str::to_owned)
+        self.get(value)
+            .map_or_else(|| value.to_string(), str::to_owned)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (i64, &str)> {
@@ -45,13 +49,17 @@ impl EnumNames {
 /// `enum zone_type`: `ZONE_NORMAL`, ... (without the `__MAX_NR_ZONES` sentinel).
 pub fn zone_names(btf: &Btf) -> Result<EnumNames> {
     let values = btf.enum_values("zone_type")?;
-    Ok(EnumNames::new(values, |n| n.starts_with("ZONE_").then(|| n.to_owned())))
+    Ok(EnumNames::new(values, |n| {
+        n.starts_with("ZONE_").then(|| n.to_owned())
+    }))
 }
 
 /// `enum compact_result`, printed as the kernel's tracepoints print it: `COMPACT_SUCCESS` → `success`.
 pub fn compact_result_names(btf: &Btf) -> Result<EnumNames> {
     let values = btf.enum_values("compact_result")?;
-    Ok(EnumNames::new(values, |n| n.strip_prefix("COMPACT_").map(str::to_ascii_lowercase)))
+    Ok(EnumNames::new(values, |n| {
+        n.strip_prefix("COMPACT_").map(str::to_ascii_lowercase)
+    }))
 }
 
 /// `enum migratetype`, printed as `/proc/pagetypeinfo` prints it: `MIGRATE_UNMOVABLE` →
@@ -69,14 +77,19 @@ pub fn migratetype_names(btf: &Btf) -> Result<EnumNames> {
             w => {
                 let lower = w.to_ascii_lowercase();
                 let mut c = lower.chars();
-                c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
+                c.next()
+                    .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                    .unwrap_or_default()
             }
         })
     }))
 }
 
 fn offset32(off: u64) -> Result<u32> {
-    u32::try_from(off).ok().filter(|&o| o != ABSENT).context("struct offset out of range")
+    u32::try_from(off)
+        .ok()
+        .filter(|&o| o != ABSENT)
+        .context("struct offset out of range")
 }
 
 /// Offsets into `struct zone`, `struct free_area` and `struct pglist_data`.
@@ -84,32 +97,44 @@ pub fn zone_layout(btf: &Btf) -> Result<ZoneLayout> {
     let zone = btf.find("zone", Kind::Struct)?;
     let size = btf.size_of(zone).context("size of struct zone")?;
     let member = |name: &str| {
-        btf.member(zone, name).with_context(|| format!("struct zone has no member `{name}`"))
+        btf.member(zone, name)
+            .with_context(|| format!("struct zone has no member `{name}`"))
     };
     let (_, pgdat) = member("zone_pgdat")?;
     let node = btf.member(zone, "node").map(|(_, o)| o);
     let (_, pgdat_node_id) = btf.struct_member("pglist_data", "node_id")?;
 
     let (wmark_ty, wmark_off) = member("_watermark")?;
-    let (wmark_elem, _) = btf.array(wmark_ty).context("zone->_watermark is not an array")?;
+    let (wmark_elem, _) = btf
+        .array(wmark_ty)
+        .context("zone->_watermark is not an array")?;
     let wsize = btf.size_of(wmark_elem).context("watermark size")?;
     let mut wmark = [0u32; 3];
-    for (slot, name) in wmark.iter_mut().zip(["WMARK_MIN", "WMARK_LOW", "WMARK_HIGH"]) {
+    for (slot, name) in wmark
+        .iter_mut()
+        .zip(["WMARK_MIN", "WMARK_LOW", "WMARK_HIGH"])
+    {
         let idx = btf.enum_value("zone_watermarks", name)? as u64;
         *slot = offset32(wmark_off + idx * wsize)?;
     }
     let boost = btf.member(zone, "watermark_boost").map(|(_, o)| o);
 
     let (fa_ty, fa_off) = member("free_area")?;
-    let (fa_elem, nr_orders) = btf.array(fa_ty).context("zone->free_area is not an array")?;
+    let (fa_elem, nr_orders) = btf
+        .array(fa_ty)
+        .context("zone->free_area is not an array")?;
     let stride = btf.size_of(fa_elem).context("size of struct free_area")?;
-    let (_, nr_free) = btf.member(fa_elem, "nr_free").context("struct free_area has no nr_free")?;
+    let (_, nr_free) = btf
+        .member(fa_elem, "nr_free")
+        .context("struct free_area has no nr_free")?;
     if nr_orders as usize > MAX_ORDERS {
         bail!("this kernel has {nr_orders} page orders; the tools handle at most {MAX_ORDERS}");
     }
 
     let (stat_ty, stat_off) = member("vm_stat")?;
-    let (stat_elem, _) = btf.array(stat_ty).context("zone->vm_stat is not an array")?;
+    let (stat_elem, _) = btf
+        .array(stat_ty)
+        .context("zone->vm_stat is not an array")?;
     let stat_size = btf.size_of(stat_elem).context("size of atomic_long_t")?;
     let nr_free_pages = btf.enum_value("zone_stat_item", "NR_FREE_PAGES")? as u64;
 
@@ -131,7 +156,10 @@ pub fn zone_layout(btf: &Btf) -> Result<ZoneLayout> {
 pub fn compact_control_layout(btf: &Btf) -> Result<CompactControlLayout> {
     let (_, zone) = btf.struct_member("compact_control", "zone")?;
     let (_, order) = btf.struct_member("compact_control", "order")?;
-    Ok(CompactControlLayout { zone: offset32(zone)?, order: offset32(order)? })
+    Ok(CompactControlLayout {
+        zone: offset32(zone)?,
+        order: offset32(order)?,
+    })
 }
 
 /// The argument lists of `mm_compaction_begin`/`_end`.
@@ -148,7 +176,9 @@ pub enum CompactionArgs {
 pub fn compaction_args(btf: &Btf) -> Result<CompactionArgs> {
     let args = btf.tracepoint_args("mm_compaction_begin")?;
     Ok(match args.first() {
-        Some(&first) if btf.is_pointer_to_struct(first, "compact_control") => CompactionArgs::ControlBlock,
+        Some(&first) if btf.is_pointer_to_struct(first, "compact_control") => {
+            CompactionArgs::ControlBlock
+        }
         _ => CompactionArgs::Pfns,
     })
 }

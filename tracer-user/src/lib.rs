@@ -25,10 +25,21 @@ pub static PERFBUF_OBJECT: &[u8] =
 
 /// Sets up `log` for the tools: warnings always, everything under `--debug`.
 pub fn init_logging(debug: bool) {
-    let level = if debug { log::LevelFilter::Debug } else { log::LevelFilter::Warn };
+    let level = if debug {
+        log::LevelFilter::Debug
+    } else {
+        log::LevelFilter::Warn
+    };
     let _ = env_logger::Builder::new()
         .filter_level(level)
-        .filter_module("aya", if debug { log::LevelFilter::Info } else { log::LevelFilter::Warn })
+        .filter_module(
+            "aya",
+            if debug {
+                log::LevelFilter::Info
+            } else {
+                log::LevelFilter::Warn
+            },
+        )
         .format_timestamp(None)
         .try_init();
 }

@@ -10,7 +10,10 @@ pub struct Output {
 
 impl Default for Output {
     fn default() -> Self {
-        Output { out: BufWriter::with_capacity(64 * 1024, io::stdout()), gone: false }
+        Output {
+            out: BufWriter::with_capacity(64 * 1024, io::stdout()),
+            gone: false,
+        }
     }
 }
 

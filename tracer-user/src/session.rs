@@ -16,7 +16,10 @@ use std::{
 use anyhow::{Context as _, Result, anyhow, bail};
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{MapData, PerCpuArray, RingBuf, StackTraceMap, perf::PerfEvent, PerfEventArray, perf::PerfEventArrayBuffer},
+    maps::{
+        MapData, PerCpuArray, PerfEventArray, RingBuf, StackTraceMap, perf::PerfEvent,
+        perf::PerfEventArrayBuffer,
+    },
     programs::{BtfTracePoint, RawTracePoint, TracePoint},
 };
 use log::debug;
@@ -25,7 +28,7 @@ use tokio::{
     signal::unix::{SignalKind, signal},
 };
 use tracer_common::{
-    config::{Config, FEATURE_DEBUG_LOG},
+    config::{Config, FEATURE_DEBUG_LOG, FEATURE_KSTACK},
     names,
     stats::{Counter, NR_COUNTERS},
 };
@@ -42,9 +45,13 @@ pub enum Transport {
 }
 
 /// Which kind of program carries a tracepoint hook.
+///
+/// Both kinds run the same program body (every kernel pointer is read with
+/// `bpf_probe_read_kernel`, so tp_btf's typed access adds nothing), and raw tracepoints need no
+/// BTF to attach while aya needs a parsed vmlinux BTF for tp_btf: `auto` takes raw tracepoints.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Hooks {
-    /// The best this kernel supports: tp_btf, else raw tracepoints.
+    /// Raw tracepoints: the cheapest to attach, on every kernel since 4.17.
     Auto,
     /// BTF-enabled raw tracepoints (5.5+, needs kernel BTF).
     TpBtf,
@@ -63,6 +70,8 @@ pub struct Hook {
 
 pub struct Options {
     pub tool: &'static str,
+    /// The maps this run uses; the other sizable maps of the object are created with one entry.
+    pub maps: &'static [&'static str],
     pub config: Config,
     pub transport: Option<Transport>,
     pub hooks: Hooks,
@@ -85,10 +94,16 @@ pub struct Session {
 /// Tries to lift RLIMIT_MEMLOCK, which kernels before 5.11 charge BPF maps to. Newer kernels
 /// account BPF memory to the memory cgroup, so a refusal is not an error.
 fn raise_memlock() {
-    let rlim = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
+    let rlim = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
     // SAFETY: a valid rlimit struct.
     if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &rlim) } != 0 {
-        debug!("could not raise RLIMIT_MEMLOCK ({}); fine on 5.11+", std::io::Error::last_os_error());
+        debug!(
+            "could not raise RLIMIT_MEMLOCK ({}); fine on 5.11+",
+            std::io::Error::last_os_error()
+        );
     }
 }
 
@@ -96,14 +111,80 @@ fn ringbuf_supported() -> bool {
     aya::sys::is_map_supported(aya::maps::MapType::RingBuf).unwrap_or(false)
 }
 
+/// Maps that cost kernel memory and creation time in proportion to their size.
+const SIZABLE_MAPS: [&str; 4] = [
+    names::STACKS,
+    names::COMPACT_BEGIN,
+    names::RECLAIM_BEGIN,
+    names::EXTFRAG_COUNTS,
+];
+/// The size of a map a run does not use.
+const MIN_MAP_ENTRIES: u32 = 64;
+
+/// The loader, built without aya's own parse of the kernel's BTF.
+///
+/// aya 0.14's `EbpfLoader::new()` parses all of /sys/kernel/btf/vmlinux (about 40 ms and
+/// 15 MB here), although our programs have no CO-RE relocations for it to apply. With
+/// CAP_SYS_ADMIN, this process enters a private mount namespace and hides that one file while
+/// the loader is built, so the parse fails at once; the rest of the system is unaffected and
+/// the file is visible again right after. Without the privilege, the loader parses as usual.
+fn loader_without_kernel_btf() -> EbpfLoader<'static> {
+    const VMLINUX: &std::ffi::CStr = c"/sys/kernel/btf/vmlinux";
+    // SAFETY: plain syscalls with valid NUL-terminated paths. The process is single-threaded
+    // here (the event loop is a current-thread runtime), which unsharing CLONE_NEWNS needs.
+    let hidden = unsafe {
+        libc::unshare(libc::CLONE_NEWNS) == 0
+            // Our mounts must not propagate back to the system's namespace.
+            && libc::mount(std::ptr::null(), c"/".as_ptr(), std::ptr::null(), libc::MS_REC | libc::MS_PRIVATE, std::ptr::null()) == 0
+            && libc::mount(c"/dev/null".as_ptr(), VMLINUX.as_ptr(), std::ptr::null(), libc::MS_BIND, std::ptr::null()) == 0
+    };
+    let loader = EbpfLoader::new();
+    if hidden {
+        // SAFETY: unmounting the bind mount made above.
+        unsafe { libc::umount2(VMLINUX.as_ptr(), libc::MNT_DETACH) };
+    } else {
+        debug!(
+            "could not hide vmlinux BTF from the loader ({})",
+            std::io::Error::last_os_error()
+        );
+    }
+    loader
+}
+
 impl Session {
-    pub fn load(opts: &Options) -> Result<Session> {
+    /// Loads the object for `opts.transport`. `kernel` is the kernel's BTF, which tp_btf hooks
+    /// need; `hooks` are the tracepoints that will be attached.
+    pub fn load(
+        opts: &Options,
+        kernel: Option<&crate::btf::Btf>,
+        hooks: &[Hook],
+    ) -> Result<Session> {
         raise_memlock();
-        let btf = match aya::Btf::from_sys_fs() {
-            Ok(btf) => Some(btf),
-            Err(e) => {
-                debug!("no kernel BTF ({e}): tp_btf hooks unavailable");
-                None
+        let btf = match (opts.hooks, kernel) {
+            (Hooks::Auto | Hooks::RawTp, _) | (_, None) => None,
+            (Hooks::TpBtf, Some(kernel)) => {
+                let names: Vec<String> = hooks
+                    .iter()
+                    .map(|h| format!("btf_trace_{}", h.event))
+                    .collect();
+                let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                let t = Instant::now();
+                let skeleton = kernel.skeleton(&names);
+                let built = elapsed_ms(t);
+                let parsed = aya::Btf::parse(&skeleton, aya::Endianness::default());
+                debug!(
+                    "skeleton BTF built in {built:.1} ms, parsed by aya in {:.1} ms",
+                    elapsed_ms(t) - built
+                );
+                match parsed {
+                    Ok(btf) => Some(btf),
+                    Err(e) => {
+                        debug!(
+                            "the kernel's BTF cannot be handed to aya ({e}): tp_btf hooks unavailable"
+                        );
+                        None
+                    }
+                }
             }
         };
         let transport = match opts.transport {
@@ -127,12 +208,24 @@ impl Session {
                 config.features |= FEATURE_DEBUG_LOG;
             }
         }
-        let mut loader = EbpfLoader::new();
-        loader.btf(btf.as_ref()).override_global(names::CONFIG, &config, true);
+        let mut loader = loader_without_kernel_btf();
+        loader
+            .btf(None)
+            .override_global(names::CONFIG, &config, true);
         if transport == Transport::Ringbuf {
             loader.map_max_entries(names::EVENTS, opts.ring_bytes);
         }
-        let ebpf = loader.load(object).context("loading the eBPF object failed")?;
+        for map in SIZABLE_MAPS {
+            let used = opts.maps.contains(&map)
+                && (map != names::STACKS || config.features & FEATURE_KSTACK != 0);
+            if !used {
+                // Not one: LRU hash maps want at least one entry per CPU.
+                loader.map_max_entries(map, MIN_MAP_ENTRIES);
+            }
+        }
+        let ebpf = loader
+            .load(object)
+            .context("loading the eBPF object failed")?;
         debug!("loaded the {transport:?} object");
         Ok(Session {
             tool: opts.tool,
@@ -151,33 +244,26 @@ impl Session {
                 format!("cannot attach to tracepoint {}:{}", hook.system, hook.event)
             })?;
             debug!("{}:{} attached as {how}", hook.system, hook.event);
-            self.attached.push(format!("{}:{} {how}", hook.system, hook.event));
+            self.attached
+                .push(format!("{}:{} {how}", hook.system, hook.event));
         }
         Ok(())
     }
 
     fn attach_one(&mut self, hook: &Hook) -> Result<&'static str> {
-        let try_btf = matches!(self.hooks, Hooks::Auto | Hooks::TpBtf);
-        if try_btf {
-            match (&self.btf, self.hooks) {
-                (Some(btf), _) => {
-                    let prog: &mut BtfTracePoint = self
-                        .ebpf
-                        .program_mut(hook.btf_program)
-                        .ok_or_else(|| anyhow!("program {} missing from the object", hook.btf_program))?
-                        .try_into()?;
-                    let result = prog.load(hook.event, btf).map_err(anyhow::Error::from).and_then(|()| {
-                        prog.attach().map(|_| ()).map_err(anyhow::Error::from)
-                    });
-                    match result {
-                        Ok(()) => return Ok("tp_btf"),
-                        Err(e) if self.hooks == Hooks::TpBtf => return Err(e.context("tp_btf")),
-                        Err(e) => debug!("tp_btf {} refused ({e:#}); trying a raw tracepoint", hook.event),
-                    }
-                }
-                (None, Hooks::TpBtf) => bail!("tp_btf needs the kernel's BTF (/sys/kernel/btf/vmlinux)"),
-                (None, _) => {}
-            }
+        if self.hooks == Hooks::TpBtf {
+            let btf = self
+                .btf
+                .as_ref()
+                .context("tp_btf needs the kernel's BTF (/sys/kernel/btf/vmlinux)")?;
+            let prog: &mut BtfTracePoint = self
+                .ebpf
+                .program_mut(hook.btf_program)
+                .ok_or_else(|| anyhow!("program {} missing from the object", hook.btf_program))?
+                .try_into()?;
+            prog.load(hook.event, btf).context("tp_btf")?;
+            prog.attach().context("tp_btf")?;
+            return Ok("tp_btf");
         }
         let prog: &mut RawTracePoint = self
             .ebpf
@@ -209,7 +295,10 @@ impl Session {
 
     /// Takes the event stream out of the object.
     pub fn events(&mut self) -> Result<Events> {
-        let map = self.ebpf.take_map(names::EVENTS).context("EVENTS map missing")?;
+        let map = self
+            .ebpf
+            .take_map(names::EVENTS)
+            .context("EVENTS map missing")?;
         let source = match self.transport {
             Transport::Ringbuf => {
                 let ring = RingBuf::try_from(map)?;
@@ -234,20 +323,33 @@ impl Session {
 
     /// Takes the stack map out of the object, with the kernel's symbols.
     pub fn stacks(&mut self) -> Result<Stacks> {
-        let map = self.ebpf.take_map(names::STACKS).context("STACKS map missing")?;
-        Ok(Stacks { map: StackTraceMap::try_from(map)?, ksyms: Ksyms::load()?, seen: HashMap::new() })
+        let map = self
+            .ebpf
+            .take_map(names::STACKS)
+            .context("STACKS map missing")?;
+        Ok(Stacks {
+            map: StackTraceMap::try_from(map)?,
+            ksyms: Ksyms::load()?,
+            seen: HashMap::new(),
+        })
     }
 
     /// Takes a map out of the object by name.
     pub fn take_map(&mut self, name: &str) -> Result<aya::maps::Map> {
-        self.ebpf.take_map(name).with_context(|| format!("{name} map missing"))
+        self.ebpf
+            .take_map(name)
+            .with_context(|| format!("{name} map missing"))
     }
 
     /// The kernel-side counters, summed over CPUs.
     pub fn counters(&self) -> [u64; NR_COUNTERS as usize] {
         let mut out = [0u64; NR_COUNTERS as usize];
-        let Some(map) = self.ebpf.map(names::STATS) else { return out };
-        let Ok(array) = PerCpuArray::<_, u64>::try_from(map) else { return out };
+        let Some(map) = self.ebpf.map(names::STATS) else {
+            return out;
+        };
+        let Ok(array) = PerCpuArray::<_, u64>::try_from(map) else {
+            return out;
+        };
         for c in Counter::ALL {
             if let Ok(values) = array.get(&(c as u32), 0) {
                 out[c as usize] = values.iter().sum();
@@ -272,7 +374,11 @@ impl Session {
             eprintln!("{}: {lost} events lost", self.tool);
         }
         if c[Counter::StackLost as usize] > 0 {
-            eprintln!("{}: {} kernel stacks lost", self.tool, c[Counter::StackLost as usize]);
+            eprintln!(
+                "{}: {} kernel stacks lost",
+                self.tool,
+                c[Counter::StackLost as usize]
+            );
         }
         debug!(
             "ends without a begin: {}, begin map full: {}",
@@ -285,7 +391,10 @@ impl Session {
 enum Source {
     Ring(AsyncFd<RingBuf<MapData>>),
     // The array is kept so the buffers stay registered in it.
-    Perf(Vec<AsyncFd<PerfEventArrayBuffer<MapData>>>, #[allow(dead_code)] PerfEventArray<MapData>),
+    Perf(
+        Vec<AsyncFd<PerfEventArrayBuffer<MapData>>>,
+        #[allow(dead_code)] PerfEventArray<MapData>,
+    ),
 }
 
 /// The stream of raw records from the kernel.
@@ -380,7 +489,9 @@ impl Stacks {
     /// The frames of stack `id`, innermost first, as `symbol+0xoff`, without the frames of
     /// the tracing machinery. Empty for an event without a stack.
     pub fn frames(&mut self, id: i32) -> &[String] {
-        let Ok(id) = u32::try_from(id) else { return &[] };
+        let Ok(id) = u32::try_from(id) else {
+            return &[];
+        };
         if let Ok(trace) = self.map.get(&id, 0) {
             let frames = trace
                 .frames()
@@ -408,8 +519,8 @@ fn is_tracing_frame(frame: &str) -> bool {
         "perf_tp_event",
         "bpf_get_stack",
     ]
-        .iter()
-        .any(|p| frame.starts_with(p))
+    .iter()
+    .any(|p| frame.starts_with(p))
 }
 
 /// What the event loop calls.
@@ -500,7 +611,10 @@ fn drain(events: &mut Events, sink: &mut dyn Sink) -> bool {
 
 /// Monotonic time in the kernel's `bpf_ktime_get_ns` clock.
 pub fn ktime_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: a valid timespec.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64

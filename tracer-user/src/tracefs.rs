@@ -11,7 +11,11 @@ const CANDIDATES: [&str; 2] = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing
 
 /// The tracefs mount point, mounting tracefs at `/sys/kernel/tracing` when it is not mounted.
 pub fn root() -> Result<PathBuf> {
-    if let Some(found) = CANDIDATES.iter().map(Path::new).find(|p| p.join("events").is_dir()) {
+    if let Some(found) = CANDIDATES
+        .iter()
+        .map(Path::new)
+        .find(|p| p.join("events").is_dir())
+    {
         return Ok(found.to_owned());
     }
     let target = Path::new(CANDIDATES[0]);
@@ -57,9 +61,17 @@ pub struct Format {
 
 impl Format {
     pub fn read(tracefs: &Path, system: &str, event: &str) -> Result<Format> {
-        let path = tracefs.join("events").join(system).join(event).join("format");
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("tracepoint {system}:{event} is not available ({})", path.display()))?;
+        let path = tracefs
+            .join("events")
+            .join(system)
+            .join(event)
+            .join("format");
+        let text = std::fs::read_to_string(&path).with_context(|| {
+            format!(
+                "tracepoint {system}:{event} is not available ({})",
+                path.display()
+            )
+        })?;
         Ok(Format::parse(&text))
     }
 
@@ -91,7 +103,12 @@ fn parse_field(line: &str) -> Option<Field> {
     let decl = parts.next()?.strip_prefix("field:")?;
     let name = decl.rsplit([' ', '*']).next()?;
     let name = name.split('[').next()?.to_owned();
-    let mut field = Field { name, offset: 0, size: 0, signed: false };
+    let mut field = Field {
+        name,
+        offset: 0,
+        size: 0,
+        signed: false,
+    };
     for part in parts {
         if let Some((key, value)) = part.split_once(':') {
             match key {
@@ -114,7 +131,10 @@ mod tests {
         let f = Format::parse(include_str!("../test_data/mm_page_alloc_extfrag.format"));
         assert_eq!(f.id, 650);
         assert_eq!(f.field("pfn").map(|f| (f.offset, f.size)), Some((8, 8)));
-        assert_eq!(f.field("change_ownership").map(|f| (f.offset, f.signed)), Some((32, true)));
+        assert_eq!(
+            f.field("change_ownership").map(|f| (f.offset, f.signed)),
+            Some((32, true))
+        );
         assert!(f.print_fmt.starts_with("\"page=%p"));
     }
 }

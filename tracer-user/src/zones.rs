@@ -36,18 +36,29 @@ pub fn parse(text: &str) -> Vec<ZoneInfo> {
         let t = line.trim();
         if let Some(rest) = t.strip_prefix("Node ") {
             // "Node 0, zone   Normal"
-            let Some((node, name)) = rest.split_once(", zone") else { continue };
+            let Some((node, name)) = rest.split_once(", zone") else {
+                continue;
+            };
             let node = node.trim().parse().unwrap_or(-1);
             if zones.last().is_none_or(|z| z.node != node) {
                 index = 0;
             }
-            zones.push(ZoneInfo { node, name: name.trim().to_owned(), index, ..Default::default() });
+            zones.push(ZoneInfo {
+                node,
+                name: name.trim().to_owned(),
+                index,
+                ..Default::default()
+            });
             index += 1;
             continue;
         }
-        let Some(zone) = zones.last_mut() else { continue };
+        let Some(zone) = zones.last_mut() else {
+            continue;
+        };
         let mut words = t.split_whitespace();
-        let (Some(key), Some(value)) = (words.next(), words.next()) else { continue };
+        let (Some(key), Some(value)) = (words.next(), words.next()) else {
+            continue;
+        };
         let number = || value.parse::<u64>().unwrap_or(0);
         match (key, value) {
             ("pages", "free") => zone.free = words.next().and_then(|v| v.parse().ok()).unwrap_or(0),
@@ -75,10 +86,19 @@ mod tests {
     #[test]
     fn parses_spans_and_watermarks() {
         let zones = parse(include_str!("../test_data/zoneinfo"));
-        let normal = zones.iter().find(|z| z.name == "Normal").expect("a Normal zone");
+        let normal = zones
+            .iter()
+            .find(|z| z.name == "Normal")
+            .expect("a Normal zone");
         assert_eq!((normal.node, normal.index), (0, 2));
         assert!(normal.spanned > 0 && normal.min > 0 && normal.low > normal.min);
-        assert_eq!(find(&zones, normal.start_pfn).map(|z| z.name.as_str()), Some("Normal"));
-        assert_eq!(zones.iter().find(|z| z.name == "Movable").map(|z| z.index), Some(3));
+        assert_eq!(
+            find(&zones, normal.start_pfn).map(|z| z.name.as_str()),
+            Some("Normal")
+        );
+        assert_eq!(
+            zones.iter().find(|z| z.name == "Movable").map(|z| z.index),
+            Some(3)
+        );
     }
 }

@@ -35,7 +35,9 @@ pub fn from_pagetypeinfo(text: &str) -> Option<u32> {
     if let Some(order) = value("Page block order:") {
         return u32::try_from(order).ok().filter(|&o| o < 64);
     }
-    value("Pages per block:").filter(|n| n.is_power_of_two()).map(u64::trailing_zeros)
+    value("Pages per block:")
+        .filter(|n| n.is_power_of_two())
+        .map(u64::trailing_zeros)
 }
 
 /// Evaluates the argument the print format passes for `pageblock_order=%d`, such as
@@ -129,7 +131,9 @@ fn tokenize(text: &str) -> Option<Vec<Token>> {
             let word = text[start..i].trim_end_matches(['u', 'U', 'l', 'L']);
             let n = match word.strip_prefix("0x").or_else(|| word.strip_prefix("0X")) {
                 Some(hex) => i64::from_str_radix(hex, 16).ok()?,
-                None if word.len() > 1 && word.starts_with('0') => i64::from_str_radix(&word[1..], 8).ok()?,
+                None if word.len() > 1 && word.starts_with('0') => {
+                    i64::from_str_radix(&word[1..], 8).ok()?
+                }
                 None => word.parse().ok()?,
             };
             tokens.push(Token::Num(n));
@@ -161,7 +165,10 @@ struct Expr {
 
 impl Expr {
     fn new(text: &str) -> Option<Expr> {
-        Some(Expr { tokens: tokenize(text)?, pos: 0 })
+        Some(Expr {
+            tokens: tokenize(text)?,
+            pos: 0,
+        })
     }
 
     fn eval(mut self) -> Option<i64> {
@@ -206,7 +213,9 @@ impl Expr {
             &["+", "-"],
             &["*", "/", "%"],
         ];
-        let Some(ops) = LEVELS.get(level) else { return self.unary() };
+        let Some(ops) = LEVELS.get(level) else {
+            return self.unary();
+        };
         let mut left = self.binary(level + 1)?;
         while let Some(op) = self.peek_op().filter(|op| ops.contains(op)) {
             self.pos += 1;
@@ -298,10 +307,16 @@ mod tests {
 
     #[test]
     fn pagetypeinfo_order_or_block_size() {
-        assert_eq!(from_pagetypeinfo("Page block order: 9\nPages per block:  512\n"), Some(9));
+        assert_eq!(
+            from_pagetypeinfo("Page block order: 9\nPages per block:  512\n"),
+            Some(9)
+        );
         assert_eq!(from_pagetypeinfo("Pages per block:  1024\n"), Some(10));
         assert_eq!(from_pagetypeinfo("Pages per block:  1000\n"), None);
-        assert_eq!(from_pagetypeinfo("Free pages count per migrate type at order\n"), None);
+        assert_eq!(
+            from_pagetypeinfo("Free pages count per migrate type at order\n"),
+            None
+        );
     }
 
     #[test]

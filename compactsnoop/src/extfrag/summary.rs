@@ -68,7 +68,14 @@ pub fn difference(now: &Counts, before: &Counts) -> Counts {
 /// Events and fragmenting events among `counts`.
 pub fn totals(counts: &Counts, pageblock_order: u32) -> (u64, u64) {
     counts.iter().fold((0, 0), |(all, frag), (k, &n)| {
-        (all + n, frag + if fragmenting(k.fallback_order, pageblock_order) { n } else { 0 })
+        (
+            all + n,
+            frag + if fragmenting(k.fallback_order, pageblock_order) {
+                n
+            } else {
+                0
+            },
+        )
     })
 }
 
@@ -106,23 +113,40 @@ fn seconds(d: Duration) -> String {
 }
 
 fn share(frag: u64, all: u64) -> f64 {
-    if all == 0 { 0.0 } else { frag as f64 * 100.0 / all as f64 }
+    if all == 0 {
+        0.0
+    } else {
+        frag as f64 * 100.0 / all as f64
+    }
 }
 
 impl Table<'_> {
     pub fn write(&self, w: &mut impl Write) -> io::Result<()> {
-        writeln!(w, "--- {} interval {:.3}s ---", utc_rfc3339(self.wall), self.interval.as_secs_f64())?;
+        writeln!(
+            w,
+            "--- {} interval {:.3}s ---",
+            utc_rfc3339(self.wall),
+            self.interval.as_secs_f64()
+        )?;
         writeln!(
             w,
             "{:<12} {:<13} {:<5} {:<8} {:<11} {:<9} {:>8}",
             "ALLOC_TYPE", "FALLBACK_TYPE", "ORDER", "FB_ORDER", "FRAGMENTING", "OWNERSHIP", "COUNT"
         )?;
-        let mut rows: Vec<(&Kind, u64)> = self.interval_counts.iter().map(|(k, &n)| (k, n)).collect();
+        let mut rows: Vec<(&Kind, u64)> =
+            self.interval_counts.iter().map(|(k, &n)| (k, n)).collect();
         rows.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
         for (k, n) in rows {
             let alloc = self.names.migratetypes.name(i64::from(k.alloc_migratetype));
-            let fallback = self.names.migratetypes.name(i64::from(k.fallback_migratetype));
-            let frag = if fragmenting(k.fallback_order, self.pageblock_order) { "yes" } else { "no" };
+            let fallback = self
+                .names
+                .migratetypes
+                .name(i64::from(k.fallback_migratetype));
+            let frag = if fragmenting(k.fallback_order, self.pageblock_order) {
+                "yes"
+            } else {
+                "no"
+            };
             let own = if k.claim { "claim" } else { "steal" };
             writeln!(
                 w,
@@ -131,7 +155,11 @@ impl Table<'_> {
             )?;
         }
         let (all, frag) = totals(self.interval_counts, self.pageblock_order);
-        writeln!(w, "INTERVAL events={all} fragmenting={frag} share={:.1}%", share(frag, all))?;
+        writeln!(
+            w,
+            "INTERVAL events={all} fragmenting={frag} share={:.1}%",
+            share(frag, all)
+        )?;
         let (all, frag) = totals(self.total_counts, self.pageblock_order);
         writeln!(
             w,
@@ -147,7 +175,12 @@ pub fn utc_rfc3339(t: SystemTime) -> String {
     let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let (days, rem) = (secs / 86_400, secs % 86_400);
     let (y, m, d) = civil_from_days(days as i64);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
@@ -236,12 +269,21 @@ mod tests {
     use super::*;
 
     fn names() -> Names {
-        let mt = ["MIGRATE_UNMOVABLE", "MIGRATE_MOVABLE", "MIGRATE_RECLAIMABLE"];
+        let mt = [
+            "MIGRATE_UNMOVABLE",
+            "MIGRATE_MOVABLE",
+            "MIGRATE_RECLAIMABLE",
+        ];
         Names {
             zones: EnumNames::default(),
             migratetypes: EnumNames::new(
-                mt.iter().enumerate().map(|(i, n)| ((*n).to_owned(), i as i64)),
-                |n| n.strip_prefix("MIGRATE_").map(|w| w[..1].to_owned() + &w[1..].to_ascii_lowercase()),
+                mt.iter()
+                    .enumerate()
+                    .map(|(i, n)| ((*n).to_owned(), i as i64)),
+                |n| {
+                    n.strip_prefix("MIGRATE_")
+                        .map(|w| w[..1].to_owned() + &w[1..].to_ascii_lowercase())
+                },
             ),
         }
     }
