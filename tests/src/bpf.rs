@@ -5,7 +5,14 @@ use std::collections::BTreeSet;
 /// Name prefixes of our programs, as the kernel keeps them (15 bytes at most).
 const PROGRAM_PREFIXES: [&str; 5] = ["compact_", "direct_", "memcg_", "extfrag_", "memcg_soft_"];
 /// Our maps, as the kernel names them.
-const MAP_NAMES: [&str; 6] = ["EVENTS", "STACKS", "STATS", "COMPACT_BEGIN", "RECLAIM_BEGIN", "EXTFRAG_COUNTS"];
+const MAP_NAMES: [&str; 6] = [
+    "EVENTS",
+    "STACKS",
+    "STATS",
+    "COMPACT_BEGIN",
+    "RECLAIM_BEGIN",
+    "EXTFRAG_COUNTS",
+];
 
 /// Ids of our loaded programs and maps.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -17,12 +24,21 @@ pub struct Loaded {
 pub fn ours() -> Loaded {
     let programs = aya::programs::loaded_programs()
         .filter_map(Result::ok)
-        .filter(|p| p.name_as_str().is_some_and(|n| PROGRAM_PREFIXES.iter().any(|x| n.starts_with(x))))
+        .filter(|p| {
+            p.name_as_str()
+                .is_some_and(|n| PROGRAM_PREFIXES.iter().any(|x| n.starts_with(x)))
+        })
         .map(|p| p.id())
         .collect();
     let maps = aya::maps::loaded_maps()
         .filter_map(Result::ok)
-        .filter(|m| m.name_as_str().is_some_and(|n| MAP_NAMES.iter().any(|x| n.starts_with(&x[..x.len().min(15)]))))
+        .filter(|m| {
+            m.name_as_str().is_some_and(|n| {
+                MAP_NAMES
+                    .iter()
+                    .any(|x| n.starts_with(&x[..x.len().min(15)]))
+            })
+        })
         .map(|m| m.id())
         .collect();
     Loaded { programs, maps }

@@ -58,8 +58,16 @@ pub fn serial() -> Serial {
         .unwrap_or_else(|e| panic!("cannot open {WORKLOAD_LOCK}: {e}"));
     // SAFETY: flock on a descriptor we own; released when the file is closed.
     let rc = unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&file), libc::LOCK_EX) };
-    assert_eq!(rc, 0, "cannot lock {WORKLOAD_LOCK}: {}", std::io::Error::last_os_error());
-    Serial { _thread: thread, _file: file }
+    assert_eq!(
+        rc,
+        0,
+        "cannot lock {WORKLOAD_LOCK}: {}",
+        std::io::Error::last_os_error()
+    );
+    Serial {
+        _thread: thread,
+        _file: file,
+    }
 }
 
 /// Where the tools' binaries are: `TRACER_BIN_DIR`, else this workspace's debug build.

@@ -59,7 +59,13 @@ pub fn run(tool: &str, args: &[&str], timeout: Duration) -> Finished {
     let stderr = err_t.join().unwrap_or_default();
     let mut lines = stdout.lines().map(str::to_owned);
     let header = lines.next().unwrap_or_default();
-    Finished { status, header, rows: lines.collect(), stderr, elapsed }
+    Finished {
+        status,
+        header,
+        rows: lines.collect(),
+        stderr,
+        elapsed,
+    }
 }
 
 fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
@@ -112,13 +118,21 @@ pub fn start(tool: &str, args: &[&str]) -> Running {
     };
     let deadline = started + Duration::from_secs(30);
     loop {
-        if !running.lines.lock().unwrap_or_else(|e| e.into_inner()).is_empty() {
+        if !running
+            .lines
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty()
+        {
             running.ready_after = started.elapsed();
             return running;
         }
         if let Ok(Some(status)) = running.child.try_wait() {
             let f = running.finish(status);
-            panic!("{tool} {args:?} exited ({}) before printing its header; stderr:\n{}", f.status, f.stderr);
+            panic!(
+                "{tool} {args:?} exited ({}) before printing its header; stderr:\n{}",
+                f.status, f.stderr
+            );
         }
         if Instant::now() > deadline {
             let _ = running.child.kill();
@@ -163,10 +177,21 @@ impl Running {
         if let Some(t) = self.stdout.take() {
             let _ = t.join();
         }
-        let stderr = self.stderr.take().map(|t| t.join().unwrap_or_default()).unwrap_or_default();
-        let mut lines = std::mem::take(&mut *self.lines.lock().unwrap_or_else(|e| e.into_inner())).into_iter();
+        let stderr = self
+            .stderr
+            .take()
+            .map(|t| t.join().unwrap_or_default())
+            .unwrap_or_default();
+        let mut lines =
+            std::mem::take(&mut *self.lines.lock().unwrap_or_else(|e| e.into_inner())).into_iter();
         let header = lines.next().unwrap_or_default();
-        Finished { status, header, rows: lines.collect(), stderr, elapsed }
+        Finished {
+            status,
+            header,
+            rows: lines.collect(),
+            stderr,
+            elapsed,
+        }
     }
 }
 

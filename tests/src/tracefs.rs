@@ -10,7 +10,11 @@ use std::{
 const ROOTS: [&str; 2] = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"];
 
 fn root() -> PathBuf {
-    if let Some(r) = ROOTS.iter().map(Path::new).find(|p| p.join("instances").is_dir()) {
+    if let Some(r) = ROOTS
+        .iter()
+        .map(Path::new)
+        .find(|p| p.join("instances").is_dir())
+    {
         return r.to_owned();
     }
     let status = std::process::Command::new("mount")
@@ -38,7 +42,10 @@ pub struct Record {
 
 impl Record {
     pub fn field(&self, name: &str) -> &str {
-        self.fields.get(name).map(String::as_str).unwrap_or_else(|| panic!("no field {name} in {self:?}"))
+        self.fields
+            .get(name)
+            .map(String::as_str)
+            .unwrap_or_else(|| panic!("no field {name} in {self:?}"))
     }
 
     pub fn num(&self, name: &str) -> i64 {
@@ -68,8 +75,11 @@ impl Recorder {
     /// As `start`, with a per-CPU buffer of `kb` KiB for event storms.
     pub fn with_buffer(events: &[&str], kb: u32) -> Recorder {
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let dir = root().join("instances").join(format!("tracer-tests-{}-{n}", std::process::id()));
-        std::fs::create_dir(&dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+        let dir = root()
+            .join("instances")
+            .join(format!("tracer-tests-{}-{n}", std::process::id()));
+        std::fs::create_dir(&dir)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
         let rec = Recorder { dir };
         rec.write("trace_clock", "mono");
         rec.write("buffer_size_kb", &kb.to_string());
@@ -82,7 +92,8 @@ impl Recorder {
 
     fn write(&self, file: &str, value: &str) {
         let path = self.dir.join(file);
-        std::fs::write(&path, value).unwrap_or_else(|e| panic!("cannot write {value} to {}: {e}", path.display()));
+        std::fs::write(&path, value)
+            .unwrap_or_else(|e| panic!("cannot write {value} to {}: {e}", path.display()));
     }
 
     /// Stops recording and returns everything recorded.
@@ -94,10 +105,16 @@ impl Recorder {
 
     /// Whether any CPU's buffer overflowed (the ground truth would be incomplete).
     pub fn overran(&self) -> bool {
-        let cpus = std::fs::read_dir(self.dir.join("per_cpu")).into_iter().flatten().flatten();
-        cpus.map(|c| std::fs::read_to_string(c.path().join("stats")).unwrap_or_default()).any(|stats| {
-            stats.lines().any(|l| l.starts_with("overrun:") && l.split_whitespace().nth(1) != Some("0"))
-        })
+        let cpus = std::fs::read_dir(self.dir.join("per_cpu"))
+            .into_iter()
+            .flatten()
+            .flatten();
+        cpus.map(|c| std::fs::read_to_string(c.path().join("stats")).unwrap_or_default())
+            .any(|stats| {
+                stats
+                    .lines()
+                    .any(|l| l.starts_with("overrun:") && l.split_whitespace().nth(1) != Some("0"))
+            })
     }
 }
 
@@ -111,7 +128,10 @@ impl Drop for Recorder {
 
 /// Parses `trace` text: `  comm-1234   [001] d..1.  123.456789: event: k=v k=v`.
 pub fn parse(text: &str) -> Vec<Record> {
-    text.lines().filter(|l| !l.starts_with('#')).filter_map(parse_line).collect()
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(parse_line)
+        .collect()
 }
 
 fn parse_line(line: &str) -> Option<Record> {
@@ -129,7 +149,13 @@ fn parse_line(line: &str) -> Option<Record> {
         .filter_map(|kv| kv.trim_end_matches(',').split_once('='))
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
-    Some(Record { comm: comm.to_owned(), pid: pid.parse().ok()?, ts_ns, event, fields })
+    Some(Record {
+        comm: comm.to_owned(),
+        pid: pid.parse().ok()?,
+        ts_ns,
+        event,
+        fields,
+    })
 }
 
 /// Begin/end pairs of one thread, in order: `(begin, end)`.
@@ -159,7 +185,10 @@ mod tests {
                     kcompactd0-45      [000] d..1. 16843.2: mm_compaction_begin: zone_start=0x1000";
         let r = parse(text);
         assert_eq!(r.len(), 2);
-        assert_eq!((r[0].comm.as_str(), r[0].pid, r[0].ts_ns), ("bash", 8630, 16_843_123_456_000));
+        assert_eq!(
+            (r[0].comm.as_str(), r[0].pid, r[0].ts_ns),
+            ("bash", 8630, 16_843_123_456_000)
+        );
         assert_eq!(r[0].field("status"), "complete");
         assert_eq!(r[0].field("mode"), "sync");
         assert_eq!(r[0].num("zone_end"), 0x1000);

@@ -36,7 +36,10 @@ pub struct Workload<'a> {
 impl Workload<'_> {
     fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(self.binary);
-        cmd.arg("--name").arg(self.name).args(args).stdin(Stdio::null());
+        cmd.arg("--name")
+            .arg(self.name)
+            .args(args)
+            .stdin(Stdio::null());
         if let Some(uid) = self.uid {
             cmd.uid(uid).gid(uid);
         }
@@ -45,16 +48,25 @@ impl Workload<'_> {
 
     /// Runs to completion; returns the PID it had.
     pub fn run(&self, args: &[&str]) -> u32 {
-        let mut child = self.command(args).spawn().unwrap_or_else(|e| panic!("cannot start the workload: {e}"));
+        let mut child = self
+            .command(args)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start the workload: {e}"));
         let pid = child.id();
         let status = child.wait().expect("waiting for the workload");
-        assert!(status.success(), "workload {} {args:?} failed: {status}", self.name);
+        assert!(
+            status.success(),
+            "workload {} {args:?} failed: {status}",
+            self.name
+        );
         pid
     }
 
     /// Starts it and returns the child.
     pub fn spawn(&self, args: &[&str]) -> std::process::Child {
-        self.command(args).spawn().unwrap_or_else(|e| panic!("cannot start the workload: {e}"))
+        self.command(args)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start the workload: {e}"))
     }
 
     /// Manual compaction of every zone, in the workload's own context.
@@ -70,7 +82,10 @@ pub struct HugepagesGuard {
 
 impl HugepagesGuard {
     pub fn new() -> HugepagesGuard {
-        let original = std::fs::read_to_string(NR_HUGEPAGES).expect("reading nr_hugepages").trim().to_owned();
+        let original = std::fs::read_to_string(NR_HUGEPAGES)
+            .expect("reading nr_hugepages")
+            .trim()
+            .to_owned();
         HugepagesGuard { original }
     }
 
@@ -123,7 +138,8 @@ impl Squeeze {
     }
 
     fn fill_page_cache(&self) {
-        let mut f = std::fs::File::create(&self.fill).unwrap_or_else(|e| panic!("{}: {e}", self.fill.display()));
+        let mut f = std::fs::File::create(&self.fill)
+            .unwrap_or_else(|e| panic!("{}: {e}", self.fill.display()));
         let chunk = vec![0x5au8; 1 << 20];
         for _ in 0..(FILL_BYTES >> 20) {
             f.write_all(&chunk).expect("filling the page cache");

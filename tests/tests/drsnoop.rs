@@ -19,7 +19,10 @@ use tests::{
 };
 
 const WORKLOAD: &str = env!("CARGO_BIN_EXE_mm-workload");
-const DIRECT: [&str; 2] = ["vmscan/mm_vmscan_direct_reclaim_begin", "vmscan/mm_vmscan_direct_reclaim_end"];
+const DIRECT: [&str; 2] = [
+    "vmscan/mm_vmscan_direct_reclaim_begin",
+    "vmscan/mm_vmscan_direct_reclaim_end",
+];
 const BEGIN: &str = "mm_vmscan_direct_reclaim_begin";
 const END: &str = "mm_vmscan_direct_reclaim_end";
 /// The unprivileged user the second workload runs as.
@@ -31,11 +34,18 @@ fn field<'a>(header: &str, row: &'a str, name: &str) -> &'a str {
 
 /// Rows without kernel stack lines.
 fn rows(f: &Finished) -> Vec<&str> {
-    f.rows.iter().map(String::as_str).filter(|r| !r.is_empty() && !r.starts_with(' ')).collect()
+    f.rows
+        .iter()
+        .map(String::as_str)
+        .filter(|r| !r.is_empty() && !r.starts_with(' '))
+        .collect()
 }
 
 fn ktime_now_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: valid timespec.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
@@ -71,7 +81,10 @@ impl MemFreeSampler {
 }
 
 fn pairs_after(records: &[Record], since_ns: u64) -> Vec<(&Record, &Record)> {
-    tracefs::pairs(records, BEGIN, END).into_iter().filter(|(b, _)| b.ts_ns >= since_ns).collect()
+    tracefs::pairs(records, BEGIN, END)
+        .into_iter()
+        .filter(|(b, _)| b.ts_ns >= since_ns)
+        .collect()
 }
 
 /// Waits until the recorder's trace stops growing: every reclaim that began has ended.
@@ -81,8 +94,16 @@ fn wait_quiet() {
             .into_iter()
             .flatten()
             .flatten()
-            .filter(|e| e.file_name().to_string_lossy().starts_with(&format!("tracer-tests-{}-", std::process::id())))
-            .map(|e| std::fs::read_to_string(e.path().join("trace")).map(|t| t.lines().count()).unwrap_or(0))
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with(&format!("tracer-tests-{}-", std::process::id()))
+            })
+            .map(|e| {
+                std::fs::read_to_string(e.path().join("trace"))
+                    .map(|t| t.lines().count())
+                    .unwrap_or(0)
+            })
             .sum::<usize>()
     };
     let (mut last, mut stable) = (count(), 0);
@@ -109,50 +130,92 @@ fn every_direct_reclaim_appears_with_pages_latency_free_and_stack() {
     let verbose = tool::start("drsnoop", &["-v", "-K"]);
     let ready_ns = ktime_now_ns();
     let sampler = MemFreeSampler::start();
-    let pid = squeeze.run(&Workload { binary: WORKLOAD, name: "wl-huge", uid: None });
+    let pid = squeeze.run(&Workload {
+        binary: WORKLOAD,
+        name: "wl-huge",
+        uid: None,
+    });
     wait_quiet();
     let (free_lo, free_hi) = sampler.range();
     let records = rec.stop();
     let plain = plain.interrupt(Duration::from_secs(10));
     let verbose = verbose.interrupt(Duration::from_secs(10));
     drop(squeeze);
-    assert!(plain.status.success() && verbose.status.success(), "{}\n{}", plain.stderr, verbose.stderr);
+    assert!(
+        plain.status.success() && verbose.status.success(),
+        "{}\n{}",
+        plain.stderr,
+        verbose.stderr
+    );
     assert!(!rec.overran(), "the tracefs buffer overran");
 
     let kernel = pairs_after(&records, ready_ns);
-    assert!(kernel.iter().any(|(b, _)| b.pid == pid), "the workload did no direct reclaim: a failed workload");
+    assert!(
+        kernel.iter().any(|(b, _)| b.pid == pid),
+        "the workload did no direct reclaim: a failed workload"
+    );
     let h = &plain.header;
     let ours = rows(&plain);
-    assert_eq!(ours.len(), kernel.len(), "one row per direct reclaim\nrows: {ours:#?}");
+    assert_eq!(
+        ours.len(),
+        kernel.len(),
+        "one row per direct reclaim\nrows: {ours:#?}"
+    );
     let pids: BTreeSet<u32> = kernel.iter().map(|(b, _)| b.pid).collect();
     for p in pids {
         let k: Vec<_> = kernel.iter().filter(|(b, _)| b.pid == p).collect();
-        let o: Vec<_> = ours.iter().filter(|r| field(h, r, "PID") == p.to_string()).collect();
+        let o: Vec<_> = ours
+            .iter()
+            .filter(|r| field(h, r, "PID") == p.to_string())
+            .collect();
         assert_eq!(o.len(), k.len(), "rows of pid {p}");
         for ((b, e), row) in k.iter().zip(o) {
-            assert_eq!(field(h, row, "COMM"), &b.comm[..b.comm.len().min(14)], "{row}");
+            assert_eq!(
+                field(h, row, "COMM"),
+                &b.comm[..b.comm.len().min(14)],
+                "{row}"
+            );
             assert_eq!(field(h, row, "PAGES"), e.field("nr_reclaimed"), "{row}");
             let lat: f64 = field(h, row, "LAT(ms)").parse().expect("LAT");
             let kernel_lat = (e.ts_ns - b.ts_ns) as f64 / 1e6;
-            assert!((lat - kernel_lat).abs() < 1.0, "latency {lat} vs tracefs {kernel_lat}: {row}");
+            assert!(
+                (lat - kernel_lat).abs() < 1.0,
+                "latency {lat} vs tracefs {kernel_lat}: {row}"
+            );
         }
     }
 
     // -v: free memory at the start of each reclaim, within what MemFree showed during the run.
     let vh = &verbose.header;
     for row in rows(&verbose) {
-        let free: u64 = field(vh, row, "FREE(KB)").parse().unwrap_or_else(|_| panic!("FREE(KB) in {row}"));
-        assert!((free_lo..=free_hi).contains(&free), "FREE(KB) {free} outside MemFree's {free_lo}..={free_hi}: {row}");
+        let free: u64 = field(vh, row, "FREE(KB)")
+            .parse()
+            .unwrap_or_else(|_| panic!("FREE(KB) in {row}"));
+        assert!(
+            (free_lo..=free_hi).contains(&free),
+            "FREE(KB) {free} outside MemFree's {free_lo}..={free_hi}: {row}"
+        );
     }
     // -K: frames are kernel symbols, and the reclaim comes through try_to_free_pages.
     let ksyms = std::fs::read_to_string("/proc/kallsyms").expect("kallsyms");
-    let names: BTreeSet<&str> = ksyms.lines().filter_map(|l| l.split_whitespace().nth(2)).collect();
-    let frames: Vec<&str> = verbose.rows.iter().filter_map(|l| l.strip_prefix("    ")).map(|f| f.split('+').next().unwrap_or(f)).collect();
+    let names: BTreeSet<&str> = ksyms
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(2))
+        .collect();
+    let frames: Vec<&str> = verbose
+        .rows
+        .iter()
+        .filter_map(|l| l.strip_prefix("    "))
+        .map(|f| f.split('+').next().unwrap_or(f))
+        .collect();
     assert!(!frames.is_empty(), "no stacks: {verbose:?}");
     for f in &frames {
         assert!(names.contains(f), "frame {f} is not a kernel symbol");
     }
-    assert!(frames.contains(&"try_to_free_pages"), "no try_to_free_pages in {frames:#?}");
+    assert!(
+        frames.contains(&"try_to_free_pages"),
+        "no try_to_free_pages in {frames:#?}"
+    );
 }
 
 #[test]
@@ -165,8 +228,16 @@ fn filters_keep_exactly_their_rows() {
     // Two processes with different names, one as an unprivileged user: the root one squeezes
     // memory with huge pages and holds them; the other then faults in transparent huge pages,
     // which must be compacted and reclaimed for.
-    let root_w = Workload { binary: WORKLOAD, name: "wl-root", uid: None };
-    let user_w = Workload { binary: WORKLOAD, name: "wl-user", uid: Some(USER) };
+    let root_w = Workload {
+        binary: WORKLOAD,
+        name: "wl-root",
+        uid: None,
+    };
+    let user_w = Workload {
+        binary: WORKLOAD,
+        name: "wl-user",
+        uid: Some(USER),
+    };
     let mut user = user_w.spawn(&["sleep", "4000", "thp", "1024"]);
     let user_pid = user.id().to_string();
     let rec = Recorder::start(&DIRECT);
@@ -177,31 +248,63 @@ fn filters_keep_exactly_their_rows() {
     let by_name = tool::start("drsnoop", &["-n", "wl-ro"]);
     let ready_ns = ktime_now_ns();
     let root_pid = squeeze.reserve(&root_w);
-    assert!(user.wait().expect("user workload").success(), "the unprivileged workload failed");
+    assert!(
+        user.wait().expect("user workload").success(),
+        "the unprivileged workload failed"
+    );
     squeeze.release(&root_w);
     wait_quiet();
     let records = rec.stop();
     let stop = Duration::from_secs(10);
-    let (by_pid, by_tid, by_uid, by_name) = (by_pid.interrupt(stop), by_tid.interrupt(stop), by_uid.interrupt(stop), by_name.interrupt(stop));
+    let (by_pid, by_tid, by_uid, by_name) = (
+        by_pid.interrupt(stop),
+        by_tid.interrupt(stop),
+        by_uid.interrupt(stop),
+        by_name.interrupt(stop),
+    );
     drop(squeeze);
     let kernel = pairs_after(&records, ready_ns);
-    let count = |pid: &str| kernel.iter().filter(|(b, _)| b.pid.to_string() == pid).count();
-    assert!(count(&root_pid.to_string()) > 0, "wl-root did no direct reclaim: a failed workload");
-    assert!(count(&user_pid) > 0, "wl-user did no direct reclaim: a failed workload");
+    let count = |pid: &str| {
+        kernel
+            .iter()
+            .filter(|(b, _)| b.pid.to_string() == pid)
+            .count()
+    };
+    assert!(
+        count(&root_pid.to_string()) > 0,
+        "wl-root did no direct reclaim: a failed workload"
+    );
+    assert!(
+        count(&user_pid) > 0,
+        "wl-user did no direct reclaim: a failed workload"
+    );
 
     for (f, what) in [(&by_pid, "-p"), (&by_tid, "-t")] {
         assert!(f.status.success(), "{what}: {}", f.stderr);
         let r = rows(f);
         assert_eq!(r.len(), count(&user_pid), "{what}: {r:#?}");
-        assert!(r.iter().all(|row| field(&f.header, row, if what == "-t" { "TID" } else { "PID" }) == user_pid), "{what}: {r:#?}");
+        assert!(
+            r.iter().all(
+                |row| field(&f.header, row, if what == "-t" { "TID" } else { "PID" }) == user_pid
+            ),
+            "{what}: {r:#?}"
+        );
     }
-    assert!(by_uid.header.split_whitespace().any(|c| c == "UID"), "{}", by_uid.header);
+    assert!(
+        by_uid.header.split_whitespace().any(|c| c == "UID"),
+        "{}",
+        by_uid.header
+    );
     let r = rows(&by_uid);
     assert_eq!(r.len(), count(&user_pid), "-Uu {uid} -n wl-user: {r:#?}");
-    assert!(r.iter().all(|row| field(&by_uid.header, row, "UID") == uid && field(&by_uid.header, row, "COMM") == "wl-user"));
+    assert!(r.iter().all(|row| field(&by_uid.header, row, "UID") == uid
+        && field(&by_uid.header, row, "COMM") == "wl-user"));
     let r = rows(&by_name);
     assert_eq!(r.len(), count(&root_pid.to_string()), "-n wl-ro: {r:#?}");
-    assert!(r.iter().all(|row| field(&by_name.header, row, "COMM") == "wl-root"));
+    assert!(
+        r.iter()
+            .all(|row| field(&by_name.header, row, "COMM") == "wl-root")
+    );
 }
 
 /// A memory cgroup of its own (v2 where the memory controller is there, else v1), removed on drop.
@@ -211,17 +314,26 @@ struct Memcg {
 
 impl Memcg {
     fn create(limit_bytes: u64) -> Memcg {
-        let v2 = ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"].iter().map(PathBuf::from).find(|p| {
-            std::fs::read_to_string(p.join("cgroup.controllers")).is_ok_and(|c| c.split_whitespace().any(|x| x == "memory"))
-        });
+        let v2 = ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"]
+            .iter()
+            .map(PathBuf::from)
+            .find(|p| {
+                std::fs::read_to_string(p.join("cgroup.controllers"))
+                    .is_ok_and(|c| c.split_whitespace().any(|x| x == "memory"))
+            });
         let name = format!("tracer-tests-{}", std::process::id());
         let (dir, limit_file) = match v2 {
             Some(root) => (root.join(&name), "memory.max"),
-            None => (PathBuf::from("/sys/fs/cgroup/memory").join(&name), "memory.limit_in_bytes"),
+            None => (
+                PathBuf::from("/sys/fs/cgroup/memory").join(&name),
+                "memory.limit_in_bytes",
+            ),
         };
-        std::fs::create_dir(&dir).unwrap_or_else(|e| panic!("cannot create the memory cgroup {}: {e}", dir.display()));
+        std::fs::create_dir(&dir)
+            .unwrap_or_else(|e| panic!("cannot create the memory cgroup {}: {e}", dir.display()));
         let cg = Memcg { dir };
-        std::fs::write(cg.dir.join(limit_file), limit_bytes.to_string()).expect("setting the memory limit");
+        std::fs::write(cg.dir.join(limit_file), limit_bytes.to_string())
+            .expect("setting the memory limit");
         cg
     }
 
@@ -260,30 +372,60 @@ fn memcg_reclaim_shows_with_m_only() {
     }
     // Drop it from the page cache (this file only) so that reading it allocates.
     let dropped = std::process::Command::new("dd")
-        .args([&format!("if={}", file.display()), "iflag=nocache", "count=0", "status=none"])
+        .args([
+            &format!("if={}", file.display()),
+            "iflag=nocache",
+            "count=0",
+            "status=none",
+        ])
         .status();
-    assert!(dropped.is_ok_and(|s| s.success()), "could not drop the file from the page cache");
+    assert!(
+        dropped.is_ok_and(|s| s.success()),
+        "could not drop the file from the page cache"
+    );
     let cg = Memcg::create(64 << 20);
     let with_m = tool::start("drsnoop", &["-m"]);
     let without = tool::start("drsnoop", &[]);
     // The reader joins the group, then becomes `cat` (same PID) and reads.
     let mut reader = std::process::Command::new("sh")
-        .args(["-c", &format!("echo $$ > {} && exec cat {} > /dev/null", cg.procs().display(), file.display())])
+        .args([
+            "-c",
+            &format!(
+                "echo $$ > {} && exec cat {} > /dev/null",
+                cg.procs().display(),
+                file.display()
+            ),
+        ])
         .spawn()
         .expect("reader");
     let pid = reader.id().to_string();
     assert!(reader.wait().expect("reader").success());
     std::thread::sleep(Duration::from_millis(300));
-    let (with_m, without) = (with_m.interrupt(Duration::from_secs(10)), without.interrupt(Duration::from_secs(10)));
+    let (with_m, without) = (
+        with_m.interrupt(Duration::from_secs(10)),
+        without.interrupt(Duration::from_secs(10)),
+    );
     drop(cg);
     drop(cleanup);
     let h = &with_m.header;
     assert!(h.split_whitespace().any(|c| c == "KIND"), "{h}");
-    let memcg: Vec<&str> = rows(&with_m).into_iter().filter(|r| field(h, r, "PID") == pid && field(h, r, "KIND") == "memcg").collect();
-    assert!(!memcg.is_empty(), "no memcg reclaim rows for the reader {pid}: {with_m:?}");
+    let memcg: Vec<&str> = rows(&with_m)
+        .into_iter()
+        .filter(|r| field(h, r, "PID") == pid && field(h, r, "KIND") == "memcg")
+        .collect();
+    assert!(
+        !memcg.is_empty(),
+        "no memcg reclaim rows for the reader {pid}: {with_m:?}"
+    );
     assert!(memcg.iter().all(|r| field(h, r, "COMM") == "cat"));
-    let plain: Vec<&str> = rows(&without).into_iter().filter(|r| field(&without.header, r, "PID") == pid).collect();
-    assert!(plain.is_empty(), "memcg reclaim shown without -m: {plain:#?}");
+    let plain: Vec<&str> = rows(&without)
+        .into_iter()
+        .filter(|r| field(&without.header, r, "PID") == pid)
+        .collect();
+    assert!(
+        plain.is_empty(),
+        "memcg reclaim shown without -m: {plain:#?}"
+    );
     assert!(!without.header.contains("KIND"));
 }
 

@@ -16,8 +16,15 @@ const EVENT: &str = "kmem/mm_page_alloc_extfrag";
 fn migrate_types() -> Vec<String> {
     let text = std::fs::read_to_string("/proc/pagetypeinfo").expect("pagetypeinfo");
     let mut names: Vec<String> = Vec::new();
-    for line in text.lines().filter(|l| l.starts_with("Node") && l.contains(" type ")) {
-        let name = line.split(" type ").nth(1).and_then(|r| r.split_whitespace().next()).unwrap_or_default();
+    for line in text
+        .lines()
+        .filter(|l| l.starts_with("Node") && l.contains(" type "))
+    {
+        let name = line
+            .split(" type ")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .unwrap_or_default();
         if names.iter().any(|n| n == name) {
             break;
         }
@@ -33,7 +40,12 @@ fn zone_spans() -> Vec<(u64, u64, String, String)> {
     for line in text.lines().map(str::trim) {
         if let Some(rest) = line.strip_prefix("Node ") {
             let (node, name) = rest.split_once(", zone").expect("zone line");
-            out.push((0, 0, format!("ZONE_{}", name.trim().to_uppercase()), node.trim().to_owned()));
+            out.push((
+                0,
+                0,
+                format!("ZONE_{}", name.trim().to_uppercase()),
+                node.trim().to_owned(),
+            ));
         } else if let (Some(z), Some(v)) = (out.last_mut(), line.strip_prefix("spanned")) {
             z.1 = v.trim().parse().unwrap_or(0);
         } else if let (Some(z), Some(v)) = (out.last_mut(), line.strip_prefix("start_pfn:")) {
@@ -43,7 +55,16 @@ fn zone_spans() -> Vec<(u64, u64, String, String)> {
     out
 }
 
-type Key = (String, String, String, String, String, String, String, String);
+type Key = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+);
 
 #[test]
 fn fallback_events_match_tracefs_per_event_filtered_and_counted() {
@@ -54,29 +75,52 @@ fn fallback_events_match_tracefs_per_event_filtered_and_counted() {
     require_memory();
     let _hugepages = HugepagesGuard::new();
     let rec = Recorder::with_buffer(&[EVENT], 64 << 10);
-    let mut target = Workload { binary: WORKLOAD, name: "wl-frag", uid: None }.spawn(&["sleep", "1500", "fragment"]);
+    let mut target = Workload {
+        binary: WORKLOAD,
+        name: "wl-frag",
+        uid: None,
+    }
+    .spawn(&["sleep", "1500", "fragment"]);
     let pid = target.id().to_string();
     let all = tool::start("compactsnoop", &["-x", "-T"]);
     let by_pid = tool::start("compactsnoop", &["-x", "-p", &pid]);
     let by_name = tool::start("compactsnoop", &["-x", "-n", "wl-fr"]);
     let by_uid = tool::start("compactsnoop", &["-x", "-u", "65534"]);
     let summary = tool::start("compactsnoop", &["-x", "-s", "1", "-p", &pid]);
-    assert!(target.wait().expect("workload").success(), "the fragmenting workload failed");
+    assert!(
+        target.wait().expect("workload").success(),
+        "the fragmenting workload failed"
+    );
     std::thread::sleep(Duration::from_millis(500));
     let records = rec.stop();
     let overran = rec.overran();
     let stop = Duration::from_secs(20);
-    let (all, by_pid, by_name, by_uid, summary) =
-        (all.interrupt(stop), by_pid.interrupt(stop), by_name.interrupt(stop), by_uid.interrupt(stop), summary.interrupt(stop));
+    let (all, by_pid, by_name, by_uid, summary) = (
+        all.interrupt(stop),
+        by_pid.interrupt(stop),
+        by_name.interrupt(stop),
+        by_uid.interrupt(stop),
+        summary.interrupt(stop),
+    );
     for f in [&all, &by_pid, &by_name, &by_uid, &summary] {
         assert!(f.status.success(), "{}", f.stderr);
-        assert!(!f.stderr.contains("events lost"), "lost events: {}", f.stderr);
+        assert!(
+            !f.stderr.contains("events lost"),
+            "lost events: {}",
+            f.stderr
+        );
     }
-    assert!(!overran, "the tracefs buffer overran: the ground truth is incomplete");
+    assert!(
+        !overran,
+        "the tracefs buffer overran: the ground truth is incomplete"
+    );
 
     let pid_num: u32 = pid.parse().expect("pid");
     let kernel: Vec<_> = records.iter().filter(|r| r.pid == pid_num).collect();
-    assert!(!kernel.is_empty(), "the workload made no fallback: a failed workload");
+    assert!(
+        !kernel.is_empty(),
+        "the workload made no fallback: a failed workload"
+    );
 
     // Per event: the same events, with the same orders, types, ownership, node and zone.
     let types = migrate_types();
@@ -88,7 +132,12 @@ fn fallback_events_match_tracefs_per_event_filtered_and_counted() {
             .iter()
             .find(|(s, n, ..)| *n > 0 && pfn >= *s && pfn < s + n)
             .unwrap_or_else(|| panic!("pfn {pfn:#x} is in no zone"));
-        let ty = |f: &str| types.get(r.num(f) as usize).cloned().unwrap_or_else(|| r.field(f).to_owned());
+        let ty = |f: &str| {
+            types
+                .get(r.num(f) as usize)
+                .cloned()
+                .unwrap_or_else(|| r.field(f).to_owned())
+        };
         let key = (
             pid.clone(),
             node.clone(),
@@ -97,32 +146,72 @@ fn fallback_events_match_tracefs_per_event_filtered_and_counted() {
             r.field("fallback_order").to_owned(),
             ty("alloc_migratetype"),
             ty("fallback_migratetype"),
-            if r.num("change_ownership") != 0 { "claim" } else { "steal" }.to_owned(),
+            if r.num("change_ownership") != 0 {
+                "claim"
+            } else {
+                "steal"
+            }
+            .to_owned(),
         );
         *expected.entry(key).or_default() += 1;
     }
     let keyed = |f: &tool::Finished| -> BTreeMap<Key, usize> {
         let h = &f.header;
         let mut m = BTreeMap::new();
-        for row in f.rows.iter().filter(|r| !r.is_empty() && !r.starts_with(' ')) {
+        for row in f
+            .rows
+            .iter()
+            .filter(|r| !r.is_empty() && !r.starts_with(' '))
+        {
             let c = columns(row);
             let at = |n: &str| c[column(h, n)].to_owned();
             if at("PID") != pid {
                 continue;
             }
-            let key = (at("PID"), at("NODE"), at("ZONE"), at("ORDER"), at("FB_ORDER"), at("ALLOC_TYPE"), at("FALLBACK_TYPE"), at("OWNERSHIP"));
+            let key = (
+                at("PID"),
+                at("NODE"),
+                at("ZONE"),
+                at("ORDER"),
+                at("FB_ORDER"),
+                at("ALLOC_TYPE"),
+                at("FALLBACK_TYPE"),
+                at("OWNERSHIP"),
+            );
             *m.entry(key).or_default() += 1;
         }
         m
     };
-    assert_eq!(keyed(&all), expected, "every event, once, with the kernel's values");
+    assert_eq!(
+        keyed(&all),
+        expected,
+        "every event, once, with the kernel's values"
+    );
 
     // Filters keep exactly the rows they should.
-    assert_eq!(by_pid.rows.len(), kernel.len(), "-p keeps the workload's events only");
-    assert!(by_pid.rows.iter().all(|r| columns(r).get(1) == Some(&pid.as_str())));
+    assert_eq!(
+        by_pid.rows.len(),
+        kernel.len(),
+        "-p keeps the workload's events only"
+    );
+    assert!(
+        by_pid
+            .rows
+            .iter()
+            .all(|r| columns(r).get(1) == Some(&pid.as_str()))
+    );
     assert_eq!(keyed(&by_name), expected, "-n keeps the workload's events");
-    assert!(by_name.rows.iter().all(|r| columns(r).first() == Some(&"wl-frag")));
-    assert!(by_uid.rows.is_empty(), "-u 65534 keeps nobody's events: {:?}", &by_uid.rows[..by_uid.rows.len().min(3)]);
+    assert!(
+        by_name
+            .rows
+            .iter()
+            .all(|r| columns(r).first() == Some(&"wl-frag"))
+    );
+    assert!(
+        by_uid.rows.is_empty(),
+        "-u 65534 keeps nobody's events: {:?}",
+        &by_uid.rows[..by_uid.rows.len().min(3)]
+    );
 
     // Summary: counted in the kernel, the run's total equals the kernel's record.
     let total = summary

@@ -31,7 +31,11 @@ fn bad_input_is_one_clear_error_with_status_2() {
             let f = tool::run(t, args, Duration::from_secs(10));
             assert_eq!(f.status.code(), Some(2), "{t} {args:?}: {f:?}");
             assert!(f.stderr.starts_with("error:"), "{t} {args:?}: {}", f.stderr);
-            assert!(f.stderr.contains(expect), "{t} {args:?} should mention `{expect}`: {}", f.stderr);
+            assert!(
+                f.stderr.contains(expect),
+                "{t} {args:?} should mention `{expect}`: {}",
+                f.stderr
+            );
             assert!(!f.stderr.contains("panicked"), "{t} {args:?}: {}", f.stderr);
             assert!(f.header.is_empty(), "{t} {args:?} printed to stdout");
         }
@@ -59,7 +63,10 @@ fn missing_privileges_are_named() {
             .expect("running as nobody");
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{t}: {err}");
-        assert!(err.contains("CAP_BPF") && err.contains("root"), "{t}: {err}");
+        assert!(
+            err.contains("CAP_BPF") && err.contains("root"),
+            "{t}: {err}"
+        );
         assert_eq!(err.trim().lines().count(), 1, "{t}: one sentence: {err}");
     }
 }
@@ -95,7 +102,10 @@ fn signals_end_cleanly_and_nothing_stays_in_the_kernel() {
     for t in TOOLS {
         for sig in [libc::SIGINT, libc::SIGTERM] {
             let running = tool::start(t, &[]);
-            assert!(!bpf::ours().programs.is_subset(&before.programs), "{t} attached nothing");
+            assert!(
+                !bpf::ours().programs.is_subset(&before.programs),
+                "{t} attached nothing"
+            );
             running.signal(sig);
             let f = running.wait(Duration::from_secs(5));
             assert!(f.status.success(), "{t} after signal {sig}: {f:?}");
@@ -105,8 +115,14 @@ fn signals_end_cleanly_and_nothing_stays_in_the_kernel() {
         running.signal(libc::SIGKILL);
         let _ = running.wait(Duration::from_secs(5));
         let left = bpf::settle_until_empty();
-        assert!(left.programs.is_subset(&before.programs), "{t}: programs left after SIGKILL: {left:?}");
-        assert!(left.maps.is_subset(&before.maps), "{t}: maps left after SIGKILL: {left:?}");
+        assert!(
+            left.programs.is_subset(&before.programs),
+            "{t}: programs left after SIGKILL: {left:?}"
+        );
+        assert!(
+            left.maps.is_subset(&before.maps),
+            "{t}: maps left after SIGKILL: {left:?}"
+        );
     }
 }
 
@@ -118,7 +134,10 @@ fn a_reader_that_goes_away_ends_the_tool_quietly() {
     }
     let _serial = serial();
     let bin = tool_path("compactsnoop");
-    let script = format!("{} 2>/tmp/tracer-tests-head.err | head -1; echo \"status=${{PIPESTATUS[0]}}\"", bin.display());
+    let script = format!(
+        "{} 2>/tmp/tracer-tests-head.err | head -1; echo \"status=${{PIPESTATUS[0]}}\"",
+        bin.display()
+    );
     let child = Command::new("bash")
         .args(["-c", &script])
         .stdout(Stdio::piped())
@@ -127,13 +146,21 @@ fn a_reader_that_goes_away_ends_the_tool_quietly() {
         .expect("bash");
     // The header goes through; the next row hits the closed pipe.
     std::thread::sleep(Duration::from_millis(1500));
-    Workload { binary: WORKLOAD, name: "wl-head", uid: None }.compact();
+    Workload {
+        binary: WORKLOAD,
+        name: "wl-head",
+        uid: None,
+    }
+    .compact();
     let out = child.wait_with_output().expect("pipeline");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let err = std::fs::read_to_string("/tmp/tracer-tests-head.err").unwrap_or_default();
     let _ = std::fs::remove_file("/tmp/tracer-tests-head.err");
     let mut lines = text.lines();
-    assert!(lines.next().is_some_and(|h| h.starts_with("COMM")), "{text}");
+    assert!(
+        lines.next().is_some_and(|h| h.starts_with("COMM")),
+        "{text}"
+    );
     assert_eq!(lines.next(), Some("status=0"), "{text}\nstderr: {err}");
     assert!(err.is_empty(), "stderr should be silent: {err}");
 }
@@ -148,9 +175,22 @@ fn instances_run_side_by_side() {
     let a = tool::start("compactsnoop", &["-d", "4"]);
     let b = tool::start("compactsnoop", &["-d", "4"]);
     let c = tool::start("drsnoop", &["-d", "4"]);
-    let pid = Workload { binary: WORKLOAD, name: "wl-twice", uid: None }.compact().to_string();
-    let (a, b, c) = (a.wait(Duration::from_secs(10)), b.wait(Duration::from_secs(10)), c.wait(Duration::from_secs(10)));
-    assert!(a.status.success() && b.status.success() && c.status.success(), "{a:?}\n{b:?}\n{c:?}");
+    let pid = Workload {
+        binary: WORKLOAD,
+        name: "wl-twice",
+        uid: None,
+    }
+    .compact()
+    .to_string();
+    let (a, b, c) = (
+        a.wait(Duration::from_secs(10)),
+        b.wait(Duration::from_secs(10)),
+        c.wait(Duration::from_secs(10)),
+    );
+    assert!(
+        a.status.success() && b.status.success() && c.status.success(),
+        "{a:?}\n{b:?}\n{c:?}"
+    );
     // Each instance times the run with its own programs: compare everything but LAT(ms).
     let mine = |f: &tool::Finished| {
         f.rows

@@ -115,12 +115,20 @@ pub const FEATURE_SUMMARY: u32 = 1 << 3;
 
 impl Config {
     pub const DEFAULT: Config = Config {
-        filter: Filter { flags: 0, tgid: 0, tid: 0, uid: 0 },
+        filter: Filter {
+            flags: 0,
+            tgid: 0,
+            tid: 0,
+            uid: 0,
+        },
         features: 0,
         wakeup_bytes: 0,
         _reserved: [0; 2],
         zone: ZoneLayout::UNKNOWN,
-        cc: CompactControlLayout { zone: ABSENT, order: ABSENT },
+        cc: CompactControlLayout {
+            zone: ABSENT,
+            order: ABSENT,
+        },
         extfrag: ExtfragRecordLayout {
             pfn: ABSENT,
             alloc_order: ABSENT,

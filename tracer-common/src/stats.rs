@@ -18,6 +18,10 @@ pub enum Counter {
 pub const NR_COUNTERS: u32 = 4;
 
 impl Counter {
-    pub const ALL: [Counter; NR_COUNTERS as usize] =
-        [Counter::Lost, Counter::MissedBegin, Counter::BeginMapFull, Counter::StackLost];
+    pub const ALL: [Counter; NR_COUNTERS as usize] = [
+        Counter::Lost,
+        Counter::MissedBegin,
+        Counter::BeginMapFull,
+        Counter::StackLost,
+    ];
 }

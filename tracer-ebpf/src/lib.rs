@@ -5,8 +5,8 @@
 use aya_ebpf::{
     EbpfContext, Global,
     helpers::{
-        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
-        bpf_ktime_get_ns, bpf_probe_read_kernel,
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid, bpf_ktime_get_ns,
+        bpf_probe_read_kernel,
     },
     macros::map,
     maps::{PerCpuArray, StackTrace},
@@ -54,7 +54,11 @@ impl Task {
     pub fn current() -> Task {
         let pid_tgid = bpf_get_current_pid_tgid();
         let uid_gid = bpf_get_current_uid_gid();
-        Task { tgid: (pid_tgid >> 32) as u32, tid: pid_tgid as u32, uid: uid_gid as u32 }
+        Task {
+            tgid: (pid_tgid >> 32) as u32,
+            tid: pid_tgid as u32,
+            uid: uid_gid as u32,
+        }
     }
 
     /// Whether the configured filter lets this task through.

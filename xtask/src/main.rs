@@ -58,12 +58,17 @@ fn main() -> ExitCode {
 }
 
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_owned()
 }
 
 /// Runs a command, failing with its description when it fails.
 pub fn run_cmd(cmd: &mut Command) -> Result<()> {
-    let status = cmd.status().with_context(|| format!("cannot start {cmd:?}"))?;
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot start {cmd:?}"))?;
     if !status.success() {
         bail!("{cmd:?} failed ({status})");
     }
@@ -108,7 +113,9 @@ fn run_tool(tool: &str, args: &[String]) -> Result<()> {
         sudo
     };
     cmd.args(args);
-    let status = cmd.status().with_context(|| format!("cannot start {}", binary.display()))?;
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot start {}", binary.display()))?;
     std::process::exit(status.code().unwrap_or(1));
 }
 
@@ -135,7 +142,15 @@ impl Tally {
             if let Some(rest) = line.strip_prefix("test result: ") {
                 let count = |word: &str| {
                     rest.split(';')
-                        .find_map(|part| part.trim().strip_suffix(word)?.trim().rsplit(' ').next()?.parse::<u64>().ok())
+                        .find_map(|part| {
+                            part.trim()
+                                .strip_suffix(word)?
+                                .trim()
+                                .rsplit(' ')
+                                .next()?
+                                .parse::<u64>()
+                                .ok()
+                        })
                         .unwrap_or(0)
                 };
                 self.passed += count("passed");
@@ -163,7 +178,14 @@ fn run_tests(filter: Option<&str>, tally: &mut Tally) -> Result<()> {
     setup::run()?;
     // Unit tests of every host crate (the eBPF crate only builds for the BPF target).
     let mut unit = cargo();
-    unit.args(["test", "--workspace", "--exclude", "tracer-ebpf", "--exclude", "tests"]);
+    unit.args([
+        "test",
+        "--workspace",
+        "--exclude",
+        "tracer-ebpf",
+        "--exclude",
+        "tests",
+    ]);
     if let Some(f) = filter {
         unit.arg(f);
     }
@@ -173,7 +195,9 @@ fn run_tests(filter: Option<&str>, tally: &mut Tally) -> Result<()> {
     // must run: TRACER_REQUIRE_KERNEL turns every "cannot run here" into a failure.
     build(false)?;
     if !is_root() {
-        bail!("the integration tests load eBPF programs and need root: run `sudo -E cargo xtask test`");
+        bail!(
+            "the integration tests load eBPF programs and need root: run `sudo -E cargo xtask test`"
+        );
     }
     let mut integration = cargo();
     integration

@@ -19,9 +19,14 @@ pub fn run() -> Result<()> {
 }
 
 fn output(cmd: &mut Command) -> Result<String> {
-    let out = cmd.output().with_context(|| format!("cannot start {cmd:?}"))?;
+    let out = cmd
+        .output()
+        .with_context(|| format!("cannot start {cmd:?}"))?;
     if !out.status.success() {
-        bail!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "{cmd:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
@@ -31,42 +36,78 @@ fn ensure_toolchain() -> Result<()> {
         .context("rustup is needed to build the eBPF programs (https://rustup.rs)")?;
     if !list.lines().any(|l| l.starts_with(TOOLCHAIN)) {
         eprintln!("xtask: installing the {TOOLCHAIN} toolchain");
-        run_cmd(Command::new("rustup").args(["toolchain", "install", TOOLCHAIN, "--profile", "minimal"]))?;
+        run_cmd(Command::new("rustup").args([
+            "toolchain",
+            "install",
+            TOOLCHAIN,
+            "--profile",
+            "minimal",
+        ]))?;
     }
     Ok(())
 }
 
 fn ensure_rust_src() -> Result<()> {
-    let installed = output(Command::new("rustup").args(["component", "list", "--installed", "--toolchain", TOOLCHAIN]))?;
+    let installed = output(Command::new("rustup").args([
+        "component",
+        "list",
+        "--installed",
+        "--toolchain",
+        TOOLCHAIN,
+    ]))?;
     if !installed.lines().any(|l| l.starts_with("rust-src")) {
-        eprintln!("xtask: adding the rust-src component to {TOOLCHAIN} (core is rebuilt for the BPF target)");
-        run_cmd(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", TOOLCHAIN]))?;
+        eprintln!(
+            "xtask: adding the rust-src component to {TOOLCHAIN} (core is rebuilt for the BPF target)"
+        );
+        run_cmd(Command::new("rustup").args([
+            "component",
+            "add",
+            "rust-src",
+            "--toolchain",
+            TOOLCHAIN,
+        ]))?;
     }
     Ok(())
 }
 
 /// The LLVM major version of the nightly compiler, from `rustc -vV`.
 fn llvm_major() -> Result<u32> {
-    let vv = output(Command::new("rustc").arg(format!("+{TOOLCHAIN}")).arg("-vV"))?;
+    let vv = output(
+        Command::new("rustc")
+            .arg(format!("+{TOOLCHAIN}"))
+            .arg("-vV"),
+    )?;
     let version = vv
         .lines()
         .find_map(|l| l.strip_prefix("LLVM version:"))
         .context("`rustc -vV` does not say which LLVM it uses")?;
-    version.trim().split('.').next().and_then(|m| m.parse().ok()).context("unreadable LLVM version")
+    version
+        .trim()
+        .split('.')
+        .next()
+        .and_then(|m| m.parse().ok())
+        .context("unreadable LLVM version")
 }
 
 fn bpf_linker_ok() -> bool {
     Command::new("bpf-linker")
         .arg("--version")
         .output()
-        .is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).contains(&format!(" {BPF_LINKER_VERSION}.")))
+        .is_ok_and(|o| {
+            o.status.success()
+                && String::from_utf8_lossy(&o.stdout).contains(&format!(" {BPF_LINKER_VERSION}."))
+        })
 }
 
 fn ensure_bpf_linker() -> Result<()> {
     if bpf_linker_ok() {
         return Ok(());
     }
-    let sysroot = output(Command::new("rustc").arg(format!("+{TOOLCHAIN}")).args(["--print", "sysroot"]))?;
+    let sysroot = output(
+        Command::new("rustc")
+            .arg(format!("+{TOOLCHAIN}"))
+            .args(["--print", "sysroot"]),
+    )?;
     let libdir = std::path::Path::new(sysroot.trim()).join("lib");
     let major = llvm_major()?;
     // The shared library nightly ships, e.g. libLLVM-22-rust-1.97.0-nightly.so.
@@ -76,20 +117,27 @@ fn ensure_bpf_linker() -> Result<()> {
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
         .find(|n| n.starts_with(&prefix) && n.ends_with(".so"))
         .with_context(|| {
-            format!("the {TOOLCHAIN} toolchain has no {prefix}*.so in {} to build bpf-linker against", libdir.display())
+            format!(
+                "the {TOOLCHAIN} toolchain has no {prefix}*.so in {} to build bpf-linker against",
+                libdir.display()
+            )
         })?;
     let link_name = lib.trim_start_matches("lib").trim_end_matches(".so");
-    eprintln!("xtask: building bpf-linker {BPF_LINKER_VERSION} against {lib} (LLVM {major}); about a minute");
+    eprintln!(
+        "xtask: building bpf-linker {BPF_LINKER_VERSION} against {lib} (LLVM {major}); about a minute"
+    );
     let rustflags = format!(
         "-L {dir} -l dylib={link_name} -C link-args=-Wl,-rpath,{dir}",
         dir = libdir.display()
     );
-    run_cmd(Command::new("cargo")
-        .arg(format!("+{TOOLCHAIN}"))
-        .args(["install", "bpf-linker", "--locked", "--no-default-features"])
-        .args(["--version", &format!("^{BPF_LINKER_VERSION}")])
-        .args(["--features", &format!("llvm-{major},no-llvm-linking")])
-        .env("RUSTFLAGS", rustflags))
+    run_cmd(
+        Command::new("cargo")
+            .arg(format!("+{TOOLCHAIN}"))
+            .args(["install", "bpf-linker", "--locked", "--no-default-features"])
+            .args(["--version", &format!("^{BPF_LINKER_VERSION}")])
+            .args(["--features", &format!("llvm-{major},no-llvm-linking")])
+            .env("RUSTFLAGS", rustflags),
+    )
     .context("building bpf-linker failed")?;
     if !bpf_linker_ok() {
         bail!("bpf-linker was installed but does not run; is ~/.cargo/bin on PATH?");

@@ -24,8 +24,12 @@ fn set_comm(name: &str) {
 }
 
 fn write_sysctl(path: &str, value: &str) -> Result<(), String> {
-    let mut f = std::fs::OpenOptions::new().write(true).open(path).map_err(|e| format!("{path}: {e}"))?;
-    f.write_all(value.as_bytes()).map_err(|e| format!("{path}: {e}"))
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|e| format!("{path}: {e}"))?;
+    f.write_all(value.as_bytes())
+        .map_err(|e| format!("{path}: {e}"))
 }
 
 fn alloc(mib: usize) {
@@ -75,12 +79,24 @@ fn pagetypeinfo() -> (usize, usize) {
         } else if f.first() == Some(&"Node") && f.contains(&"type") {
             let at = f.iter().position(|w| *w == "type").unwrap_or(0);
             let kind = f.get(at + 1).copied().unwrap_or("");
-            let counts: Vec<usize> = f[at + 2..].iter().map(|c| c.trim_start_matches('>').parse().unwrap_or(0)).collect();
+            let counts: Vec<usize> = f[at + 2..]
+                .iter()
+                .map(|c| c.trim_start_matches('>').parse().unwrap_or(0))
+                .collect();
             if kind == "Unmovable" {
-                unmovable += counts.iter().enumerate().map(|(o, n)| n << o).sum::<usize>();
+                unmovable += counts
+                    .iter()
+                    .enumerate()
+                    .map(|(o, n)| n << o)
+                    .sum::<usize>();
             }
             if matches!(kind, "Unmovable" | "Movable" | "Reclaimable") {
-                large += counts.iter().enumerate().filter(|(o, _)| *o >= pb_order).map(|(o, n)| n << (o - pb_order)).sum::<usize>();
+                large += counts
+                    .iter()
+                    .enumerate()
+                    .filter(|(o, _)| *o >= pb_order)
+                    .map(|(o, n)| n << (o - pb_order))
+                    .sum::<usize>();
             }
         }
     }
@@ -107,7 +123,14 @@ fn fragment() -> Result<(), String> {
     let region = 2usize << 30;
     // SAFETY: an anonymous private mapping used only here.
     let base = unsafe {
-        libc::mmap(std::ptr::null_mut(), region, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0)
+        libc::mmap(
+            std::ptr::null_mut(),
+            region,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
     };
     if base == libc::MAP_FAILED {
         return Err("cannot map 2 GiB".to_owned());
@@ -131,13 +154,25 @@ fn fragment() -> Result<(), String> {
         }
         huge += left - 8;
         write_sysctl("/proc/sys/vm/nr_hugepages", &huge.to_string())?;
-        huge = std::fs::read_to_string("/proc/sys/vm/nr_hugepages").ok().and_then(|v| v.trim().parse().ok()).unwrap_or(huge);
+        huge = std::fs::read_to_string("/proc/sys/vm/nr_hugepages")
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(huge);
     }
     let (unmovable, left) = pagetypeinfo();
-    let mib = ((unmovable + left * HUGE + (64 << 20)).min(mem_free().saturating_sub(256 << 20))) >> 20;
+    let mib =
+        ((unmovable + left * HUGE + (64 << 20)).min(mem_free().saturating_sub(256 << 20))) >> 20;
     let nofile = (2 * mib + 64) as libc::rlim_t;
     // SAFETY: a valid rlimit.
-    unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &libc::rlimit { rlim_cur: nofile, rlim_max: nofile }) };
+    unsafe {
+        libc::setrlimit(
+            libc::RLIMIT_NOFILE,
+            &libc::rlimit {
+                rlim_cur: nofile,
+                rlim_max: nofile,
+            },
+        )
+    };
     let chunk = vec![b'x'; 65536];
     let mut pipes = Vec::with_capacity(mib);
     for _ in 0..mib {

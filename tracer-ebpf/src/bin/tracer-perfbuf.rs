@@ -24,7 +24,8 @@ mod transport {
     #[inline(always)]
     pub fn emit<C: EbpfContext, T>(ctx: &C, ev: &T) {
         // SAFETY: reinterprets a plain-data record as its bytes, for bpf_perf_event_output.
-        let bytes = unsafe { core::slice::from_raw_parts((ev as *const T).cast::<u8>(), size_of::<T>()) };
+        let bytes =
+            unsafe { core::slice::from_raw_parts((ev as *const T).cast::<u8>(), size_of::<T>()) };
         EVENTS.output(ctx, bytes, 0);
     }
 }

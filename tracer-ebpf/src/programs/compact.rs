@@ -96,7 +96,8 @@ fn compact_begin<C: TpArgs, const HAS_CC: bool>(ctx: &C) -> i32 {
                 ev.zone_idx = idx;
                 ev.flags |= FLAG_ZONE_KNOWN;
             }
-            if cfg.features & FEATURE_ZONE_SNAPSHOT != 0 && snapshot(zone, &cfg.zone, &mut ev.zone) {
+            if cfg.features & FEATURE_ZONE_SNAPSHOT != 0 && snapshot(zone, &cfg.zone, &mut ev.zone)
+            {
                 ev.flags |= FLAG_SNAPSHOT;
             }
         }
@@ -129,7 +130,11 @@ fn compact_end<C: TpArgs, const HAS_CC: bool>(ctx: &C) -> i32 {
     // SAFETY: a value of this map, owned by this thread until it is removed below.
     let ev = unsafe { &mut *ev };
     ev.ts_end_ns = now_ns();
-    ev.status = if HAS_CC { ctx.u64_arg(4) } else { ctx.u64_arg(5) } as i32;
+    ev.status = if HAS_CC {
+        ctx.u64_arg(4)
+    } else {
+        ctx.u64_arg(5)
+    } as i32;
     crate::transport::emit(ctx, ev);
     let _ = COMPACT_BEGIN.remove(&task.tid);
     0
@@ -163,7 +168,11 @@ fn snapshot(zone: u64, l: &ZoneLayout, out: &mut ZoneSnapshot) -> bool {
     }
     out.boost = read_at::<u64>(zone, l.boost).unwrap_or(0);
     out.free_pages = read_at::<i64>(zone, l.free_pages).unwrap_or(0);
-    let nr_orders = if (l.nr_orders as usize) < MAX_ORDERS { l.nr_orders } else { MAX_ORDERS as u32 };
+    let nr_orders = if (l.nr_orders as usize) < MAX_ORDERS {
+        l.nr_orders
+    } else {
+        MAX_ORDERS as u32
+    };
     for order in 0..MAX_ORDERS as u32 {
         if order >= nr_orders {
             break;

@@ -49,19 +49,28 @@ reclaim_programs!(
     KIND_DIRECT,
     "mm_vmscan_direct_reclaim_begin",
     "mm_vmscan_direct_reclaim_end",
-    direct_begin_btf, direct_begin_raw, direct_end_btf, direct_end_raw
+    direct_begin_btf,
+    direct_begin_raw,
+    direct_end_btf,
+    direct_end_raw
 );
 reclaim_programs!(
     KIND_MEMCG,
     "mm_vmscan_memcg_reclaim_begin",
     "mm_vmscan_memcg_reclaim_end",
-    memcg_begin_btf, memcg_begin_raw, memcg_end_btf, memcg_end_raw
+    memcg_begin_btf,
+    memcg_begin_raw,
+    memcg_end_btf,
+    memcg_end_raw
 );
 reclaim_programs!(
     KIND_MEMCG_SOFT,
     "mm_vmscan_memcg_softlimit_reclaim_begin",
     "mm_vmscan_memcg_softlimit_reclaim_end",
-    memcg_soft_begin_btf, memcg_soft_begin_raw, memcg_soft_end_btf, memcg_soft_end_raw
+    memcg_soft_begin_btf,
+    memcg_soft_begin_raw,
+    memcg_soft_end_btf,
+    memcg_soft_end_raw
 );
 
 #[inline(always)]
@@ -131,17 +140,31 @@ fn free_pages(cfg: &Config) -> i64 {
     if l.nr_nodes == 0 || cfg.zone.size == 0 || cfg.zone.free_pages == ABSENT {
         return FREE_UNKNOWN;
     }
-    let Some(root) = root_memcg(cfg) else { return FREE_UNKNOWN };
-    let nr_nodes = if l.nr_nodes < MAX_FREE_NODES { l.nr_nodes } else { MAX_FREE_NODES };
-    let nr_zones = if l.nr_zones < MAX_FREE_ZONES { l.nr_zones } else { MAX_FREE_ZONES };
+    let Some(root) = root_memcg(cfg) else {
+        return FREE_UNKNOWN;
+    };
+    let nr_nodes = if l.nr_nodes < MAX_FREE_NODES {
+        l.nr_nodes
+    } else {
+        MAX_FREE_NODES
+    };
+    let nr_zones = if l.nr_zones < MAX_FREE_ZONES {
+        l.nr_zones
+    } else {
+        MAX_FREE_ZONES
+    };
     let mut total: i64 = 0;
     let mut seen = false;
     for nid in 0..MAX_FREE_NODES {
         if nid >= nr_nodes {
             break;
         }
-        let Some(pn) = read_at::<u64>(root, l.memcg_nodeinfo.wrapping_add(nid * 8)) else { return FREE_UNKNOWN };
-        let Some(pgdat) = read_at::<u64>(pn, l.pn_pgdat) else { return FREE_UNKNOWN };
+        let Some(pn) = read_at::<u64>(root, l.memcg_nodeinfo.wrapping_add(nid * 8)) else {
+            return FREE_UNKNOWN;
+        };
+        let Some(pgdat) = read_at::<u64>(pn, l.pn_pgdat) else {
+            return FREE_UNKNOWN;
+        };
         // The kernel sets lruvec.pgdat when a node's LRU is first used (mem_cgroup_lruvec);
         // still NULL, the node has never held an LRU page of the root cgroup: no memory.
         if pgdat == 0 {
@@ -151,7 +174,10 @@ fn free_pages(cfg: &Config) -> i64 {
             if z >= nr_zones {
                 break;
             }
-            let off = l.pgdat_node_zones.wrapping_add(z.wrapping_mul(cfg.zone.size)).wrapping_add(cfg.zone.free_pages);
+            let off = l
+                .pgdat_node_zones
+                .wrapping_add(z.wrapping_mul(cfg.zone.size))
+                .wrapping_add(cfg.zone.free_pages);
             match read_at::<i64>(pgdat, off) {
                 Some(n) => total += n,
                 None => return FREE_UNKNOWN,
