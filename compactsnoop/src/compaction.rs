@@ -53,10 +53,12 @@ const HOOKS_PFNS: [Hook; 2] = [
 
 pub async fn run(opts: &Opts) -> Result<()> {
     let t0 = std::time::Instant::now();
-    let btf = Btf::from_sys_fs().context(
-        "compactsnoop needs the kernel's BTF (CONFIG_DEBUG_INFO_BTF) to find compaction's zone, \
-         order and status",
-    )?;
+    let btf = Btf::from_sys_fs().map_err(|e| {
+        anyhow::anyhow!(
+            "tracing compaction needs the kernel's BTF (CONFIG_DEBUG_INFO_BTF) to find each run's \
+             zone, order and status, and this kernel has none ({e}); -x/--extfrag works without it"
+        )
+    })?;
     let names = Names {
         zones: layout::zone_names(&btf)?,
         results: layout::compact_result_names(&btf)?,

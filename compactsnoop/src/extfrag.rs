@@ -15,6 +15,7 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 use aya::maps::PerCpuHashMap;
+use log::debug;
 use tracer_common::{
     config::FEATURE_SUMMARY,
     extfrag::{ExtfragEvent, ExtfragKey, ExtfragRecordLayout},
@@ -43,15 +44,23 @@ const RING_BYTES: u32 = 8 << 20;
 const RING_BYTES_SUMMARY: u32 = 256 << 10;
 
 pub async fn run(opts: &Opts) -> Result<()> {
-    let btf = Btf::from_sys_fs().context(
-        "compactsnoop -x needs the kernel's BTF (CONFIG_DEBUG_INFO_BTF) to name zones and \
-         migrate types",
-    )?;
-    let names = Names {
-        zones: layout::zone_names(&btf)?,
-        migratetypes: layout::migratetype_names(&btf)?,
+    // Zone and migrate type names from the kernel's BTF enums; without BTF, from /proc, which
+    // lists both in the same order.
+    let names = match Btf::from_sys_fs() {
+        Ok(btf) => Names {
+            zones: layout::zone_names(&btf)?,
+            migratetypes: layout::migratetype_names(&btf)?,
+        },
+        Err(e) => {
+            debug!("no kernel BTF ({e}): zone and migrate type names from /proc");
+            let pagetypeinfo = std::fs::read_to_string("/proc/pagetypeinfo")
+                .context("cannot read /proc/pagetypeinfo")?;
+            Names {
+                zones: layout::zone_names_from_zoneinfo(&zones::read()?),
+                migratetypes: layout::migratetype_names_from_pagetypeinfo(&pagetypeinfo),
+            }
+        }
     };
-    drop(btf);
     let format = Format::read(&tracefs::root()?, SYSTEM, EVENT)?;
     let pageblock_order = pageblock::discover(&format.print_fmt)?;
 

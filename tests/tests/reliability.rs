@@ -208,3 +208,94 @@ fn instances_run_side_by_side() {
     assert!(!ra.is_empty(), "no rows: {a:?}");
     assert_eq!(ra, rb, "both instances saw the same runs");
 }
+
+/// `-p` of a process that exits while traced: the tool keeps running until its deadline.
+#[test]
+fn a_traced_process_that_exits_does_not_end_the_tool() {
+    if !kernel_available() {
+        return;
+    }
+    let _serial = serial();
+    for t in TOOLS {
+        let mut short = Workload { binary: WORKLOAD, name: "wl-short", uid: None }.spawn(&["sleep", "300"]);
+        let pid = short.id().to_string();
+        let f = {
+            let running = tool::start(t, &["-p", &pid, "-d", "3"]);
+            assert!(short.wait().expect("short-lived process").success());
+            running.wait(Duration::from_secs(10))
+        };
+        assert!(f.status.success(), "{t}: {f:?}");
+        assert!(f.elapsed >= Duration::from_millis(2900), "{t} ended early, after {:?}", f.elapsed);
+    }
+}
+
+/// Ctrl-C at a terminal signals the whole pipeline: rows printed before it must have reached
+/// the reader, whole.
+#[test]
+fn ctrl_c_to_a_pipeline_keeps_the_lines_already_printed() {
+    if !kernel_available() {
+        return;
+    }
+    let _serial = serial();
+    let out = std::env::temp_dir().join(format!("tracer-tests-pipeline-{}", std::process::id()));
+    let script = format!("{} | cat > {}", tool_path("compactsnoop").display(), out.display());
+    let pipeline = Command::new("sh")
+        .args(["-c", &script])
+        .process_group(0)
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("pipeline");
+    let pgid = pipeline.id() as i32;
+    // Wait for the header to come through cat.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::fs::read_to_string(&out).map(|s| s.is_empty()).unwrap_or(true) {
+        assert!(std::time::Instant::now() < deadline, "no header through the pipeline");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pid = Workload { binary: WORKLOAD, name: "wl-pipe", uid: None }.compact().to_string();
+    // A terminal user presses Ctrl-C a moment later.
+    std::thread::sleep(Duration::from_millis(400));
+    // SAFETY: signalling the process group we created.
+    unsafe { libc::kill(-pgid, libc::SIGINT) };
+    let mut pipeline = pipeline;
+    let _ = pipeline.wait();
+    let text = std::fs::read_to_string(&out).unwrap_or_default();
+    let _ = std::fs::remove_file(&out);
+    assert!(text.ends_with('\n'), "a line was cut: {text:?}");
+    let rows: Vec<&str> = text.lines().skip(1).filter(|r| tool::columns(r).get(1) == Some(&pid.as_str())).collect();
+    assert!(!rows.is_empty(), "the rows printed before Ctrl-C were lost: {text}");
+}
+
+/// Runs a command in a mount namespace of its own in which the kernel's BTF is hidden: a
+/// kernel without BTF, as the tools see it.
+fn without_btf(tool: &str, args: &str) -> std::process::Output {
+    let script = format!(
+        "mount --make-rprivate / && mount --bind /dev/null /sys/kernel/btf/vmlinux && exec {} {args}",
+        tool_path(tool).display()
+    );
+    Command::new("unshare").args(["-m", "sh", "-c", &script]).stdin(Stdio::null()).output().expect("unshare")
+}
+
+/// Without BTF: what needs it says so and names what still works; the rest runs.
+#[test]
+fn without_btf_the_tools_say_what_still_works() {
+    if !kernel_available() {
+        return;
+    }
+    let _serial = serial();
+    let out = without_btf("compactsnoop", "-d 1");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("BTF") && err.contains("-x"), "names the feature and what still works: {err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    for (tool, args) in [("compactsnoop", "-x -d 1"), ("drsnoop", "-v -d 1")] {
+        let out = without_btf(tool, args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{tool} {args} without BTF: {err}");
+        assert!(!out.stdout.is_empty(), "{tool} {args}: no header");
+    }
+    let out = without_btf("drsnoop", "--hooks tp-btf -d 1");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("tp_btf needs the kernel's BTF"), "{err}");
+}

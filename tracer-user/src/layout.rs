@@ -85,6 +85,41 @@ pub fn migratetype_names(btf: &Btf) -> Result<EnumNames> {
     }))
 }
 
+/// Zone names without BTF: /proc/zoneinfo lists each node's zones in `enum zone_type` order
+/// (`Normal` at index 2 → `ZONE_NORMAL`).
+pub fn zone_names_from_zoneinfo(zones: &[crate::zones::ZoneInfo]) -> EnumNames {
+    let values = zones.iter().map(|z| {
+        (
+            format!("ZONE_{}", z.name.to_ascii_uppercase()),
+            i64::from(z.index),
+        )
+    });
+    EnumNames::new(values, |n| Some(n.to_owned()))
+}
+
+/// Migrate type names without BTF: /proc/pagetypeinfo lists them in `enum migratetype` order,
+/// named as the kernel's `migratetype_names[]` names them.
+pub fn migratetype_names_from_pagetypeinfo(text: &str) -> EnumNames {
+    let mut names: Vec<String> = Vec::new();
+    for line in text
+        .lines()
+        .filter(|l| l.starts_with("Node") && l.contains(" type "))
+    {
+        let Some(name) = line
+            .split(" type ")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+        else {
+            continue;
+        };
+        if names.iter().any(|n| n == name) {
+            break;
+        }
+        names.push(name.to_owned());
+    }
+    EnumNames::new(names.into_iter().zip(0..), |n| Some(n.to_owned()))
+}
+
 fn offset32(off: u64) -> Result<u32> {
     u32::try_from(off)
         .ok()
@@ -181,4 +216,22 @@ pub fn compaction_args(btf: &Btf) -> Result<CompactionArgs> {
         }
         _ => CompactionArgs::Pfns,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_without_btf() {
+        let zones =
+            zone_names_from_zoneinfo(&crate::zones::parse(include_str!("../test_data/zoneinfo")));
+        assert_eq!(zones.get(2), Some("ZONE_NORMAL"));
+        let types = migratetype_names_from_pagetypeinfo(include_str!("../test_data/pagetypeinfo"));
+        assert_eq!(
+            (types.get(0), types.get(1), types.get(2)),
+            (Some("Unmovable"), Some("Movable"), Some("Reclaimable"))
+        );
+        assert_eq!(types.get(3), Some("HighAtomic"));
+    }
 }
