@@ -2,7 +2,7 @@
 
 use std::io::{self, Write};
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use tracer_common::names;
 use tracer_common::{
     compact::{CompactEvent, FLAG_SNAPSHOT, FLAG_ZONE_KNOWN, ZoneSnapshot},
@@ -98,14 +98,8 @@ pub async fn run(opts: &Opts) -> Result<()> {
     log::debug!("object loaded at {:.1} ms", session::elapsed_ms(t0));
     session.attach(hooks)?;
     log::debug!("attached at {:.1} ms", session::elapsed_ms(t0));
-    let mut events = session.events()?;
     let stacks = if opts.common.kernel_stack {
         Some(session.stacks()?)
-    } else {
-        None
-    };
-    let logger = if opts.common.debug {
-        session.logger()
     } else {
         None
     };
@@ -122,20 +116,9 @@ pub async fn run(opts: &Opts) -> Result<()> {
         stacks,
         out: Output::default(),
     };
-    printer.columns.header(printer.out.writer())?;
-    if !printer.out.flush()? {
-        return Ok(());
-    }
-    session::run(
-        &mut events,
-        &mut printer,
-        opts.common.duration,
-        None,
-        logger,
-    )
-    .await?;
-    drop(printer);
-    session.report_losses(&events);
+    session
+        .trace(&mut printer, opts.common.duration, None, opts.common.debug)
+        .await?;
     Ok(())
 }
 
@@ -282,6 +265,11 @@ impl Printer {
 }
 
 impl Sink for Printer {
+    fn header(&mut self) -> std::io::Result<bool> {
+        let r = self.columns.header(self.out.writer());
+        Ok(self.out.check(r)? && self.out.flush()?)
+    }
+
     fn record(&mut self, data: &[u8]) -> bool {
         let Some(mut ev) = decode::record::<CompactEvent>(data) else {
             return true;

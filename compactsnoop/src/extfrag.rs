@@ -26,7 +26,7 @@ use tracer_user::{
     decode,
     layout::{self, EnumNames},
     output::{Output, comm_str},
-    session::{self, Options, Session, Sink, Stacks},
+    session::{Options, Session, Sink, Stacks},
     tracefs::{self, Format},
     zones::{self, ZoneInfo},
 };
@@ -88,12 +88,6 @@ pub async fn run(opts: &Opts) -> Result<()> {
         &[],
     )?;
     session.attach_classic(SYSTEM, EVENT, PROGRAM)?;
-    let mut events = session.events()?;
-    let logger = if opts.common.debug {
-        session.logger()
-    } else {
-        None
-    };
 
     if let Some(every) = opts.summary {
         let map = session.take_map(names::EXTFRAG_COUNTS)?;
@@ -108,21 +102,17 @@ pub async fn run(opts: &Opts) -> Result<()> {
             start,
             last: start,
             previous: summary::Counts::new(),
+            every,
             out: Output::default(),
         };
-        summary::header(sink.out.writer(), every)?;
-        if !sink.out.flush()? {
-            return Ok(());
-        }
-        session::run(
-            &mut events,
-            &mut sink,
-            opts.common.duration,
-            Some(every),
-            logger,
-        )
-        .await?;
-        drop(sink);
+        session
+            .trace(
+                &mut sink,
+                opts.common.duration,
+                Some(every),
+                opts.common.debug,
+            )
+            .await?;
     } else {
         let stacks = if opts.common.kernel_stack {
             Some(session.stacks()?)
@@ -142,21 +132,10 @@ pub async fn run(opts: &Opts) -> Result<()> {
             stacks,
             out: Output::default(),
         };
-        printer.columns.header(printer.out.writer())?;
-        if !printer.out.flush()? {
-            return Ok(());
-        }
-        session::run(
-            &mut events,
-            &mut printer,
-            opts.common.duration,
-            None,
-            logger,
-        )
-        .await?;
-        drop(printer);
+        session
+            .trace(&mut printer, opts.common.duration, None, opts.common.debug)
+            .await?;
     }
-    session.report_losses(&events);
     Ok(())
 }
 
@@ -291,6 +270,11 @@ impl Printer {
 }
 
 impl Sink for Printer {
+    fn header(&mut self) -> std::io::Result<bool> {
+        let r = self.columns.header(self.out.writer());
+        Ok(self.out.check(r)? && self.out.flush()?)
+    }
+
     fn record(&mut self, data: &[u8]) -> bool {
         let Some(ev) = decode::record::<ExtfragEvent>(data) else {
             return true;

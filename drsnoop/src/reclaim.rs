@@ -10,7 +10,7 @@ use tracer_user::{
     btf::Btf,
     decode, layout,
     output::{Output, comm_str},
-    session::{self, Hook, Options, Session, Sink, Stacks},
+    session::{Hook, Options, Session, Sink, Stacks},
     tracefs::{self, Format},
 };
 
@@ -115,14 +115,8 @@ pub async fn run(opts: &Opts) -> Result<()> {
             debug!("no soft-limit reclaim tracepoints on this kernel");
         }
     }
-    let mut events = session.events()?;
     let stacks = if opts.common.kernel_stack {
         Some(session.stacks()?)
-    } else {
-        None
-    };
-    let logger = if opts.common.debug {
-        session.logger()
     } else {
         None
     };
@@ -136,20 +130,9 @@ pub async fn run(opts: &Opts) -> Result<()> {
         stacks,
         out: Output::default(),
     };
-    printer.columns.header(printer.out.writer())?;
-    if !printer.out.flush()? {
-        return Ok(());
-    }
-    session::run(
-        &mut events,
-        &mut printer,
-        opts.common.duration,
-        None,
-        logger,
-    )
-    .await?;
-    drop(printer);
-    session.report_losses(&events);
+    session
+        .trace(&mut printer, opts.common.duration, None, opts.common.debug)
+        .await?;
     Ok(())
 }
 
@@ -306,6 +289,11 @@ struct Printer {
 }
 
 impl Sink for Printer {
+    fn header(&mut self) -> std::io::Result<bool> {
+        let r = self.columns.header(self.out.writer());
+        Ok(self.out.check(r)? && self.out.flush()?)
+    }
+
     fn record(&mut self, data: &[u8]) -> bool {
         let Some(ev) = decode::record::<ReclaimEvent>(data) else {
             return true;

@@ -9,11 +9,9 @@ const CAP_BPF: u32 = 39;
 /// Fails with one sentence naming what is missing, unless the process is root or has
 /// CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN, which kernels before 5.8 require).
 pub fn check(tool: &str) -> Result<()> {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let cap_eff = status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapEff:"))
-        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+    let cap_eff = procfs::process::Process::myself()
+        .and_then(|p| p.status())
+        .map(|s| s.capeff)
         .unwrap_or(0);
     let has = |cap: u32| cap_eff & (1u64 << cap) != 0;
     if has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON)) {

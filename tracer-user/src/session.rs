@@ -358,6 +358,25 @@ impl Session {
         out
     }
 
+    /// Prints the sink's header, runs the event loop until it ends (signal, deadline, reader
+    /// gone), and reports lost events on stderr.
+    pub async fn trace(
+        &mut self,
+        sink: &mut dyn Sink,
+        duration: Option<Duration>,
+        interval: Option<Duration>,
+        debug: bool,
+    ) -> Result<End> {
+        let mut events = self.events()?;
+        let logger = if debug { self.logger() } else { None };
+        if !sink.header().context("writing the header")? {
+            return Ok(End::ReaderGone);
+        }
+        let end = run(&mut events, sink, duration, interval, logger).await?;
+        self.report_losses(&events);
+        Ok(end)
+    }
+
     /// The aya-log reader for `--debug`, when the object has one.
     pub fn logger(&mut self) -> Option<aya_log::EbpfLogger<&'static dyn log::Log>> {
         if self.transport != Transport::Ringbuf {
@@ -525,6 +544,8 @@ fn is_tracing_frame(frame: &str) -> bool {
 
 /// What the event loop calls.
 pub trait Sink {
+    /// Prints the header once the probes are attached. `Ok(false)` when the reader is gone.
+    fn header(&mut self) -> std::io::Result<bool>;
     /// One raw record. Returns false to stop (the reader of stdout went away).
     fn record(&mut self, data: &[u8]) -> bool;
     /// After each batch: flush output. Returns false to stop.

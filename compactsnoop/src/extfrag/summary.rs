@@ -206,6 +206,8 @@ pub struct Summary {
     pub start: Instant,
     pub last: Instant,
     pub previous: Counts,
+    /// The interval, for the header.
+    pub every: std::time::Duration,
     pub out: Output,
 }
 
@@ -228,6 +230,11 @@ impl Summary {
 }
 
 impl Sink for Summary {
+    fn header(&mut self) -> std::io::Result<bool> {
+        let r = header(self.out.writer(), self.every);
+        Ok(self.out.check(r)? && self.out.flush()?)
+    }
+
     fn record(&mut self, _data: &[u8]) -> bool {
         true
     }
