@@ -210,7 +210,7 @@ fn truncate(s: &str, max: usize) -> &str {
 
 /// MIN, LOW and HIGH watermarks including the boost, as the allocator checks them.
 pub fn watermarks(z: &ZoneSnapshot) -> [u64; 3] {
-    z.wmark.map(|w| w + z.boost)
+    z.wmark.map(|w| w.saturating_add(z.boost))
 }
 
 /// The kernel's `__fragmentation_index` (mm/vmstat.c), in thousandths: -1000 when a block of
@@ -225,12 +225,13 @@ pub fn fragmentation_index(order: i32, z: &ZoneSnapshot) -> i64 {
     if order >= nr_orders {
         return 0;
     }
-    let (mut total, mut free_pages, mut suitable) = (0u64, 0u64, 0u64);
+    // u128: no kernel has that many pages, but a record is only trusted so far.
+    let (mut total, mut free_pages, mut suitable) = (0u128, 0u128, 0u128);
     for (o, &blocks) in z.nr_free[..nr_orders].iter().enumerate() {
-        total += blocks;
-        free_pages += blocks << o;
+        total += u128::from(blocks);
+        free_pages += u128::from(blocks) << o;
         if o >= order {
-            suitable += blocks << (o - order);
+            suitable += u128::from(blocks) << (o - order);
         }
     }
     if total == 0 {
@@ -239,8 +240,8 @@ pub fn fragmentation_index(order: i32, z: &ZoneSnapshot) -> i64 {
     if suitable > 0 {
         return -1000;
     }
-    let requested = 1u64 << order;
-    1000 - ((1000 + free_pages * 1000 / requested) / total) as i64
+    let requested = 1u128 << order;
+    1000 - ((1000 + free_pages * 1000 / requested) / total).min(i64::MAX as u128) as i64
 }
 
 struct Printer {

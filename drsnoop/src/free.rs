@@ -143,7 +143,7 @@ impl FreeMemory {
     /// be read).
     pub fn kib(&mut self, free_pages: i64) -> u64 {
         if free_pages != FREE_UNKNOWN {
-            return free_pages.max(0) as u64 * self.page_kib;
+            return (free_pages.max(0) as u64).saturating_mul(self.page_kib);
         }
         *self.sampled.get_or_insert_with(|| {
             use procfs::Current as _;

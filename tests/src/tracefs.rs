@@ -34,6 +34,9 @@ pub struct Record {
     pub comm: String,
     /// The thread that hit the tracepoint.
     pub pid: u32,
+    /// Its thread group (process), where the recorder records it (`Recorder::record_tgid`)
+    /// and the kernel knew it.
+    pub tgid: Option<u32>,
     /// CLOCK_MONOTONIC, in nanoseconds (microsecond resolution).
     pub ts_ns: u64,
     pub event: String,
@@ -61,6 +64,9 @@ impl Record {
 /// A tracefs instance recording some events while it lives.
 pub struct Recorder {
     dir: PathBuf,
+    /// `trace_pipe`, opened non-blocking by the first `take`, and the incomplete last line of
+    /// what it returned.
+    pipe: Option<(std::fs::File, String)>,
 }
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
@@ -80,7 +86,7 @@ impl Recorder {
             .join(format!("tracer-tests-{}-{n}", std::process::id()));
         std::fs::create_dir(&dir)
             .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
-        let rec = Recorder { dir };
+        let rec = Recorder { dir, pipe: None };
         rec.write("trace_clock", "mono");
         rec.write("buffer_size_kb", &kb.to_string());
         for ev in events {
@@ -94,6 +100,46 @@ impl Recorder {
         let path = self.dir.join(file);
         std::fs::write(&path, value)
             .unwrap_or_else(|e| panic!("cannot write {value} to {}: {e}", path.display()));
+    }
+
+    /// Also records each event's process (`options/record-tgid`): `Record::tgid`. Events
+    /// recorded before the call have none.
+    pub fn record_tgid(&self) {
+        self.write("options/record-tgid", "1");
+    }
+
+    /// The records that arrived since the last call (or since the start), without stopping:
+    /// reads the instance's `trace_pipe`, which empties the buffer as it goes, so that a long
+    /// recording needs room only for what arrives between two calls. After a `take`, `stop`
+    /// returns only what was not taken.
+    pub fn take(&mut self) -> Vec<Record> {
+        use std::{io::Read as _, os::unix::fs::OpenOptionsExt as _};
+        let (pipe, partial) = self.pipe.get_or_insert_with(|| {
+            let path = self.dir.join("trace_pipe");
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(&path)
+                .unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display()));
+            (file, String::new())
+        });
+        let mut bytes = Vec::new();
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            match pipe.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => bytes.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => panic!("reading {}: {e}", self.dir.join("trace_pipe").display()),
+            }
+        }
+        partial.push_str(&String::from_utf8_lossy(&bytes));
+        let complete = match partial.rfind('\n') {
+            Some(end) => partial.drain(..=end).collect::<String>(),
+            None => String::new(),
+        };
+        parse(&complete)
     }
 
     /// Stops recording and returns everything recorded.
@@ -120,6 +166,8 @@ impl Recorder {
 
 impl Drop for Recorder {
     fn drop(&mut self) {
+        // An instance with an open file cannot be removed.
+        self.pipe = None;
         let _ = std::fs::write(self.dir.join("tracing_on"), "0");
         let _ = std::fs::write(self.dir.join("events/enable"), "0");
         let _ = std::fs::remove_dir(&self.dir);
@@ -137,7 +185,13 @@ pub fn parse(text: &str) -> Vec<Record> {
 fn parse_line(line: &str) -> Option<Record> {
     let open = line.find(" [")?;
     let close = open + line[open..].find("] ")?;
-    let (comm, pid) = line[..open].trim().rsplit_once('-')?;
+    // `comm-pid`, or with `options/record-tgid` `comm-pid (tgid)` (`(-------)` if unknown).
+    let task = line[..open].trim();
+    let (task, tgid) = match task.strip_suffix(')').and_then(|t| t.rsplit_once('(')) {
+        Some((task, tgid)) => (task.trim_end(), tgid.trim().parse().ok()),
+        None => (task, None),
+    };
+    let (comm, pid) = task.rsplit_once('-')?;
     let mut rest = line[close + 2..].split_whitespace();
     let _flags = rest.next()?;
     let ts = rest.next()?.strip_suffix(':')?;
@@ -152,6 +206,7 @@ fn parse_line(line: &str) -> Option<Record> {
     Some(Record {
         comm: comm.to_owned(),
         pid: pid.parse().ok()?,
+        tgid,
         ts_ns,
         event,
         fields,
@@ -193,5 +248,29 @@ mod tests {
         assert_eq!(r[0].field("mode"), "sync");
         assert_eq!(r[0].num("zone_end"), 0x1000);
         assert_eq!((r[1].comm.as_str(), r[1].pid), ("kcompactd0", 45));
+        assert_eq!((r[0].tgid, r[1].tgid), (None, None));
+    }
+
+    #[test]
+    fn parses_trace_lines_with_tgids() {
+        let text = "              sh-31420   (  31420) [000] .....  3439.025376: mm_compaction_begin: \
+                    zone_start=0x1 mode=sync\n   (sd-pam)-812     (    811) [001] .....  3439.1: \
+                    mm_vmscan_direct_reclaim_end: nr_reclaimed=32\n   <...>-77    (-------) [001] ..... \
+                    3440.5: mm_vmscan_direct_reclaim_begin: order=9";
+        let r = parse(text);
+        assert_eq!(r.len(), 3);
+        assert_eq!(
+            (r[0].comm.as_str(), r[0].pid, r[0].tgid),
+            ("sh", 31420, Some(31420))
+        );
+        assert_eq!(
+            (r[1].comm.as_str(), r[1].pid, r[1].tgid),
+            ("(sd-pam)", 812, Some(811))
+        );
+        assert_eq!(r[1].num("nr_reclaimed"), 32);
+        assert_eq!(
+            (r[2].comm.as_str(), r[2].pid, r[2].tgid, r[2].ts_ns),
+            ("<...>", 77, None, 3_440_500_000_000)
+        );
     }
 }

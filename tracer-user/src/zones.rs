@@ -20,7 +20,7 @@ pub struct ZoneInfo {
 
 impl ZoneInfo {
     pub fn contains(&self, pfn: u64) -> bool {
-        self.spanned > 0 && pfn >= self.start_pfn && pfn < self.start_pfn + self.spanned
+        pfn >= self.start_pfn && pfn - self.start_pfn < self.spanned
     }
 }
 

@@ -1,6 +1,8 @@
 //! `cargo xtask setup | build | run | test`: everything the README asks of a fresh machine.
 
+mod fuzz;
 mod setup;
+mod soak;
 
 use std::{
     path::{Path, PathBuf},
@@ -31,6 +33,10 @@ enum Cmd {
         #[arg(last = true)]
         args: Vec<String>,
     },
+    /// Fuzz the user-side decoding of raw records (cargo-fuzz, nightly), each target N seconds.
+    Fuzz(fuzz::FuzzArgs),
+    /// Soak both tools under the huge-page workload as root, checking memory, losses and rows.
+    Soak(soak::SoakArgs),
     /// Unit tests, then the integration tests against the running kernel (as root).
     Test {
         /// Only tests whose name contains this.
@@ -47,6 +53,8 @@ fn main() -> ExitCode {
         Cmd::Build => setup::run().and_then(|()| build(true)),
         Cmd::Run { tool, args } => run_tool(&tool, &args),
         Cmd::Test { filter } => test(filter.as_deref()),
+        Cmd::Fuzz(args) => fuzz::run(&args),
+        Cmd::Soak(args) => soak::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
