@@ -101,4 +101,12 @@ mod tests {
             Some(3)
         );
     }
+
+    #[test]
+    fn spans_at_the_end_of_the_pfn_space_do_not_overflow() {
+        // Found by the zoneinfo fuzz target: start_pfn + spanned overflowed.
+        let zones = parse("Node 0, zone Normal\n spanned 1\n start_pfn: 18446744073709551615\n");
+        assert!(find(&zones, 5).is_none());
+        assert!(find(&zones, u64::MAX).is_some());
+    }
 }
