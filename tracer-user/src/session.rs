@@ -369,10 +369,12 @@ impl Session {
     ) -> Result<End> {
         let mut events = self.events()?;
         let logger = if debug { self.logger() } else { None };
+        // Before the header: a script that sees it may signal at once.
+        let signals = Signals::install()?;
         if !sink.header().context("writing the header")? {
             return Ok(End::ReaderGone);
         }
-        let end = run(&mut events, sink, duration, interval, logger).await?;
+        let end = run(&mut events, sink, signals, duration, interval, logger).await?;
         self.report_losses(&events);
         Ok(end)
     }
@@ -570,16 +572,31 @@ const PERF_PAGES_PER_CPU: usize = 256;
 /// How often the ring buffer is drained without a wake-up: bounds the display latency.
 pub const POLL_PERIOD: Duration = Duration::from_millis(50);
 
+/// SIGINT and SIGTERM, caught from the moment this is made: the tools end cleanly on either.
+pub struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    pub fn install() -> Result<Signals> {
+        Ok(Signals {
+            int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+            term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+        })
+    }
+}
+
 /// Runs until SIGINT, SIGTERM, the deadline, or the reader of stdout going away.
 pub async fn run(
     events: &mut Events,
     sink: &mut dyn Sink,
+    signals: Signals,
     duration: Option<Duration>,
     interval: Option<Duration>,
     mut logger: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
 ) -> Result<End> {
-    let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let Signals { int: mut sigint, term: mut sigterm } = signals;
     let start = tokio::time::Instant::now();
     let deadline = duration.map(|d| start + d);
     let mut tick = tokio::time::interval(POLL_PERIOD);
