@@ -1,0 +1,174 @@
+//! Everything the benchmark changes on the machine, restored however it ends: normally, by an
+//! error or a panic (the `Guard` drops), or by SIGINT/SIGTERM/SIGHUP (a thread waits for them).
+//!
+//! Restored: `vm.nr_hugepages` and `kernel.bpf_stats_enabled` to what they were, the fill file
+//! removed, our tracefs instances removed, the processes we started killed.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::Mutex,
+};
+
+use super::sys;
+
+const NR_HUGEPAGES: &str = "/proc/sys/vm/nr_hugepages";
+const BPF_STATS: &str = "/proc/sys/kernel/bpf_stats_enabled";
+
+#[derive(Default)]
+struct State {
+    hugepages: Option<String>,
+    bpf_stats: Option<String>,
+    files: Vec<PathBuf>,
+    instances: Vec<PathBuf>,
+    children: Vec<u32>,
+}
+
+static STATE: Mutex<State> = Mutex::new(State {
+    hugepages: None,
+    bpf_stats: None,
+    files: Vec::new(),
+    instances: Vec::new(),
+    children: Vec::new(),
+});
+
+fn state() -> std::sync::MutexGuard<'static, State> {
+    STATE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Remembers `nr_hugepages` (restored at the end). Call before any workload.
+pub fn remember_hugepages() -> anyhow::Result<String> {
+    let value = sys::read(NR_HUGEPAGES)?.trim().to_owned();
+    state().hugepages.get_or_insert(value.clone());
+    Ok(value)
+}
+
+/// Gives the huge pages back: `nr_hugepages` as it was.
+pub fn restore_hugepages() -> anyhow::Result<()> {
+    let original = state().hugepages.clone().unwrap_or_else(|| "0".to_owned());
+    sys::write(NR_HUGEPAGES, &original)
+}
+
+/// Turns BPF run-time statistics on or off, remembering the original setting.
+pub fn set_bpf_stats(on: bool) -> anyhow::Result<()> {
+    let current = sys::read(BPF_STATS)?.trim().to_owned();
+    state().bpf_stats.get_or_insert(current);
+    sys::write(BPF_STATS, if on { "1" } else { "0" })
+}
+
+/// Puts `bpf_stats_enabled` back as it was.
+pub fn restore_bpf_stats() {
+    let original = state().bpf_stats.take();
+    if let Some(v) = original {
+        let _ = sys::write(BPF_STATS, &v);
+    }
+}
+
+pub fn add_file(path: &Path) {
+    state().files.push(path.to_owned());
+}
+
+pub fn remove_file(path: &Path) {
+    let _ = std::fs::remove_file(path);
+    state().files.retain(|p| p != path);
+}
+
+pub fn add_instance(path: &Path) {
+    state().instances.push(path.to_owned());
+}
+
+/// Stops a tracefs instance recording and removes it.
+pub fn remove_instance(path: &Path) {
+    teardown_instance(path);
+    state().instances.retain(|p| p != path);
+}
+
+fn teardown_instance(path: &Path) {
+    if !path.is_dir() {
+        return;
+    }
+    let _ = std::fs::write(path.join("tracing_on"), "0");
+    let _ = std::fs::write(path.join("events/enable"), "0");
+    // A reader that has just been killed may still hold trace_pipe for a moment.
+    for _ in 0..50 {
+        if std::fs::remove_dir(path).is_ok() || !path.exists() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    eprintln!(
+        "bench: could not remove the tracefs instance {}",
+        path.display()
+    );
+}
+
+pub fn add_child(pid: u32) {
+    state().children.push(pid);
+}
+
+pub fn remove_child(pid: u32) {
+    state().children.retain(|&p| p != pid);
+}
+
+/// Restores everything still outstanding. Idempotent.
+pub fn run_all() {
+    let (children, instances, files, hugepages) = {
+        let mut s = state();
+        (
+            std::mem::take(&mut s.children),
+            std::mem::take(&mut s.instances),
+            std::mem::take(&mut s.files),
+            s.hugepages.clone(),
+        )
+    };
+    for pid in children {
+        sys::kill(pid, libc::SIGKILL);
+    }
+    if let Some(h) = hugepages
+        && let Err(e) = sys::write(NR_HUGEPAGES, &h)
+    {
+        eprintln!("bench: could not restore nr_hugepages: {e:#}");
+    }
+    restore_bpf_stats();
+    for i in instances {
+        teardown_instance(&i);
+    }
+    for f in files {
+        let _ = std::fs::remove_file(f);
+    }
+}
+
+/// Restores everything when dropped.
+pub struct Guard;
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        run_all();
+    }
+}
+
+/// Blocks SIGINT, SIGTERM and SIGHUP in this thread (call before starting any other thread, so
+/// that all inherit it) and starts a thread that, on any of them, restores everything and exits
+/// with status 130. Children must unblock them (`child::Proc` does, before exec).
+pub fn install_signal_thread() -> Guard {
+    // SAFETY: building a signal set and changing this thread's mask.
+    let set = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+            libc::sigaddset(&mut set, sig);
+        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    };
+    std::thread::spawn(move || {
+        let mut sig = 0;
+        // SAFETY: waiting on a signal set that is blocked in every thread.
+        unsafe { libc::sigwait(&set, &mut sig) };
+        eprintln!(
+            "\nbench: signal {sig}: restoring nr_hugepages and bpf_stats_enabled, removing our files"
+        );
+        run_all();
+        std::process::exit(130);
+    });
+    Guard
+}

@@ -1,0 +1,405 @@
+//! The tracers compared: our tools (release build), bpftrace one-liners doing the same with
+//! tracepoints, and raw tracefs (events enabled in an instance, `trace_pipe` read by `cat`).
+
+use std::{collections::HashMap, path::PathBuf, process::Command, time::Duration};
+
+use anyhow::{Context as _, Result};
+
+use super::{
+    child::{Finished, Line, Proc},
+    cleanup, sys, trace,
+};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    Ours,
+    Bpftrace,
+    Tracefs,
+}
+
+/// What a contender's rows show.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Compaction,
+    Reclaim,
+    Extfrag,
+    /// tracefs: the raw lines of every enabled event.
+    Raw,
+}
+
+#[derive(Clone, Debug)]
+enum Program {
+    Tool(&'static str, &'static [&'static str]),
+    Bpftrace(&'static str),
+    Tracefs(&'static [&'static str]),
+}
+
+#[derive(Clone, Debug)]
+pub struct Spec {
+    pub label: &'static str,
+    pub family: Family,
+    pub kind: Kind,
+    program: Program,
+}
+
+/// bpftrace's compactsnoop: begin/end paired per thread, latency and status (tracepoints give
+/// no order and no zone name).
+pub const BT_COMPACTION: &str = r#"
+BEGIN { printf("%-14s %-6s %-7s %9s %s\n", "COMM", "PID", "MODE", "LAT(ms)", "STATUS"); }
+tracepoint:compaction:mm_compaction_begin { @start[tid] = nsecs; }
+tracepoint:compaction:mm_compaction_end /@start[tid]/ {
+  $us = (nsecs - @start[tid]) / 1000;
+  printf("%-14s %-6d %-7s %5d.%03d %d\n", comm, pid, args->sync ? "SYNC" : "ASYNC", $us / 1000, $us % 1000, args->status);
+  delete(@start[tid]);
+}
+"#;
+
+/// bpftrace's drsnoop: begin/end paired per thread, latency and pages reclaimed.
+pub const BT_RECLAIM: &str = r#"
+BEGIN { printf("%-14s %-6s %8s %5s\n", "COMM", "PID", "LAT(ms)", "PAGES"); }
+tracepoint:vmscan:mm_vmscan_direct_reclaim_begin { @start[tid] = nsecs; }
+tracepoint:vmscan:mm_vmscan_direct_reclaim_end /@start[tid]/ {
+  $us = (nsecs - @start[tid]) / 1000;
+  printf("%-14s %-6d %4d.%03d %5d\n", comm, pid, $us / 1000, $us % 1000, args->nr_reclaimed);
+  delete(@start[tid]);
+}
+"#;
+
+/// bpftrace's compactsnoop -x: one line per fallback.
+pub const BT_EXTFRAG: &str = r#"
+BEGIN { printf("%-14s %-6s %-5s %-8s %-10s %-13s %s\n", "COMM", "PID", "ORDER", "FB_ORDER", "ALLOC_TYPE", "FALLBACK_TYPE", "OWNERSHIP"); }
+tracepoint:kmem:mm_page_alloc_extfrag {
+  printf("%-14s %-6d %-5d %-8d %-10d %-13d %s\n", comm, pid, args->alloc_order, args->fallback_order, args->alloc_migratetype, args->fallback_migratetype, args->change_ownership ? "claim" : "steal");
+}
+"#;
+
+pub const SQUEEZE_EVENTS: [&str; 4] = [
+    "compaction/mm_compaction_begin",
+    "compaction/mm_compaction_end",
+    "vmscan/mm_vmscan_direct_reclaim_begin",
+    "vmscan/mm_vmscan_direct_reclaim_end",
+];
+pub const EXTFRAG_EVENTS: [&str; 1] = ["kmem/mm_page_alloc_extfrag"];
+
+const fn spec(label: &'static str, family: Family, kind: Kind, program: Program) -> Spec {
+    Spec {
+        label,
+        family,
+        kind,
+        program,
+    }
+}
+
+pub const COMPACTSNOOP: Spec = spec(
+    "compactsnoop",
+    Family::Ours,
+    Kind::Compaction,
+    Program::Tool("compactsnoop", &[]),
+);
+pub const COMPACTSNOOP_E: Spec = spec(
+    "compactsnoop -e",
+    Family::Ours,
+    Kind::Compaction,
+    Program::Tool("compactsnoop", &["-e"]),
+);
+pub const DRSNOOP: Spec = spec(
+    "drsnoop",
+    Family::Ours,
+    Kind::Reclaim,
+    Program::Tool("drsnoop", &[]),
+);
+pub const DRSNOOP_V: Spec = spec(
+    "drsnoop -v",
+    Family::Ours,
+    Kind::Reclaim,
+    Program::Tool("drsnoop", &["-v"]),
+);
+pub const DRSNOOP_K: Spec = spec(
+    "drsnoop -K",
+    Family::Ours,
+    Kind::Reclaim,
+    Program::Tool("drsnoop", &["-K"]),
+);
+pub const BPFTRACE_COMPACTION: Spec = spec(
+    "bpftrace compaction",
+    Family::Bpftrace,
+    Kind::Compaction,
+    Program::Bpftrace(BT_COMPACTION),
+);
+pub const BPFTRACE_RECLAIM: Spec = spec(
+    "bpftrace reclaim",
+    Family::Bpftrace,
+    Kind::Reclaim,
+    Program::Bpftrace(BT_RECLAIM),
+);
+pub const TRACEFS: Spec = spec(
+    "tracefs",
+    Family::Tracefs,
+    Kind::Raw,
+    Program::Tracefs(&SQUEEZE_EVENTS),
+);
+pub const COMPACTSNOOP_X: Spec = spec(
+    "compactsnoop -x",
+    Family::Ours,
+    Kind::Extfrag,
+    Program::Tool("compactsnoop", &["-x"]),
+);
+pub const BPFTRACE_EXTFRAG: Spec = spec(
+    "bpftrace extfrag",
+    Family::Bpftrace,
+    Kind::Extfrag,
+    Program::Bpftrace(BT_EXTFRAG),
+);
+pub const TRACEFS_EXTFRAG: Spec = spec(
+    "tracefs extfrag",
+    Family::Tracefs,
+    Kind::Raw,
+    Program::Tracefs(&EXTFRAG_EVENTS),
+);
+
+/// Where the binaries are.
+#[derive(Clone, Debug)]
+pub struct Bins {
+    pub release_dir: PathBuf,
+    pub bpftrace: PathBuf,
+}
+
+/// The shell that is raw tracefs: an instance of its own with the events enabled, `trace_pipe`
+/// opened, a ready line, then `cat` copying the pipe to stdout.
+const TRACEFS_SCRIPT: &str = r#"set -e
+d=$1; shift
+mkdir "$d"
+echo mono > "$d/trace_clock"
+for e in "$@"; do echo 1 > "$d/events/$e/enable"; done
+exec < "$d/trace_pipe"
+echo TRACEFS-READY
+exec cat
+"#;
+
+pub const TRACEFS_READY: &str = "TRACEFS-READY";
+
+/// A contender whose probes are attached and whose header is printed.
+pub struct Running {
+    pub spec: Spec,
+    pub proc: Proc,
+    /// Start → header (or ready line) read by the benchmark.
+    pub ready: Duration,
+    /// bpftrace: start → "Attaching N probes..." read.
+    pub attaching: Option<Duration>,
+    /// CLOCK_MONOTONIC when the header was read.
+    pub ready_ns: u64,
+    /// CPU time used until the header.
+    pub cpu_at_ready_ns: u64,
+    instance: Option<PathBuf>,
+}
+
+/// Read just before a contender is stopped.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    pub at_ns: u64,
+    pub hwm_kb: u64,
+    pub cpu_ns: u64,
+    pub progs: Vec<sys::ProgStat>,
+}
+
+/// A contender that has exited, its output split up.
+#[derive(Debug)]
+pub struct Stopped {
+    pub label: &'static str,
+    pub kind: Kind,
+    pub header: String,
+    /// Event rows (no header, stack lines, blank lines or messages).
+    pub rows: Vec<Line>,
+    pub lost: u64,
+    pub exited_ok: bool,
+    pub stderr: String,
+}
+
+impl Spec {
+    pub fn start(&self, bins: &Bins) -> Result<Running> {
+        let (mut cmd, instance) = match &self.program {
+            Program::Tool(bin, args) => {
+                let mut cmd = Command::new(bins.release_dir.join(bin));
+                cmd.args(*args);
+                (cmd, None)
+            }
+            Program::Bpftrace(script) => {
+                let mut cmd = Command::new(&bins.bpftrace);
+                cmd.arg("-e").arg(script);
+                (cmd, None)
+            }
+            Program::Tracefs(events) => {
+                let dir = trace::instance_path("pipe")?;
+                cleanup::add_instance(&dir);
+                let mut cmd = Command::new("sh");
+                cmd.arg("-c")
+                    .arg(TRACEFS_SCRIPT)
+                    .arg("sh")
+                    .arg(&dir)
+                    .args(*events);
+                (cmd, Some(dir))
+            }
+        };
+        let mut proc = Proc::spawn(self.label, &mut cmd)?;
+        let family = self.family;
+        let ready_line = proc.wait_line(Duration::from_secs(60), |l| match family {
+            Family::Ours => !l.is_empty(),
+            Family::Bpftrace => l.starts_with("COMM"),
+            Family::Tracefs => l == TRACEFS_READY,
+        })?;
+        let cpu_at_ready_ns = sys::cpu_ns(proc.pid).unwrap_or(0);
+        let attaching = if family == Family::Bpftrace {
+            proc.wait_line(Duration::from_secs(1), |l| l.starts_with("Attaching"))
+                .ok()
+                .map(|l| Duration::from_nanos(l.read_ns.saturating_sub(proc.spawned_ns)))
+        } else {
+            None
+        };
+        Ok(Running {
+            spec: self.clone(),
+            ready: Duration::from_nanos(ready_line.read_ns.saturating_sub(proc.spawned_ns)),
+            attaching,
+            ready_ns: ready_line.read_ns,
+            cpu_at_ready_ns,
+            proc,
+            instance,
+        })
+    }
+}
+
+impl Running {
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            at_ns: sys::mono_ns(),
+            hwm_kb: sys::vm_hwm_kb(self.proc.pid).unwrap_or(0),
+            cpu_ns: sys::cpu_ns(self.proc.pid).unwrap_or(0),
+            progs: sys::bpf_progs(self.proc.pid),
+        }
+    }
+
+    pub fn stop(self) -> Stopped {
+        let Running {
+            spec,
+            proc,
+            instance,
+            ..
+        } = self;
+        let f = proc.stop(Duration::from_secs(5));
+        let mut lost = 0;
+        if let Some(dir) = &instance {
+            lost = trace::overruns(dir);
+            cleanup::remove_instance(dir);
+        }
+        split(&spec, f, lost)
+    }
+}
+
+fn split(spec: &Spec, f: Finished, tracefs_lost: u64) -> Stopped {
+    let mut header = String::new();
+    let mut rows = Vec::new();
+    let mut lost = tracefs_lost;
+    for line in f.lines {
+        let t = line.text.as_str();
+        match spec.family {
+            Family::Tracefs => {
+                if t != TRACEFS_READY {
+                    rows.push(line);
+                }
+            }
+            Family::Ours | Family::Bpftrace => {
+                if let Some(n) = t
+                    .strip_prefix("Lost ")
+                    .and_then(|r| r.strip_suffix(" events"))
+                {
+                    lost += n.trim().parse::<u64>().unwrap_or(0);
+                } else if header.is_empty() && (t.starts_with("COMM") || t.starts_with("TIME(s)")) {
+                    header = t.to_owned();
+                } else if !t.is_empty()
+                    && !t.starts_with(char::is_whitespace)
+                    && !t.starts_with('@')
+                    && !t.starts_with("Attaching ")
+                {
+                    rows.push(line);
+                }
+            }
+        }
+    }
+    // Ours: `<tool>: N events lost` on stderr.
+    for l in f.stderr.lines() {
+        if let Some(n) = l
+            .split_once(": ")
+            .and_then(|(_, r)| r.strip_suffix(" events lost"))
+        {
+            lost += n.trim().parse::<u64>().unwrap_or(0);
+        }
+    }
+    Stopped {
+        label: spec.label,
+        kind: spec.kind,
+        header,
+        rows,
+        lost,
+        exited_ok: f.status.is_some_and(|s| {
+            use std::os::unix::process::ExitStatusExt as _;
+            s.success() || s.signal() == Some(libc::SIGINT)
+        }),
+        stderr: f.stderr,
+    }
+}
+
+/// Names the programs a process holds: the tracepoint it is attached to (`bpftool perf`), else
+/// its name (`bpftool prog show`), else its id.
+pub fn program_labels(ids: &[u32]) -> HashMap<u32, String> {
+    let mut out = HashMap::new();
+    if let Ok(o) = Command::new("bpftool").args(["perf", "show"]).output() {
+        for line in String::from_utf8_lossy(&o.stdout).lines() {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let Some(at) = words.iter().position(|w| *w == "prog_id") else {
+                continue;
+            };
+            let Some(id) = words.get(at + 1).and_then(|v| v.parse::<u32>().ok()) else {
+                continue;
+            };
+            let kind = words.get(at + 2).copied().unwrap_or("");
+            let label = match kind {
+                "tracepoint" | "raw_tracepoint" => words.get(at + 3).map(|n| (*n).to_owned()),
+                "uprobe" | "uretprobe" => Some("BEGIN/END (uprobe)".to_owned()),
+                _ => None,
+            };
+            if let Some(l) = label {
+                out.insert(id, l);
+            }
+        }
+    }
+    for &id in ids {
+        if out.contains_key(&id) {
+            continue;
+        }
+        let name = Command::new("bpftool")
+            .args(["prog", "show", "id", &id.to_string()])
+            .output()
+            .ok()
+            .and_then(|o| {
+                let text = String::from_utf8_lossy(&o.stdout).into_owned();
+                let words: Vec<String> = text.split_whitespace().map(str::to_owned).collect();
+                let at = words.iter().position(|w| w == "name")?;
+                words.get(at + 1).cloned()
+            })
+            .unwrap_or_else(|| format!("prog {id}"));
+        out.insert(id, name);
+    }
+    out
+}
+
+/// Starts contenders one after the other (each waits for the previous one's header, so that
+/// start-up costs do not overlap).
+pub fn start_all(specs: &[Spec], bins: &Bins) -> Result<Vec<Running>> {
+    let mut out = Vec::new();
+    for s in specs {
+        out.push(
+            s.start(bins)
+                .with_context(|| format!("starting {}", s.label))?,
+        );
+    }
+    Ok(out)
+}

@@ -1,0 +1,879 @@
+//! The results: a table for the terminal, and `results/bench.md`.
+
+use std::fmt::Write as _;
+
+use super::{
+    CONFIGS, Results,
+    measure::{Series, Stat},
+};
+
+fn num(v: f64, decimals: usize) -> String {
+    if !v.is_finite() {
+        return "–".to_owned();
+    }
+    let s = format!("{v:.decimals$}");
+    // Thousands separators for large integers.
+    if decimals == 0 && v.abs() >= 10_000.0 {
+        let digits: Vec<char> = s.chars().collect();
+        let mut out = String::new();
+        for (i, c) in digits.iter().enumerate() {
+            if i > 0
+                && (digits.len() - i).is_multiple_of(3)
+                && c.is_ascii_digit()
+                && digits[i - 1].is_ascii_digit()
+            {
+                out.push(',');
+            }
+            out.push(*c);
+        }
+        return out;
+    }
+    s
+}
+
+/// `median (min–max)`, or `median` alone for one value.
+fn stat(s: Option<Stat>, decimals: usize) -> String {
+    match s {
+        None => "–".to_owned(),
+        Some(s) if s.n == 1 || (s.min == s.max) => num(s.median, decimals),
+        Some(s) => format!(
+            "{} ({}–{})",
+            num(s.median, decimals),
+            num(s.min, decimals),
+            num(s.max, decimals)
+        ),
+    }
+}
+
+fn sum(v: &[f64]) -> f64 {
+    v.iter().sum()
+}
+
+/// `1/12.3` for a ratio below one, `×1.23` above.
+fn ratio(r: f64) -> String {
+    if !r.is_finite() || r <= 0.0 {
+        "–".to_owned()
+    } else if r < 1.0 {
+        format!("1/{:.1}", 1.0 / r)
+    } else {
+        format!("×{r:.2}")
+    }
+}
+
+fn yes_no(met: Option<bool>) -> &'static str {
+    match met {
+        Some(true) => "yes",
+        Some(false) => "**no**",
+        None => "not measured",
+    }
+}
+
+/// One line of the targets table.
+struct Target {
+    metric: String,
+    ours: String,
+    reference: String,
+    ratio: String,
+    target: String,
+    met: Option<bool>,
+}
+
+const PAIRS: [(&str, &str); 2] = [
+    ("compactsnoop", "bpftrace compaction"),
+    ("drsnoop", "bpftrace reclaim"),
+];
+const END_PROBES: [&str; 2] = [
+    "bpftrace compaction | mm_compaction_end",
+    "bpftrace reclaim | mm_vmscan_direct_reclaim_end",
+];
+
+fn med(s: &Series, label: &str) -> Option<f64> {
+    s.stat(label).map(|s| s.median)
+}
+
+fn targets(r: &Results) -> Vec<Target> {
+    let mut out = Vec::new();
+    let vs = |metric: &str,
+              s: &Series,
+              unit: &str,
+              decimals: usize,
+              limit: f64,
+              target: &str,
+              out: &mut Vec<Target>| {
+        for (ours, theirs) in PAIRS {
+            let (a, b) = (med(s, ours), med(s, theirs));
+            let q = a.zip(b).map(|(a, b)| a / b);
+            out.push(Target {
+                metric: format!("{metric}: {ours}"),
+                ours: a.map_or("–".to_owned(), |v| format!("{} {unit}", num(v, decimals))),
+                reference: b.map_or("–".to_owned(), |v| format!("{} {unit}", num(v, decimals))),
+                ratio: q.map_or("–".to_owned(), ratio),
+                target: target.to_owned(),
+                met: q.map(|q| q <= limit),
+            });
+        }
+    };
+    vs(
+        "time to ready",
+        &r.ready_ms,
+        "ms",
+        1,
+        0.1,
+        "≤ 1/10",
+        &mut out,
+    );
+    vs(
+        "peak RSS",
+        &r.hwm_mb,
+        "MB",
+        1,
+        1.0 / 25.0,
+        "≤ 1/25",
+        &mut out,
+    );
+    for ((ours, _), end_probe) in PAIRS.iter().zip(END_PROBES) {
+        for (how, mine, theirs) in [
+            ("side by side", &r.per_printed_ns, &r.prog_ns),
+            ("each alone", &r.per_printed_ns_alone, &r.prog_ns_alone),
+        ] {
+            let a = med(mine, ours);
+            let b = med(theirs, end_probe);
+            let q = a.zip(b).map(|(a, b)| a / b);
+            out.push(Target {
+                metric: format!("in-kernel ns per shown event, {how}: {ours} (all its programs) vs bpftrace's printing end probe"),
+                ours: a.map_or("–".to_owned(), |v| format!("{} ns", num(v, 0))),
+                reference: b.map_or("–".to_owned(), |v| format!("{} ns", num(v, 0))),
+                ratio: q.map_or("–".to_owned(), ratio),
+                target: "≤ 1/5".to_owned(),
+                met: q.map(|q| q <= 0.2),
+            });
+        }
+    }
+    for (ours, theirs) in PAIRS {
+        let a = r.display_ms.stat(ours);
+        let b = r.display_ms.stat(theirs);
+        out.push(Target {
+            metric: format!("display latency: {ours} (median / max)"),
+            ours: a.map_or("–".to_owned(), |s| {
+                format!("{} / {} ms", num(s.median, 1), num(s.max, 1))
+            }),
+            reference: b.map_or("–".to_owned(), |s| {
+                format!("{} / {} ms", num(s.median, 1), num(s.max, 1))
+            }),
+            ratio: String::new(),
+            target: "≤ 100 / ≤ 250 ms".to_owned(),
+            met: a.map(|s| s.median <= 100.0 && s.max <= 250.0),
+        });
+    }
+    let base = r.workload_s.stat(CONFIGS[0].0);
+    for (name, _) in &CONFIGS[1..] {
+        let s = r.workload_s.stat(name);
+        let q = s.zip(base).map(|(s, b)| s.median / b.median);
+        let band = base.map(|b| (b.min / b.median, b.max / b.median));
+        out.push(Target {
+            metric: format!("workload wall time, {name} / no tracer"),
+            ours: s.map_or("–".to_owned(), |s| format!("{} s", num(s.median, 3))),
+            reference: base.map_or("–".to_owned(), |b| format!("{} s", num(b.median, 3))),
+            ratio: q.map_or("–".to_owned(), |q| format!("{q:.3}")),
+            target: band.map_or("within noise".to_owned(), |(lo, hi)| {
+                format!("within noise ({lo:.3}–{hi:.3})")
+            }),
+            met: if name.starts_with("ours") {
+                q.zip(band).map(|(q, (_, hi))| q <= hi)
+            } else {
+                None
+            },
+        });
+    }
+    match &r.decode {
+        cases if !cases.is_empty() => {
+            let slowest = cases
+                .iter()
+                .filter(|c| c.name != "decode-only")
+                .min_by(|a, b| a.rate.total_cmp(&b.rate));
+            if let Some(c) = slowest {
+                out.push(Target {
+                    metric: format!("decode + format on one core (slowest case: {})", c.name),
+                    ours: format!("{} events/s", num(c.rate, 0)),
+                    reference: String::new(),
+                    ratio: String::new(),
+                    target: "≥ 1,000,000 events/s".to_owned(),
+                    met: Some(c.rate >= 1e6),
+                });
+            }
+        }
+        _ => out.push(Target {
+            metric: "decode + format on one core".to_owned(),
+            ours: "–".to_owned(),
+            reference: String::new(),
+            ratio: String::new(),
+            target: "≥ 1,000,000 events/s".to_owned(),
+            met: None,
+        }),
+    }
+    for label in [
+        "compactsnoop",
+        "drsnoop",
+        "compactsnoop -e",
+        "drsnoop -v",
+        "drsnoop -K",
+    ] {
+        let lost = sum(r.lost.get(label));
+        let rows = sum(r.rows.get(label));
+        let expected = sum(r.expected_rows.get(label));
+        let theirs = match label {
+            l if l.starts_with("compactsnoop") => "bpftrace compaction",
+            _ => "bpftrace reclaim",
+        };
+        out.push(Target {
+            metric: format!("events lost at the squeeze's rate: {label}"),
+            ours: format!(
+                "{} lost; {} of {} rows",
+                num(lost, 0),
+                num(rows, 0),
+                num(expected, 0)
+            ),
+            reference: format!("{} lost", num(sum(r.lost.get(theirs)), 0)),
+            ratio: String::new(),
+            target: "0".to_owned(),
+            met: (!r.lost.get(label).is_empty()).then_some(lost == 0.0 && rows >= expected),
+        });
+    }
+    out
+}
+
+fn targets_table(r: &Results) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "| metric | ours | bpftrace / reference | ratio | target | met |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|---|");
+    for t in targets(r) {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} |",
+            t.metric,
+            t.ours,
+            t.reference,
+            t.ratio,
+            t.target,
+            yes_no(t.met)
+        );
+    }
+    s
+}
+
+/// The table printed at the end of the run.
+pub fn terminal(r: &Results) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "\nBenchmark {} on {} ({} CPUs, {:.1} GiB, {}), {} runs",
+        r.date,
+        r.machine.kernel,
+        r.machine.nproc,
+        r.machine.mem_total_kb as f64 / (1 << 20) as f64,
+        r.machine.cpu_model,
+        r.runs
+    );
+    let rows = targets(r);
+    let w0 = rows
+        .iter()
+        .map(|t| t.metric.chars().count())
+        .max()
+        .unwrap_or(10)
+        .min(70);
+    let w1 = rows
+        .iter()
+        .map(|t| t.ours.chars().count())
+        .max()
+        .unwrap_or(4);
+    let w2 = rows
+        .iter()
+        .map(|t| t.reference.chars().count())
+        .max()
+        .unwrap_or(4);
+    let _ = writeln!(
+        s,
+        "{:<w0$}  {:<w1$}  {:<w2$}  {:<8}  {:<30}  met",
+        "metric", "ours", "reference", "ratio", "target"
+    );
+    for t in rows {
+        let metric: String = t.metric.chars().take(w0).collect();
+        let _ = writeln!(
+            s,
+            "{metric:<w0$}  {:<w1$}  {:<w2$}  {:<8}  {:<30}  {}",
+            t.ours,
+            t.reference,
+            t.ratio,
+            t.target,
+            yes_no(t.met).trim_matches('*')
+        );
+    }
+    let _ = writeln!(s, "\nCPU per 1,000 shown events (ms, median over runs):");
+    for label in r.cpu_per_1000_ms.labels() {
+        let _ = writeln!(
+            s,
+            "  {label:<22} {}",
+            stat(r.cpu_per_1000_ms.stat(label), 1)
+        );
+    }
+    for f in &r.frag {
+        for c in &f.contenders {
+            let _ = writeln!(
+                s,
+                "  {:<22} {} (fragmenting workload{}, {} events)",
+                c.label,
+                c.cpu_per_1000_ms.map_or("–".to_owned(), |v| num(v, 1)),
+                if f.side_by_side { ", side by side" } else { "" },
+                c.rows
+            );
+        }
+    }
+    s
+}
+
+fn section_ready(r: &Results, s: &mut String) {
+    let _ = writeln!(s, "## 1. Time to ready\n");
+    let _ = writeln!(
+        s,
+        "From `exec` to the header line read from the tracer's stdout pipe, each tracer started alone on an idle \
+         machine, {} times after one unmeasured start. For bpftrace the header is printed by its `BEGIN` probe, which \
+         bpftrace fires after attaching every other probe; the `Attaching N probes...` line, printed before it \
+         attaches, is shown too. For tracefs: instance created, events enabled, `trace_pipe` opened, then a ready line.\n",
+        r.runs
+    );
+    let _ = writeln!(
+        s,
+        "| tracer | ready, ms: median (min–max) | `Attaching` line, ms | started side by side, ms |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|");
+    for label in r.ready_ms.labels() {
+        let _ = writeln!(
+            s,
+            "| {label} | {} | {} | {} |",
+            stat(r.ready_ms.stat(label), 1),
+            stat(r.attaching_ms.stat(label), 1),
+            stat(r.ready_side_ms.stat(label), 1)
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\nThe last column: started one after the other before each side-by-side run (see 2), just after the page cache was refilled.\n"
+    );
+}
+
+fn section_rss(r: &Results, s: &mut String) {
+    let _ = writeln!(s, "## 2. Peak RSS while tracing the huge-page squeeze\n");
+    let _ = writeln!(
+        s,
+        "VmHWM of the tracer's process (`/proc/PID/status`), read when the squeeze is over and every row is out.\n"
+    );
+    let _ = writeln!(s, "| tracer | peak RSS, MB: median (min–max) |");
+    let _ = writeln!(s, "|---|---|");
+    for label in r.hwm_mb.labels() {
+        let _ = writeln!(s, "| {label} | {} |", stat(r.hwm_mb.stat(label), 1));
+    }
+    let _ = writeln!(s);
+}
+
+fn section_kernel(r: &Results, s: &mut String) {
+    let _ = writeln!(s, "## 3. In-kernel cost per event\n");
+    let _ = writeln!(
+        s,
+        "`run_time_ns / run_cnt` of every program each tracer holds (read from the fdinfo of its program descriptors; \
+         `kernel.bpf_stats_enabled=1` while the benchmark runs workloads, restored afterwards). Programs \
+         are named by the tracepoint they are attached to (`bpftool perf`). All tracers see the same events at the \
+         same time. \"Per shown event\" is all of a tracer's programs' run time over the runs of its printing (end) \
+         program: begin and end together, for one row.\n"
+    );
+    let _ = writeln!(
+        s,
+        "| tracer | program | ns per run, side by side: median (min–max) | runs per squeeze | ns per run, alone |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|");
+    for key in r.prog_ns.labels() {
+        let (tracer, prog) = key.split_once(" | ").unwrap_or((key, ""));
+        let _ = writeln!(
+            s,
+            "| {tracer} | {prog} | {} | {} | {} |",
+            stat(r.prog_ns.stat(key), 0),
+            stat(r.prog_runs.stat(key), 0),
+            stat(r.prog_ns_alone.stat(key), 0)
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\n\"Alone\": the same programs in the workload-cost runs (see 7), where each tracer is the only one on the \
+         tracepoints (our two tools together, or the two bpftrace one-liners together). Side by side, every other run \
+         attaches the tracers in reverse order: a tracepoint runs its programs in attach order, and the first one \
+         after a long compaction run meets cold caches.\n"
+    );
+    let _ = writeln!(
+        s,
+        "| tracer | ns per shown event (all programs), side by side | alone | added to the plain tool (side by side) |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|");
+    for label in r.per_printed_ns.labels() {
+        let base = if label.starts_with("compactsnoop") {
+            "compactsnoop"
+        } else if label.starts_with("drsnoop") {
+            "drsnoop"
+        } else {
+            ""
+        };
+        let added = if !base.is_empty() && base != label {
+            match (med(&r.per_printed_ns, label), med(&r.per_printed_ns, base)) {
+                (Some(a), Some(b)) => format!("{:+.0} ns ({})", a - b, ratio(a / b)),
+                _ => "–".to_owned(),
+            }
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            s,
+            "| {label} | {} | {} | {added} |",
+            stat(r.per_printed_ns.stat(label), 0),
+            stat(r.per_printed_ns_alone.stat(label), 0)
+        );
+    }
+    let _ = writeln!(s);
+    if !r.frag.is_empty() {
+        let _ = writeln!(
+            s,
+            "At the fragmenting workload's rate (one program per tracer, every event printed):\n"
+        );
+        let _ = writeln!(s, "| run | tracer | ns per event |");
+        let _ = writeln!(s, "|---|---|---|");
+        for (i, f) in r.frag.iter().enumerate() {
+            for c in f.contenders.iter().filter(|c| c.kernel_ns.is_some()) {
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {} |",
+                    i + 1,
+                    c.label,
+                    num(c.kernel_ns.unwrap_or(f64::NAN), 0)
+                );
+            }
+        }
+        let _ = writeln!(s);
+    }
+}
+
+fn section_display(r: &Results, s: &mut String) {
+    let _ = writeln!(s, "## 4. Display latency\n");
+    let _ = writeln!(
+        s,
+        "From an event to its row on the tracer's stdout: the kernel's timestamp of the event (the end tracepoint of a \
+         compaction run or reclaim, recorded by a tracefs instance of ours with `trace_clock` = `mono`, i.e. \
+         CLOCK_MONOTONIC, the clock of `bpf_ktime_get_ns`) to the CLOCK_MONOTONIC time at which the benchmark's reader \
+         thread got the row from the tracer's stdout pipe. Only the events of the workload's own process \
+         (single-threaded, known PID) are used: its rows are matched to its events in order, a row taking the next \
+         unmatched event whose latency agrees within 250 µs + 5% (and, for reclaim, whose pages reclaimed are equal; \
+         for `-x`, whose orders are equal). The tolerance is wide because a tracepoint runs every tracer's program \
+         one after the other, in the order they were attached, so each tracer's begin timestamp comes after the \
+         begin programs of the tracers attached before it (tens of µs after `drsnoop -K`'s). tracefs lines carry the \
+         event's own timestamp. All runs pooled. A tracer that loses events is matched past the gaps, with less \
+         certainty (many `-x` events have the same orders).\n"
+    );
+    let _ = writeln!(
+        s,
+        "| tracer | median, ms | max, ms | highest per-run max, lowest | rows matched / workload's events |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|");
+    for label in r.display_matched.labels() {
+        let st = r.display_ms.stat(label);
+        let runmax = r.display_run_max_ms.stat(label);
+        let _ = writeln!(
+            s,
+            "| {label} | {} | {} | {} | {} / {} |",
+            st.map_or("–".to_owned(), |s| num(s.median, 1)),
+            st.map_or("–".to_owned(), |s| num(s.max, 1)),
+            runmax.map_or("–".to_owned(), |m| format!(
+                "{}, {}",
+                num(m.max, 1),
+                num(m.min, 1)
+            )),
+            num(sum(r.display_matched.get(label)), 0),
+            num(sum(r.display_expected.get(label)), 0)
+        );
+    }
+    let _ = writeln!(s);
+    if !r.frag.is_empty() {
+        let _ = writeln!(s, "At the fragmenting workload's rate:\n");
+        let _ = writeln!(
+            s,
+            "| run | tracer | median, ms | max, ms | rows matched / workload's events |"
+        );
+        let _ = writeln!(s, "|---|---|---|---|---|");
+        for (i, f) in r.frag.iter().enumerate() {
+            for c in &f.contenders {
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {} | {} | {} / {} |",
+                    i + 1,
+                    c.label,
+                    c.display_median_ms.map_or("–".to_owned(), |v| num(v, 1)),
+                    c.display_max_ms.map_or("–".to_owned(), |v| num(v, 1)),
+                    c.matched,
+                    f.events
+                );
+            }
+        }
+        let _ = writeln!(s);
+    }
+}
+
+fn section_cpu(r: &Results, s: &mut String) {
+    let _ = writeln!(s, "## 5. User-space CPU per 1,000 events\n");
+    let _ = writeln!(
+        s,
+        "User + system CPU time of the tracer's process (all threads, the scheduler's own accounting in \
+         `/proc/PID/task/*/schedstat`) from its header to the end of the squeeze, over the rows it printed, × 1,000. \
+         Start-up is excluded. For tracefs, rows are its end-event lines (it also prints the begin events). With few \
+         events per run, the figure is dominated by the cost of being idle (our tools drain every 50 ms).\n"
+    );
+    let _ = writeln!(
+        s,
+        "| tracer | CPU ms per 1,000 events: median (min–max) | rows per run | CPU ms per second attached |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|");
+    for label in r.rows.labels() {
+        let _ = writeln!(
+            s,
+            "| {label} | {} | {} | {} |",
+            stat(r.cpu_per_1000_ms.stat(label), 2),
+            stat(r.rows.stat(label), 0),
+            stat(r.cpu_ms_per_s.stat(label), 2)
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\nThe last column is the CPU time over the time from the header to the end of the squeeze (a few seconds, \
+         including the tracers' start-up one after the other and the squeeze itself): what a tracer costs while \
+         mostly idle."
+    );
+    if !r.frag.is_empty() {
+        let _ = writeln!(s, "\nAt the fragmenting workload's rate:\n");
+        let _ = writeln!(s, "| run | tracer | CPU ms per 1,000 events | rows |");
+        let _ = writeln!(s, "|---|---|---|---|");
+        for (i, f) in r.frag.iter().enumerate() {
+            for c in &f.contenders {
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {} | {} |",
+                    i + 1,
+                    c.label,
+                    c.cpu_per_1000_ms.map_or("–".to_owned(), |v| num(v, 2)),
+                    c.rows
+                );
+            }
+        }
+    }
+    let _ = writeln!(s);
+}
+
+fn section_decode(r: &Results, s: &mut String) {
+    let _ = writeln!(s, "## 6. Decode + format throughput, one core\n");
+    let _ = writeln!(
+        s,
+        "`bench-decode`: 4,096 distinct synthetic records laid out as the ring buffer hands them over, cycled; each \
+         decoded by `tracer_user::decode::record`, named and formatted by the tools' own code (their `Columns::row`, \
+         name tables and `Output`, compiled from compactsnoop/src and drsnoop/src), written to /dev/null through \
+         `Output` and flushed every 4,096 records. Pinned to one CPU; median of three repetitions after a warm-up.\n"
+    );
+    match &r.decode_error {
+        None => {
+            let cases = &r.decode;
+            let _ = writeln!(s, "| case | events/s: median (min–max) | ns per event |");
+            let _ = writeln!(s, "|---|---|---|");
+            for c in cases {
+                let _ = writeln!(
+                    s,
+                    "| {} | {} ({}–{}) | {} |",
+                    c.name,
+                    num(c.rate, 0),
+                    num(c.min, 0),
+                    num(c.max, 0),
+                    num(c.ns_per_event, 1)
+                );
+            }
+        }
+        Some(e) => {
+            let _ = writeln!(s, "Not measured: {e}");
+        }
+    }
+    let _ = writeln!(s);
+}
+
+fn section_workload(r: &Results, s: &mut String) {
+    let _ = writeln!(s, "## 7. Cost to the traced workload\n");
+    let _ = writeln!(
+        s,
+        "Wall time of the squeeze (`mm-workload hugepages N`, from `exec` to exit) with no tracer and with each tracer \
+         attached, {} runs of each, interleaved and rotated run by run; the page cache is refilled before every run. \
+         `bpf_stats_enabled` is on (two clock reads per program run, the same for every tracer; it gives the \
+         tracers' in-kernel time per squeeze, the part of their cost that lands on the traced tasks directly). The \
+         noise band is the spread of the runs without a tracer (min/median, \
+         max/median). The stall counts (`/proc/vmstat` deltas: `compact_stall`, `allocstall_*`) show how much work each \
+         run had to do.\n",
+        r.runs
+    );
+    let base = r.workload_s.stat(CONFIGS[0].0);
+    let _ = writeln!(
+        s,
+        "| configuration | wall time, s: median (min–max) | ratio to no tracer | compaction stalls | direct-reclaim stalls | tracer programs' run time per squeeze, ms |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|---|");
+    for (name, _) in CONFIGS {
+        let st = r.workload_s.stat(name);
+        let q = st.zip(base).map(|(a, b)| a.median / b.median);
+        let _ = writeln!(
+            s,
+            "| {name} | {} | {} | {} | {} | {} |",
+            stat(st, 3),
+            q.map_or("–".to_owned(), |q| format!("{q:.3}")),
+            stat(r.compact_stalls.stat(name), 0),
+            stat(r.reclaim_stalls.stat(name), 0),
+            stat(r.kernel_ms_per_squeeze.stat(name), 2)
+        );
+    }
+    if let Some(b) = base {
+        let _ = writeln!(
+            s,
+            "\nNoise band without a tracer: {:.3}–{:.3} of the median.",
+            b.min / b.median,
+            b.max / b.median
+        );
+        for (name, _) in &CONFIGS[1..] {
+            if let Some(k) = r.kernel_ms_per_squeeze.stat(name) {
+                let _ = writeln!(
+                    s,
+                    "- {name}: programs ran {} ms per squeeze, {:.2}% of the median squeeze without a tracer.",
+                    num(k.median, 2),
+                    k.median / (b.median * 1e3) * 100.0
+                );
+            }
+        }
+    }
+    let _ = writeln!(s);
+}
+
+fn section_loss(r: &Results, s: &mut String) {
+    let _ = writeln!(s, "## 8. Loss\n");
+    let _ = writeln!(
+        s,
+        "Events lost, as each tracer reports them (ours: `<tool>: N events lost` on stderr; bpftrace: `Lost N events`; \
+         tracefs: the instance's `overrun` counts), summed over the side-by-side runs, and the rows printed against the \
+         events the kernel recorded while the tracer was attached (begin/end pairs of every process; for tracefs, end \
+         events).\n"
+    );
+    let _ = writeln!(s, "| tracer | lost | rows / kernel's events |");
+    let _ = writeln!(s, "|---|---|---|");
+    for label in r.lost.labels() {
+        let _ = writeln!(
+            s,
+            "| {label} | {} | {} / {} |",
+            num(sum(r.lost.get(label)), 0),
+            num(sum(r.rows.get(label)), 0),
+            num(sum(r.expected_rows.get(label)), 0)
+        );
+    }
+    if !r.frag.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nHigh rate: `mm-workload fragment` (unmovable allocations falling back into movable pageblocks). Rate = the \
+             workload's fallback events in the kernel's record over their span; peak = the most events in any 10 ms. \
+             The last run has bpftrace and tracefs attached too, competing for the two CPUs.\n"
+        );
+        let _ = writeln!(
+            s,
+            "| run | workload's events | span, s | mean rate, events/s | peak rate (10 ms), events/s | workload wall time, s | tracer | rows / kernel's events | lost |"
+        );
+        let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|");
+        for (i, f) in r.frag.iter().enumerate() {
+            for c in &f.contenders {
+                let _ = writeln!(
+                    s,
+                    "| {}{}{} | {} | {:.3} | {} | {} | {:.2} | {} | {} / {} | {} |",
+                    i + 1,
+                    if f.side_by_side {
+                        " (side by side)"
+                    } else {
+                        ""
+                    },
+                    if f.truth_overran {
+                        " (ground truth overran)"
+                    } else {
+                        ""
+                    },
+                    f.events,
+                    f.span_s,
+                    num(
+                        if f.span_s > 0.0 {
+                            f.events as f64 / f.span_s
+                        } else {
+                            f64::NAN
+                        },
+                        0
+                    ),
+                    num(f.peak_10ms, 0),
+                    f.wall_s,
+                    c.label,
+                    c.rows,
+                    c.expected,
+                    c.lost
+                );
+            }
+        }
+        let lossless: Vec<f64> = r
+            .frag
+            .iter()
+            .filter(|f| {
+                f.contenders
+                    .iter()
+                    .any(|c| c.label == "compactsnoop -x" && c.lost == 0 && c.rows >= c.expected)
+            })
+            .map(|f| f.peak_10ms)
+            .collect();
+        if let Some(best) = lossless.iter().copied().reduce(f64::max) {
+            let _ = writeln!(
+                s,
+                "\nHighest rate `compactsnoop -x` handled without loss here: {} events/s over 10 ms (the workload cannot \
+                 go faster on this machine, so this is a lower bound; its 8 MiB ring holds about 100,000 records).",
+                num(best, 0)
+            );
+        }
+    }
+    let _ = writeln!(s);
+}
+
+fn section_method(r: &Results, s: &mut String) {
+    let _ = writeln!(s, "## Method\n");
+    let _ = writeln!(
+        s,
+        "- **Workload** (the integration tests' squeeze): a {gib} GiB file in the page cache, then \
+         `mm-workload --name wl-bench hugepages N` with N = (MemFree + 1 GiB) / 2 MiB, so the kernel must compact \
+         and reclaim; then the huge pages are released. Before every run the file is dropped from the page cache and \
+         read back in 128 KiB steps alternating with 128 KiB of anonymous memory that is freed afterwards, so that \
+         the page cache is scattered over every pageblock: a plain refill, right after the previous run released \
+         its huge pages as whole free pageblocks, would leave the next squeeze almost nothing to compact (about 10 \
+         compaction runs instead of several hundred). Memory is squeezed only under the machine-wide lock \
+         `/tmp/tracer-tests.lock`.\n\
+         - **Side by side**: `compactsnoop`, `compactsnoop -e`, `drsnoop`, `drsnoop -v`, `drsnoop -K` (release build), \
+         the two bpftrace one-liners and `cat trace_pipe` of a tracefs instance with the four tracepoints are started \
+         one after the other (each after the previous one's header), then the squeeze runs once; {runs} runs.\n\
+         - **bpftrace one-liners** (tracepoints; this kernel has no kprobes): compaction pairs \
+         `compaction:mm_compaction_begin/end` per thread in a map and prints comm, pid, mode, latency and status; \
+         reclaim pairs `vmscan:mm_vmscan_direct_reclaim_begin/end` and prints comm, pid, latency and pages reclaimed; \
+         `-x` prints every `kmem:mm_page_alloc_extfrag`. Their text is in `xtask/src/bench/contenders.rs`.\n\
+         - **Our display latency** is bounded by design: the ring buffer wakes user space only once `wakeup_bytes` \
+         are pending, and the tools drain it every 50 ms regardless.\n\
+         - Figures are medians over runs with (min–max); targets compare medians.",
+        gib = super::workload::FILL_BYTES >> 30,
+        runs = r.runs
+    );
+    let _ = writeln!(s);
+}
+
+/// The whole results file.
+pub fn markdown(r: &Results) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "# Benchmark: compactsnoop and drsnoop against bpftrace and raw tracefs\n"
+    );
+    let _ = writeln!(
+        s,
+        "Written by `cargo xtask bench`; every figure below comes from that run.\n"
+    );
+    let _ = writeln!(s, "- Date: {}", r.date);
+    let _ = writeln!(s, "- Kernel: {}", r.machine.kernel);
+    let _ = writeln!(
+        s,
+        "- Machine: {} CPUs, {:.1} GiB memory, {}",
+        r.machine.nproc,
+        r.machine.mem_total_kb as f64 / (1 << 20) as f64,
+        r.machine.cpu_model
+    );
+    for (k, v) in &r.versions {
+        let _ = writeln!(s, "- {k}: {v}");
+    }
+    let _ = writeln!(
+        s,
+        "- Load average at start / end: {} / {}",
+        r.loadavg_start, r.loadavg_end
+    );
+    let _ = writeln!(
+        s,
+        "- Runs: {} per measurement; the benchmark took {:.0} s, of which set-up and build {:.0} s",
+        r.runs,
+        r.elapsed.as_secs_f64(),
+        r.build_time.as_secs_f64()
+    );
+    if !r.phases.is_empty() {
+        let mut last = 0.0;
+        let parts: Vec<String> = r
+            .phases
+            .iter()
+            .map(|(name, at)| {
+                let t = at.as_secs_f64();
+                let part = format!("{name} {:.0} s", t - last);
+                last = t;
+                part
+            })
+            .collect();
+        let _ = writeln!(s, "- Phases: {}", parts.join(", "));
+    }
+    if let Some(st) = Stat::of(&r.side_workload_s) {
+        let pairs = |k: &str| stat(r.side_truth_pairs.stat(k), 0);
+        let _ = writeln!(
+            s,
+            "- Squeeze during the side-by-side runs: {} s; per run {} compaction runs ({} by the workload) and {} direct \
+             reclaims ({} by the workload), from the kernel's record; huge pages reserved / asked for {}; page-cache \
+             refill {} s",
+            stat(Some(st), 3),
+            pairs("compaction"),
+            pairs("compaction (workload)"),
+            pairs("direct reclaim"),
+            pairs("direct reclaim (workload)"),
+            stat(Stat::of(&r.side_hugepages_got), 2),
+            stat(Stat::of(&r.side_scatter_s), 1)
+        );
+    }
+    let _ = writeln!(s, "\n## Targets (ratios to bpftrace in the same run)\n");
+    s.push_str(&targets_table(r));
+    let _ = writeln!(s);
+    section_ready(r, &mut s);
+    section_rss(r, &mut s);
+    section_kernel(r, &mut s);
+    section_display(r, &mut s);
+    section_cpu(r, &mut s);
+    section_decode(r, &mut s);
+    section_workload(r, &mut s);
+    section_loss(r, &mut s);
+    section_method(r, &mut s);
+    if !r.notes.is_empty() || !r.exit_failures.is_empty() {
+        let _ = writeln!(s, "## Notes\n");
+        for n in &r.notes {
+            let _ = writeln!(s, "- {n}");
+        }
+        // Grouped: "<label>: <stderr>" once per distinct message, with a count.
+        let mut seen: Vec<(&str, usize)> = Vec::new();
+        for f in &r.exit_failures {
+            match seen.iter_mut().find(|(m, _)| *m == f.as_str()) {
+                Some((_, n)) => *n += 1,
+                None => seen.push((f.as_str(), 1)),
+            }
+        }
+        for (f, n) in seen {
+            let _ = writeln!(
+                s,
+                "- did not exit within 5 s of SIGINT, or exited with an error ({n}×): {f}"
+            );
+        }
+        let _ = writeln!(s);
+    }
+    s
+}

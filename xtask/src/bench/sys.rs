@@ -1,0 +1,273 @@
+//! What the benchmark reads of the machine and of the processes it measures: clocks, /proc,
+//! sysctls, the machine-wide workload lock.
+
+use std::{
+    collections::HashMap,
+    fs::File,
+    os::fd::AsRawFd as _,
+    path::Path,
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use anyhow::{Context as _, Result, bail};
+
+/// CLOCK_MONOTONIC in nanoseconds: the clock of `bpf_ktime_get_ns` and of tracefs's `mono`.
+pub fn mono_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+pub fn read(path: impl AsRef<Path>) -> Result<String> {
+    let path = path.as_ref();
+    std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+pub fn write(path: impl AsRef<Path>, value: &str) -> Result<()> {
+    let path = path.as_ref();
+    std::fs::write(path, value)
+        .with_context(|| format!("cannot write `{value}` to {}", path.display()))
+}
+
+/// A `Key:   value kB` line of /proc/meminfo, in KiB.
+pub fn meminfo_kb(key: &str) -> Result<u64> {
+    let text = read("/proc/meminfo")?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .with_context(|| format!("no {key} in /proc/meminfo"))
+}
+
+/// /proc/vmstat counters.
+pub fn vmstat() -> HashMap<String, u64> {
+    let text = std::fs::read_to_string("/proc/vmstat").unwrap_or_default();
+    text.lines()
+        .filter_map(|l| {
+            let (k, v) = l.split_once(' ')?;
+            Some((k.to_owned(), v.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+/// Peak resident set size of a process (VmHWM), in KiB.
+pub fn vm_hwm_kb(pid: u32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+}
+
+/// CPU time a process has used so far, user and system, all its threads, in nanoseconds (the
+/// scheduler's own accounting, /proc/PID/task/*/schedstat).
+pub fn cpu_ns(pid: u32) -> Option<u64> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut total = 0;
+    for task in tasks.flatten() {
+        let text = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
+        total += text
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    Some(total)
+}
+
+/// Run statistics of one BPF program a process holds.
+#[derive(Clone, Debug, Default)]
+pub struct ProgStat {
+    pub id: u32,
+    pub run_time_ns: u64,
+    pub run_cnt: u64,
+    /// The tracepoint it is attached to, when a link the process holds says so.
+    pub tracepoint: Option<String>,
+}
+
+fn fdinfo_field(info: &str, key: &str) -> Option<String> {
+    info.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+        .map(|v| v.trim().to_owned())
+}
+
+/// Every BPF program a process holds a descriptor of, or a link to: run statistics from the
+/// fdinfo of program descriptors, else from `bpftool prog show` (a process may keep only the
+/// links); the tracepoint from the links' fdinfo.
+pub fn bpf_progs(pid: u32) -> Vec<ProgStat> {
+    let mut out: Vec<ProgStat> = Vec::new();
+    let mut seen_stats: Vec<u32> = Vec::new();
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return out;
+    };
+    for fd in fds.flatten() {
+        let Ok(target) = std::fs::read_link(fd.path()) else {
+            continue;
+        };
+        let target = target.to_string_lossy().into_owned();
+        let (is_prog, is_link) = (
+            target == "anon_inode:bpf-prog",
+            target == "anon_inode:bpf_link",
+        );
+        if !is_prog && !is_link {
+            continue;
+        }
+        let info = std::fs::read_to_string(format!(
+            "/proc/{pid}/fdinfo/{}",
+            fd.file_name().to_string_lossy()
+        ))
+        .unwrap_or_default();
+        let num = |k: &str| fdinfo_field(&info, k).and_then(|v| v.parse::<u64>().ok());
+        let Some(id) = num("prog_id").map(|v| v as u32) else {
+            continue;
+        };
+        let at = match out.iter().position(|p| p.id == id) {
+            Some(i) => i,
+            None => {
+                out.push(ProgStat {
+                    id,
+                    ..Default::default()
+                });
+                out.len() - 1
+            }
+        };
+        if is_prog {
+            out[at].run_time_ns = num("run_time_ns").unwrap_or(0);
+            out[at].run_cnt = num("run_cnt").unwrap_or(0);
+            seen_stats.push(id);
+        } else if let Some(tp) = fdinfo_field(&info, "tp_name") {
+            out[at].tracepoint = Some(tp);
+        }
+    }
+    for p in out.iter_mut().filter(|p| !seen_stats.contains(&p.id)) {
+        let text = std::process::Command::new("bpftool")
+            .args(["prog", "show", "id", &p.id.to_string()])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        let words: Vec<&str> = text.split_whitespace().collect();
+        let after = |k: &str| {
+            words
+                .iter()
+                .position(|w| *w == k)
+                .and_then(|i| words.get(i + 1)?.parse::<u64>().ok())
+        };
+        p.run_time_ns = after("run_time_ns").unwrap_or(0);
+        p.run_cnt = after("run_cnt").unwrap_or(0);
+    }
+    out.sort_by_key(|p| p.id);
+    out
+}
+
+/// Current UTC time as `YYYY-MM-DD HH:MM:SSZ`.
+pub fn utc_now() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// The machine, as the results file describes it.
+#[derive(Clone, Debug, Default)]
+pub struct Machine {
+    pub kernel: String,
+    pub nproc: usize,
+    pub mem_total_kb: u64,
+    pub cpu_model: String,
+}
+
+pub fn machine() -> Machine {
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    let nproc = std::thread::available_parallelism()
+        .map(usize::from)
+        .unwrap_or(1);
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu_model = cpuinfo
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name")?
+                .split_once(':')
+                .map(|(_, v)| v.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown".to_owned());
+    Machine {
+        kernel,
+        nproc,
+        mem_total_kb: meminfo_kb("MemTotal").unwrap_or(0),
+        cpu_model,
+    }
+}
+
+pub fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The machine-wide lock every memory workload holds (`tests::WORKLOAD_LOCK`): no two test or
+/// benchmark runs squeeze memory at the same time.
+pub const WORKLOAD_LOCK: &str = "/tmp/tracer-tests.lock";
+
+/// Held while it lives.
+pub struct Lock {
+    _file: File,
+}
+
+pub fn lock() -> Result<Lock> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(WORKLOAD_LOCK)
+        .with_context(|| format!("cannot open {WORKLOAD_LOCK}"))?;
+    let fd = file.as_raw_fd();
+    // SAFETY: flock on a descriptor we own; released when the file is closed.
+    if unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        eprintln!(
+            "bench: waiting for {WORKLOAD_LOCK} (another test or benchmark is squeezing memory)"
+        );
+        // SAFETY: as above, blocking.
+        if unsafe { libc::flock(fd, libc::LOCK_EX) } != 0 {
+            bail!(
+                "cannot lock {WORKLOAD_LOCK}: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+    }
+    Ok(Lock { _file: file })
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: no arguments, cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Sends a signal to a process (errors ignored: it may have exited).
+pub fn kill(pid: u32, sig: i32) {
+    // SAFETY: sending a signal to a process id we started.
+    unsafe { libc::kill(pid as i32, sig) };
+}

@@ -1,0 +1,800 @@
+//! `cargo xtask vm-test`: the integration tests on Debian's kernels, each booted under QEMU.
+//!
+//! For each kernel (the newest `linux-image-*-cloud-amd64` of bullseye, bookworm and trixie,
+//! from Debian's archive through an apt state of our own under the cache directory), boots it
+//! with software emulation, 2 vCPUs and 8 GiB, with an initramfs holding the tools (debug
+//! build), every integration test executable, the workload binary, busybox and the few host
+//! programs the tests call, and a /init (`vmtest/init.sh`) that sets the machine up as a
+//! systemd host would have it, runs every test alone and powers off. `host` runs the same
+//! tests on the running kernel instead. Writes the kernel × test matrix, with the hooks each
+//! tool chose and the first failure message of each failing cell, to `results/vm-matrix.md`.
+//!
+//! The cache (kernels, apt state, logs) lives outside the repository:
+//! `/var/cache/tracer-vmtest` unless `--cache-dir` says otherwise. Each VM boot holds the
+//! machine-wide workload lock (`/tmp/tracer-tests.lock`), as the tests and benchmarks do.
+
+mod debian;
+mod initramfs;
+mod json;
+mod qemu;
+mod report;
+
+use std::{
+    collections::BTreeMap,
+    fmt::Write as _,
+    os::unix::process::CommandExt as _,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result, bail};
+
+use initramfs::Archive;
+use report::{Column, Outcome};
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct VmTestArgs {
+    /// Kernels: bullseye (5.10), bookworm (6.1), trixie (6.12), or host (the running kernel,
+    /// no VM). Comma- or space-separated.
+    #[arg(value_delimiter = ',', default_values_t = ["bullseye".to_owned(), "bookworm".to_owned(), "trixie".to_owned()])]
+    pub kernels: Vec<String>,
+    /// Where kernels, apt state, initramfs and logs are kept (outside the repository).
+    #[arg(long, default_value = "/var/cache/tracer-vmtest")]
+    pub cache_dir: PathBuf,
+    /// Seconds one kernel's VM may run, boot to power-off, before it is stopped.
+    #[arg(long, default_value_t = 5400)]
+    pub timeout: u64,
+    /// Seconds one test may run before it is killed (the slowest took 70 s under TCG).
+    #[arg(long, default_value_t = 600)]
+    pub test_timeout: u64,
+    /// Guest memory in MiB (the memory workloads refuse machines under 6 GiB).
+    #[arg(long, default_value_t = 8192)]
+    pub memory: u64,
+    /// Virtual CPUs.
+    #[arg(long, default_value_t = 2)]
+    pub cpus: u32,
+    /// TCG threads: `single` (both vCPUs on one host thread) or `multi` (one each: faster,
+    /// but QEMU 7.2's multi-threaded TCG crashed a 6.12 guest, see qemu.rs).
+    #[arg(long, default_value = "single", value_parser = ["single", "multi"])]
+    pub tcg_thread: String,
+    /// MiB of page cache to leave interleaved with free holes before the tests (memory aged as
+    /// on a machine that has run for a while; 0: a fresh VM's unfragmented memory).
+    #[arg(long, default_value_t = 1536)]
+    pub age_mib: u64,
+    /// QEMU's `-cpu`. Without CMPXCHG16B by default: QEMU 7.2's TCG corrupts EFLAGS around
+    /// the kernel's per-CPU cmpxchg16b (6.12 guests double-fault in __kmalloc_noprof); without
+    /// it the kernel takes its emulated path.
+    #[arg(long, default_value = "max,-cx16")]
+    pub cpu_model: String,
+    /// Only tests whose name contains this.
+    #[arg(long)]
+    pub filter: Option<String>,
+    /// Run nothing: write the matrix from the logs the last runs of these kernels left.
+    #[arg(long)]
+    pub report_only: bool,
+}
+
+/// Runs a command, returning its standard output; fails with its standard error.
+fn output(cmd: &mut Command) -> Result<String> {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("cannot start {cmd:?}"))?;
+    if !out.status.success() {
+        bail!(
+            "{cmd:?} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Programs the tests run through `sh -c` and `Command`, taken from the host with their
+/// libraries (busybox's versions lack `dd iflag=nocache`, bash's PIPESTATUS, util-linux's
+/// `mount --make-rprivate`).
+const HOST_PROGRAMS: [&str; 7] = ["bash", "unshare", "dd", "mount", "umount", "cat", "head"];
+/// What the host needs from Debian.
+const PACKAGES: [&str; 5] = [
+    "qemu-system-x86",
+    "busybox-static",
+    "e2fsprogs",
+    "xz-utils",
+    "zstd",
+];
+const DISK_MIB: u64 = 8192;
+
+/// What the build produced.
+struct Built {
+    /// compactsnoop, drsnoop.
+    tools: Vec<PathBuf>,
+    workload: PathBuf,
+    /// Suite name → test executable.
+    suites: BTreeMap<String, PathBuf>,
+}
+
+/// Artifacts of a cargo command run with `--message-format=json-render-diagnostics`:
+/// (kind, target name, is a test, executable).
+fn cargo_artifacts(args: &[&str]) -> Result<Vec<(String, String, bool, PathBuf)>> {
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.current_dir(crate::workspace_root())
+        .args(args)
+        .arg("--message-format=json-render-diagnostics")
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit());
+    let out = cmd
+        .output()
+        .with_context(|| format!("cannot start {cmd:?}"))?;
+    if !out.status.success() {
+        bail!("{cmd:?} failed ({})", out.status);
+    }
+    let mut found = Vec::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Ok(v) = json::parse(line) else { continue };
+        if v.get("reason").and_then(json::Value::as_str) != Some("compiler-artifact") {
+            continue;
+        }
+        let Some(exe) = v.get("executable").and_then(json::Value::as_str) else {
+            continue;
+        };
+        let target = v.get("target");
+        let name = target
+            .and_then(|t| t.get("name"))
+            .and_then(json::Value::as_str)
+            .unwrap_or("")
+            .to_owned();
+        let kind = target
+            .and_then(|t| t.get("kind"))
+            .map(|k| k.as_array())
+            .and_then(|k| k.first())
+            .and_then(json::Value::as_str)
+            .unwrap_or("")
+            .to_owned();
+        let test = v
+            .get("profile")
+            .and_then(|p| p.get("test"))
+            .and_then(json::Value::as_bool)
+            .unwrap_or(false);
+        found.push((kind, name, test, PathBuf::from(exe)));
+    }
+    Ok(found)
+}
+
+fn build() -> Result<Built> {
+    crate::setup::run()?;
+    let tools_found = cargo_artifacts(&["build", "-p", "compactsnoop", "-p", "drsnoop"])?;
+    let mut tools = Vec::new();
+    for tool in ["compactsnoop", "drsnoop"] {
+        let exe = tools_found
+            .iter()
+            .find(|(k, n, t, _)| k == "bin" && n == tool && !t)
+            .with_context(|| format!("cargo build named no {tool} executable"))?;
+        tools.push(exe.3.clone());
+    }
+    let test_found = cargo_artifacts(&["test", "-p", "tests", "--no-run"])?;
+    let workload = test_found
+        .iter()
+        .find(|(k, n, t, _)| k == "bin" && n == "mm-workload" && !t)
+        .context("cargo test --no-run named no mm-workload executable")?
+        .3
+        .clone();
+    let mut suites = BTreeMap::new();
+    for (kind, name, test, exe) in test_found {
+        if !test {
+            continue;
+        }
+        let suite = match kind.as_str() {
+            "test" => name,
+            "lib" => format!("{name}-lib"),
+            other => format!("{name}-{other}"),
+        };
+        suites.insert(suite, exe);
+    }
+    if suites.is_empty() {
+        bail!("cargo test --no-run named no test executable");
+    }
+    Ok(Built {
+        tools,
+        workload,
+        suites,
+    })
+}
+
+/// Where a program is on the host's PATH.
+fn which(name: &str) -> Result<PathBuf> {
+    let path = std::env::var("PATH").unwrap_or_default();
+    path.split(':')
+        .chain(["/usr/sbin", "/usr/bin", "/sbin", "/bin"])
+        .map(|d| Path::new(d).join(name))
+        .find(|p| p.is_file())
+        .with_context(|| format!("{name} is not on this machine"))
+}
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// The initramfs every kernel shares: everything but the kernel's modules.
+fn common_archive(built: &Built, args: &VmTestArgs, stage: &Path) -> Result<Archive> {
+    let mut a = Archive::new();
+    for d in [
+        "/proc",
+        "/sys",
+        "/dev",
+        "/tmp",
+        "/run",
+        "/root",
+        "/mnt",
+        "/vmtest/tests",
+    ] {
+        a.dir(d);
+    }
+    a.char_dev("/dev/console", 5, 1);
+    a.char_dev("/dev/null", 1, 3);
+    a.bytes(
+        "/etc/passwd",
+        "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000:user:/tmp:/bin/sh\n\
+         nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+        0o644,
+    );
+    a.bytes(
+        "/etc/group",
+        "root:x:0:\nuser:x:1000:\nnogroup:x:65534:\n",
+        0o644,
+    );
+    a.symlink("/etc/mtab", "/proc/self/mounts");
+    a.bytes("/init", include_str!("vmtest/init.sh"), 0o755);
+
+    // The tools and the workload at their host paths: the test executables carry the
+    // workload's path (CARGO_BIN_EXE_mm-workload) and TRACER_BIN_DIR names the tools'.
+    let mut bin_dir = None;
+    for exe in built.tools.iter().chain([&built.workload]) {
+        let name = exe.file_name().context("file name")?.to_string_lossy();
+        let small = initramfs::stripped(exe, stage, &name)?;
+        a.host_binary(exe, Some(&small))?;
+        if bin_dir.is_none() {
+            bin_dir = exe.parent().map(Path::to_owned);
+        }
+    }
+    let bin_dir = bin_dir.context("no tools")?;
+    for (suite, exe) in &built.suites {
+        let small = initramfs::stripped(exe, stage, &format!("suite-{suite}"))?;
+        a.file(Path::new("/vmtest/tests").join(suite), small, 0o755);
+        for lib in initramfs::shared_libraries(exe)? {
+            a.host_file(&lib)?;
+        }
+    }
+    for p in HOST_PROGRAMS {
+        a.host_binary(&which(p)?, None)?;
+    }
+    // busybox for everything else; host programs keep their place.
+    let busybox = which("busybox")?;
+    let bb_guest = a.host_binary(&busybox, None)?;
+    let list = output(Command::new(&busybox).arg("--list-full"))?;
+    for applet in list.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let host = Path::new("/").join(applet);
+        let (Some(parent), Some(name)) = (host.parent(), host.file_name()) else {
+            continue;
+        };
+        let guest = a.mirror_dir(parent)?.join(name);
+        if !a.contains(&guest) && guest != bb_guest {
+            a.symlink(&guest, bb_guest.to_string_lossy());
+        }
+    }
+
+    let suites: Vec<&str> = built.suites.keys().map(String::as_str).collect();
+    let config = format!(
+        "BIN_DIR={}\nSUITES={}\nTEST_TIMEOUT={}\nFILTER={}\nAGE_MIB={}\n",
+        shell_quote(&bin_dir.to_string_lossy()),
+        shell_quote(&suites.join(" ")),
+        args.test_timeout,
+        shell_quote(args.filter.as_deref().unwrap_or("")),
+        args.age_mib,
+    );
+    a.bytes("/vmtest/config.sh", config, 0o644);
+    Ok(a)
+}
+
+fn now_utc() -> String {
+    output(Command::new("date").args(["-u", "+%Y-%m-%d %H:%M UTC"]))
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// Lines of the kernel's console that say something went wrong in the kernel.
+fn kernel_trouble(console: &str) -> Vec<String> {
+    const SIGNS: [&str; 8] = [
+        "BUG:",
+        "Oops",
+        "WARNING:",
+        "Kernel panic",
+        "Out of memory",
+        "invoked oom-killer",
+        "general protection fault",
+        "hung_task",
+    ];
+    let mut found: Vec<String> = Vec::new();
+    for l in console.lines() {
+        let l = l.trim_end_matches('\r');
+        if SIGNS.iter().any(|s| l.contains(s)) {
+            let l = l.split("] ").skip(1).collect::<Vec<_>>().join("] ");
+            if !found.contains(&l) {
+                found.push(l);
+            }
+        }
+    }
+    found
+}
+
+/// Saved facts of a run, `key=value` lines.
+fn write_meta(path: &Path, meta: &[(String, String)]) -> Result<()> {
+    let mut s = String::new();
+    for (k, v) in meta {
+        let _ = writeln!(s, "{k}={}", v.replace('\n', " "));
+    }
+    std::fs::write(path, s)?;
+    Ok(())
+}
+
+fn read_meta(path: &Path) -> Vec<(String, String)> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+fn title(key: &str) -> String {
+    match debian::SUITES.iter().find(|(s, _)| *s == key) {
+        Some((s, series)) => format!("{series} ({s})"),
+        None => "host".to_owned(),
+    }
+}
+
+/// A column from a kernel's stored logs.
+fn column_from_logs(cache: &Path, key: &str) -> Result<Column> {
+    let dir = cache.join("results").join(key);
+    let text = std::fs::read_to_string(dir.join("results.log"))
+        .with_context(|| format!("no results of {key} in {}", dir.display()))?;
+    let run = report::parse(&text);
+    let meta = read_meta(&dir.join("meta.txt"));
+    let get = |k: &str| meta.iter().find(|(x, _)| x == k).map(|(_, v)| v.clone());
+    let mut facts: Vec<(String, String)> = Vec::new();
+    if let Some(p) = get("package") {
+        facts.push(("Debian package".into(), p));
+    }
+    facts.push((
+        "uname -r".into(),
+        run.info
+            .get("release")
+            .cloned()
+            .or_else(|| get("release"))
+            .unwrap_or_else(|| "–".into()),
+    ));
+    for k in ["BTF", "kprobes", "fentry", "KALLSYMS_ALL"] {
+        if let Some(v) = get(k) {
+            facts.push((format!("{k} (config)"), v));
+        }
+    }
+    if let Some(v) = get("tcg") {
+        facts.push(("TCG".into(), v));
+    }
+    for (k, name) in [
+        ("memtotal", "guest MemTotal"),
+        ("tmp", "/tmp"),
+        ("cgroups", "memory cgroups"),
+    ] {
+        if let Some(v) = run.info.get(k) {
+            let v = v.trim_start_matches("MemTotal:").trim().to_owned();
+            facts.push((name.into(), v));
+        }
+    }
+    let mut note = get("note").filter(|n| !n.is_empty());
+    if let Ok(console) = std::fs::read_to_string(dir.join("console.log")) {
+        let trouble = kernel_trouble(&console);
+        if !trouble.is_empty() {
+            let more = if trouble.len() > 4 {
+                format!(" (+{} more)", trouble.len() - 4)
+            } else {
+                String::new()
+            };
+            let t = format!(
+                "kernel log: {}{more}",
+                trouble[..trouble.len().min(4)].join("; ")
+            );
+            note = Some(match note {
+                Some(n) => format!("{n}; {t}"),
+                None => t,
+            });
+        }
+    }
+    Ok(Column {
+        key: key.to_owned(),
+        title: title(key),
+        facts,
+        run,
+        wall_secs: get("wall_secs").and_then(|v| v.parse().ok()),
+        note,
+    })
+}
+
+/// One kernel under QEMU; leaves its logs and facts in `cache/results/<suite>/`.
+fn run_vm(args: &VmTestArgs, suite: &str, common_gz: &Path) -> Result<()> {
+    let cache = &args.cache_dir;
+    let k = debian::kernel(cache, suite)?;
+    let work = cache.join("work").join(suite);
+    std::fs::create_dir_all(&work)?;
+
+    // The kernel's disk modules, as an archive appended to the common one (the kernel
+    // unpacks concatenated archives in turn).
+    let mut m = Archive::new();
+    let mut order = String::new();
+    for (name, bytes) in debian::disk_modules(&k)? {
+        m.bytes(format!("/vmtest/modules/{name}.ko"), bytes, 0o644);
+        let _ = writeln!(order, "{name}.ko");
+    }
+    m.bytes("/vmtest/modules/order", order, 0o644);
+    let modules_gz = work.join("modules.cpio.gz");
+    m.write_gz(&modules_gz)?;
+    let initrd = work.join("initrd.gz");
+    let mut bytes = std::fs::read(common_gz)?;
+    bytes.extend(std::fs::read(&modules_gz)?);
+    std::fs::write(&initrd, bytes)?;
+
+    let results_dir = cache.join("results").join(suite);
+    let _ = std::fs::remove_dir_all(&results_dir);
+    std::fs::create_dir_all(&results_dir)?;
+    let mut meta: Vec<(String, String)> = vec![
+        ("package".into(), format!("{} {}", k.package, k.version)),
+        ("release".into(), k.release.clone()),
+    ];
+    for (name, v) in k.features() {
+        meta.push((name.to_owned(), v));
+    }
+    meta.push((
+        "tcg".into(),
+        format!("thread={}, -cpu {}", args.tcg_thread, args.cpu_model),
+    ));
+
+    let lock = qemu::lock()?;
+    let available = qemu::host_available_mib();
+    if available < args.memory + 1024 {
+        meta.push((
+            "note".into(),
+            format!(
+                "not booted: the host had {available} MiB available, the VM needs {} MiB and 1 GiB to spare",
+                args.memory
+            ),
+        ));
+        write_meta(&results_dir.join("meta.txt"), &meta)?;
+        std::fs::write(results_dir.join("results.log"), "")?;
+        drop(lock);
+        bail!("{suite}: not enough memory on the host ({available} MiB available)");
+    }
+    let disk = work.join("disk.img");
+    qemu::make_disk(&disk, DISK_MIB)?;
+    eprintln!(
+        "xtask: vm-test: booting {} ({}) under TCG, {} vCPUs, {} MiB",
+        k.release, k.package, args.cpus, args.memory
+    );
+    let boot = qemu::Boot {
+        label: suite,
+        kernel: &k.vmlinuz,
+        initrd: &initrd,
+        disk: &disk,
+        memory_mib: args.memory,
+        cpus: args.cpus,
+        tcg_thread: &args.tcg_thread,
+        cpu_model: &args.cpu_model,
+        timeout: Duration::from_secs(args.timeout),
+        console: results_dir.join("console.log"),
+        results: results_dir.join("results.log"),
+        qemu_log: results_dir.join("qemu.log"),
+    };
+    let outcome = boot.run();
+    let _ = std::fs::remove_file(&disk);
+    drop(lock);
+    let outcome = outcome?;
+    meta.push(("wall_secs".into(), outcome.elapsed.as_secs().to_string()));
+    let done = std::fs::read_to_string(&boot.results)
+        .map(|t| report::parse(&t).done)
+        .unwrap_or(false);
+    if outcome.timed_out {
+        meta.push((
+            "note".into(),
+            format!("stopped at the {} s deadline", args.timeout),
+        ));
+    } else if !done {
+        let qemu_err = std::fs::read_to_string(&boot.qemu_log).unwrap_or_default();
+        meta.push((
+            "note".into(),
+            format!(
+                "the VM stopped before the end ({}){}",
+                outcome
+                    .status
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| "killed".into()),
+                if qemu_err.trim().is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", qemu_err.trim())
+                }
+            ),
+        ));
+    }
+    write_meta(&results_dir.join("meta.txt"), &meta)?;
+    Ok(())
+}
+
+/// Waits for a child with a deadline; kills its process group at the deadline.
+fn wait_deadline(child: &mut std::process::Child, timeout: Duration) -> Result<Option<i32>> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(s) = child.try_wait()? {
+            return Ok(Some(s.code().unwrap_or(128 + 9)));
+        }
+        if Instant::now() > deadline {
+            // SAFETY: signalling the process group we created for the child.
+            unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+            let _ = child.wait();
+            return Ok(None);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The same run on the running kernel, reported in init.sh's form.
+fn run_host(args: &VmTestArgs, built: &Built) -> Result<()> {
+    let results_dir = args.cache_dir.join("results").join("host");
+    let _ = std::fs::remove_dir_all(&results_dir);
+    std::fs::create_dir_all(&results_dir)?;
+    let bin_dir = built.tools[0].parent().context("tools dir")?.to_owned();
+    let started = Instant::now();
+    let mut log = String::new();
+    let release = output(Command::new("uname").arg("-r"))?.trim().to_owned();
+    let _ = writeln!(log, "@@vmtest info release {release}");
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    if let Some(l) = meminfo.lines().find(|l| l.starts_with("MemTotal")) {
+        let _ = writeln!(log, "@@vmtest info memtotal {l}");
+    }
+    let tmp_fs = output(
+        Command::new("stat")
+            .args(["-f", "-c", "%T"])
+            .arg(std::env::temp_dir()),
+    )
+    .unwrap_or_default();
+    let _ = writeln!(log, "@@vmtest info tmp {} (host)", tmp_fs.trim());
+
+    let scratch = results_dir.join("scratch.out");
+    for (label, tool, extra) in [
+        ("compactsnoop", "compactsnoop", None),
+        ("compactsnoop -x", "compactsnoop", Some("-x")),
+        ("drsnoop", "drsnoop", None),
+        ("drsnoop -m", "drsnoop", Some("-m")),
+    ] {
+        let _ = writeln!(log, "@@vmtest hooks-begin {label}");
+        let mut cmd = Command::new(bin_dir.join(tool));
+        cmd.args(extra)
+            .args(["--debug", "-d", "1"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&scratch)?)
+            .process_group(0);
+        let rc = wait_deadline(&mut cmd.spawn()?, Duration::from_secs(60))?;
+        log.push_str(&std::fs::read_to_string(&scratch).unwrap_or_default());
+        let _ = writeln!(
+            log,
+            "\n@@vmtest hooks-end {label} rc={}",
+            rc.map(|c| c.to_string()).unwrap_or("timeout".into())
+        );
+    }
+
+    let mut listed: Vec<(String, String)> = Vec::new();
+    for (suite, exe) in &built.suites {
+        let list = output(Command::new(exe).args(["--list", "--format", "terse"]))?;
+        for name in list.lines().filter_map(|l| l.strip_suffix(": test")) {
+            if args.filter.as_deref().is_none_or(|f| name.contains(f)) {
+                let _ = writeln!(log, "@@vmtest list {suite} {name}");
+                listed.push((suite.clone(), name.to_owned()));
+            }
+        }
+    }
+    for (suite, name) in &listed {
+        let _ = writeln!(log, "@@vmtest test-begin {suite} {name}");
+        let out = std::fs::File::create(&scratch)?;
+        let t0 = Instant::now();
+        let mut cmd = Command::new(&built.suites[suite]);
+        cmd.args(["--exact", name, "--test-threads=1", "--nocapture"])
+            .env("TRACER_REQUIRE_KERNEL", "1")
+            .env("TRACER_BIN_DIR", &bin_dir)
+            .env("RUST_BACKTRACE", "0")
+            .stdin(Stdio::null())
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .process_group(0);
+        let rc = wait_deadline(&mut cmd.spawn()?, Duration::from_secs(args.test_timeout))?;
+        let secs = t0.elapsed().as_secs();
+        log.push_str(&std::fs::read_to_string(&scratch).unwrap_or_default());
+        let rc = rc.unwrap_or(137);
+        let _ = writeln!(
+            log,
+            "\n@@vmtest test-end {suite} {name} rc={rc} secs={secs}"
+        );
+        eprintln!(
+            "[host] {:>5}s test-end {suite} {name} rc={rc} secs={secs}",
+            started.elapsed().as_secs()
+        );
+    }
+    let _ = writeln!(log, "@@vmtest done");
+    let _ = std::fs::remove_file(&scratch);
+    std::fs::write(results_dir.join("results.log"), log)?;
+
+    let config = output(Command::new("sh").args([
+        "-c",
+        "cat /boot/config-$(uname -r) 2>/dev/null || zcat /proc/config.gz",
+    ]))
+    .unwrap_or_default();
+    let k = debian::Kernel {
+        package: String::new(),
+        version: String::new(),
+        release: release.clone(),
+        vmlinuz: PathBuf::new(),
+        config: config
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+        modules: PathBuf::new(),
+    };
+    let mut meta = vec![("release".to_owned(), release)];
+    if !k.config.is_empty() {
+        for (name, v) in k.features() {
+            meta.push((name.to_owned(), v));
+        }
+    }
+    meta.push(("wall_secs".into(), started.elapsed().as_secs().to_string()));
+    write_meta(&results_dir.join("meta.txt"), &meta)?;
+    Ok(())
+}
+
+fn header(args: &VmTestArgs, columns: &[Column]) -> String {
+    let qemu = output(Command::new("qemu-system-x86_64").arg("--version"))
+        .ok()
+        .and_then(|v| v.lines().next().map(str::to_owned))
+        .unwrap_or_default();
+    let commit = output(
+        Command::new("git")
+            .args(["describe", "--always", "--dirty"])
+            .current_dir(crate::workspace_root()),
+    )
+    .map(|s| s.trim().to_owned())
+    .unwrap_or_default();
+    let mut h = String::new();
+    let _ = writeln!(h, "# Kernel × test matrix\n");
+    let _ = writeln!(
+        h,
+        "Written by `cargo xtask vm-test {}` on {}, at commit {commit}.\n",
+        columns
+            .iter()
+            .map(|c| c.key.as_str())
+            .collect::<Vec<_>>()
+            .join(","),
+        now_utc()
+    );
+    let _ = writeln!(
+        h,
+        "Each Debian kernel boots under {qemu} with software emulation (`-accel \
+         tcg,thread={}`, `-cpu {}`), {} vCPUs and {} MiB, from an initramfs holding the debug build of the \
+         tools, every integration test executable and a /init that runs each test alone \
+         (`--exact NAME --test-threads=1`, TRACER_REQUIRE_KERNEL=1, killed after {} s); /tmp \
+         is an ext4 disk (virtio-blk), so the fill file is reclaimable page cache as on a \
+         host. `host` is the same test executables run on the machine's own kernel. Logs: \
+         `{}/results/<kernel>/` (console.log: the kernel's log; results.log: the tests' \
+         output).\n",
+        args.tcg_thread,
+        args.cpu_model,
+        args.cpus,
+        args.memory,
+        args.test_timeout,
+        args.cache_dir.display()
+    );
+    h
+}
+
+pub fn run(args: &VmTestArgs) -> Result<()> {
+    let mut kernels: Vec<String> = Vec::new();
+    for k in args.kernels.iter().flat_map(|k| k.split([',', ' '])) {
+        let k = k.trim();
+        if k.is_empty() {
+            continue;
+        }
+        if k != "host" && !debian::SUITES.iter().any(|(s, _)| *s == k) {
+            bail!(
+                "unknown kernel `{k}`: choose from {}, host",
+                debian::SUITES.map(|(s, v)| format!("{s} ({v})")).join(", ")
+            );
+        }
+        if !kernels.iter().any(|x| x == k) {
+            kernels.push(k.to_owned());
+        }
+    }
+    if kernels.is_empty() {
+        bail!("no kernel to test");
+    }
+    std::fs::create_dir_all(&args.cache_dir)
+        .with_context(|| format!("cannot create {}", args.cache_dir.display()))?;
+
+    let mut errors: Vec<String> = Vec::new();
+    if !args.report_only {
+        // SAFETY: no arguments, cannot fail.
+        if unsafe { libc::geteuid() } != 0 {
+            bail!("vm-test installs packages and runs the tests as root: run it as root");
+        }
+        let vms: Vec<&String> = kernels.iter().filter(|k| *k != "host").collect();
+        if !vms.is_empty() {
+            debian::ensure_packages(&PACKAGES)?;
+        }
+        let built = build()?;
+        if !vms.is_empty() {
+            let stage = args.cache_dir.join("stage");
+            let _ = std::fs::remove_dir_all(&stage);
+            std::fs::create_dir_all(&stage)?;
+            let t = Instant::now();
+            let archive = common_archive(&built, args, &stage)?;
+            let common_gz = args.cache_dir.join("initramfs-common.cpio.gz");
+            archive.write_gz(&common_gz)?;
+            let _ = std::fs::remove_dir_all(&stage);
+            eprintln!(
+                "xtask: vm-test: initramfs {} MiB (gzip) in {:.1} s",
+                std::fs::metadata(&common_gz)?.len() >> 20,
+                t.elapsed().as_secs_f64()
+            );
+            for k in &vms {
+                if let Err(e) = run_vm(args, k, &common_gz) {
+                    eprintln!("xtask: vm-test: {k}: {e:#}");
+                    errors.push(format!("{k}: {e:#}"));
+                }
+            }
+        }
+        if kernels.iter().any(|k| k == "host")
+            && let Err(e) = run_host(args, &built)
+        {
+            errors.push(format!("host: {e:#}"));
+        }
+    }
+
+    let mut columns = Vec::new();
+    for k in &kernels {
+        match column_from_logs(&args.cache_dir, k) {
+            Ok(c) => columns.push(c),
+            Err(e) => errors.push(format!("{k}: {e:#}")),
+        }
+    }
+    let md = report::markdown(&columns, &header(args, &columns));
+    let path = crate::workspace_root().join("results/vm-matrix.md");
+    std::fs::create_dir_all(path.parent().context("results dir")?)?;
+    std::fs::write(&path, &md).with_context(|| format!("{}", path.display()))?;
+    println!("{md}");
+    println!("xtask: vm-test: wrote {}", path.display());
+
+    let (mut passed, mut failed) = (0, 0);
+    for c in &columns {
+        for t in &c.run.tests {
+            match t.outcome {
+                Outcome::Pass => passed += 1,
+                Outcome::Ignored => {}
+                _ => failed += 1,
+            }
+        }
+    }
+    println!("vm-test: {passed} passed, {failed} failed");
+    if !errors.is_empty() {
+        bail!("{}", errors.join("; "));
+    }
+    if failed > 0 {
+        bail!("{failed} test runs failed or did not finish (see the matrix)");
+    }
+    Ok(())
+}

@@ -1,0 +1,150 @@
+#!/bin/sh
+# /init of the vm-test initramfs (busybox sh). Sets up a machine as a systemd host would have
+# it, runs every integration test, one at a time, and powers off.
+#
+# The console (ttyS0) gets the kernel's log and progress lines; the results go to ttyS1, which
+# the host captures in a file of its own, as lines the host parses:
+#   @@vmtest info KEY VALUE...
+#   @@vmtest hooks-begin LABEL / (stderr of `tool --debug -d 1`) / @@vmtest hooks-end LABEL rc=N
+#   @@vmtest list SUITE TEST                      every test, before any runs
+#   @@vmtest test-begin SUITE TEST / (its output) / @@vmtest test-end SUITE TEST rc=N secs=S
+#   @@vmtest done
+
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export HOME=/root
+export LANG=C.UTF-8
+
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mkdir -p /dev/pts /dev/shm /run
+mount -t devpts devpts /dev/pts
+mount -t tmpfs -o mode=1777 tmpfs /dev/shm
+mount -t tmpfs -o mode=0755 tmpfs /run
+
+. /vmtest/config.sh
+
+R=/dev/ttyS1
+[ -c "$R" ] || R=/dev/console
+say() {
+    echo "@@vmtest $*" >"$R"
+    echo "vmtest: $*" >/dev/console
+}
+info() { echo "@@vmtest info $*" >"$R"; }
+
+# Kernel modules the disk needs (virtio_blk and what it depends on), in load order.
+if [ -f /vmtest/modules/order ]; then
+    while read -r m; do
+        insmod "/vmtest/modules/$m" 2>/dev/console || echo "vmtest: insmod $m failed" >/dev/console
+    done </vmtest/modules/order
+fi
+
+mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
+mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+mount -t bpf bpf /sys/fs/bpf 2>/dev/null
+
+# Memory cgroups: the unified hierarchy with the memory controller delegated to children, as
+# systemd sets it up; cgroup v1's memory hierarchy where v2 has no memory controller.
+cgroups=none
+if mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null; then
+    if grep -qw memory /sys/fs/cgroup/cgroup.controllers 2>/dev/null; then
+        echo +memory >/sys/fs/cgroup/cgroup.subtree_control && cgroups=v2
+    else
+        umount /sys/fs/cgroup
+    fi
+fi
+if [ "$cgroups" = none ] && mount -t tmpfs -o mode=0755 cgroup /sys/fs/cgroup 2>/dev/null; then
+    mkdir -p /sys/fs/cgroup/memory
+    mount -t cgroup -o memory memory /sys/fs/cgroup/memory 2>/dev/null && cgroups=v1
+fi
+
+# /tmp (std::env::temp_dir()): a disk, so that the 3 GiB fill file is page cache that reclaim can
+# drop and `dd iflag=nocache` can evict, as on a host. tmpfs only when there is no disk.
+i=0
+while [ ! -b /dev/vda ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+if [ -b /dev/vda ] && mount -t ext4 -o discard /dev/vda /tmp; then
+    tmpfs="ext4 on /dev/vda (virtio-blk)"
+else
+    mount -t tmpfs -o mode=1777 tmpfs /tmp
+    tmpfs="tmpfs (no disk: page cache is not reclaimable as on a host)"
+fi
+chmod 1777 /tmp
+# Age the memory as a machine that has run for a while has it: two page-cache files written
+# at once interleave in physical memory; removing one leaves its pages as small free holes
+# between the other's. Without this a fresh VM's free memory is a few huge blocks, and huge
+# pages come from reclaim alone, without the direct compaction the tests wait for.
+buddy() { awk '$4 == "Normal" { o = ""; for (i = 5; i <= NF; i++) o = o " " $i; print o }' /proc/buddyinfo; }
+if [ "${AGE_MIB:-0}" -gt 0 ] && [ -b /dev/vda ]; then
+    info buddyinfo-normal-before "$(buddy)"
+    dd if=/dev/zero of=/tmp/vmtest-age-a bs=64k count=$((AGE_MIB * 16)) 2>/dev/null &
+    dd if=/dev/zero of=/tmp/vmtest-age-b bs=64k count=$((AGE_MIB * 16)) 2>/dev/null &
+    wait
+    sync
+    rm -f /tmp/vmtest-age-b
+    info aged "$AGE_MIB MiB of page cache kept, $AGE_MIB MiB freed in holes"
+    info buddyinfo-normal-after "$(buddy)"
+fi
+ip link set lo up 2>/dev/null
+hostname vmtest
+
+info release "$(uname -r)"
+info version "$(cat /proc/version)"
+info memtotal "$(grep MemTotal /proc/meminfo)"
+info cpus "$(grep -c ^processor /proc/cpuinfo)"
+info tmp "$tmpfs"
+info cgroups "$cgroups"
+if [ -e /sys/kernel/btf/vmlinux ]; then info btf yes; else info btf no; fi
+info thp "$(cat /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null)"
+
+# The hooks each tool chooses here.
+hooks() {
+    label=$1
+    shift
+    say hooks-begin "$label"
+    "$@" --debug -d 1 >/dev/null 2>/tmp/vmtest-hooks.err
+    rc=$?
+    cat /tmp/vmtest-hooks.err >"$R"
+    echo >"$R"
+    say hooks-end "$label" rc=$rc
+    rm -f /tmp/vmtest-hooks.err
+}
+hooks compactsnoop "$BIN_DIR/compactsnoop"
+hooks "compactsnoop -x" "$BIN_DIR/compactsnoop" -x
+hooks drsnoop "$BIN_DIR/drsnoop"
+hooks "drsnoop -m" "$BIN_DIR/drsnoop" -m
+
+export TRACER_REQUIRE_KERNEL=1 TRACER_BIN_DIR="$BIN_DIR" RUST_BACKTRACE=0
+cd /
+
+# Every test first, so that a VM that stops early leaves the rest marked as not run.
+for suite in $SUITES; do
+    "/vmtest/tests/$suite" --list --format terse 2>/dev/null | sed -n 's/: test$//p' >"/vmtest/$suite.list"
+    if [ -n "$FILTER" ]; then
+        grep -F -- "$FILTER" "/vmtest/$suite.list" >"/vmtest/$suite.sel"
+    else
+        cp "/vmtest/$suite.list" "/vmtest/$suite.sel"
+    fi
+    while read -r t; do say list "$suite" "$t"; done <"/vmtest/$suite.sel"
+done
+
+for suite in $SUITES; do
+    while read -r t; do
+        say test-begin "$suite" "$t"
+        start=$(date +%s)
+        timeout -s KILL "$TEST_TIMEOUT" "/vmtest/tests/$suite" --exact "$t" --test-threads=1 --nocapture \
+            </dev/null >"$R" 2>&1
+        rc=$?
+        end=$(date +%s)
+        echo >"$R"
+        say test-end "$suite" "$t" rc=$rc secs=$((end - start))
+        # Whatever a killed test left behind.
+        echo 0 >/proc/sys/vm/nr_hugepages
+        rm -rf /tmp/tracer-tests-* 2>/dev/null
+    done <"/vmtest/$suite.sel"
+done
+
+say done
+sync
+umount /tmp 2>/dev/null
+sleep 1
+poweroff -f

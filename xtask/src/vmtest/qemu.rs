@@ -1,0 +1,224 @@
+//! Booting a kernel under QEMU with software emulation (TCG), serial console and results port
+//! captured in files, stopped at a deadline.
+
+use std::{
+    io::{Read as _, Seek as _},
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result, bail};
+
+/// The machine-wide lock every memory workload on this machine holds (tests/src/lib.rs): a VM
+/// squeezing 8 GiB of guest memory with two busy vCPUs is one.
+pub const WORKLOAD_LOCK: &str = "/tmp/tracer-tests.lock";
+
+/// Holds `WORKLOAD_LOCK` while it lives.
+pub struct Lock {
+    _file: std::fs::File,
+}
+
+pub fn lock() -> Result<Lock> {
+    use std::os::fd::AsRawFd as _;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(WORKLOAD_LOCK)
+        .with_context(|| format!("cannot open {WORKLOAD_LOCK}"))?;
+    let fd = file.as_raw_fd();
+    // SAFETY: flock on a descriptor we own; released when the file is closed.
+    if unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        eprintln!("xtask: vm-test: waiting for {WORKLOAD_LOCK} (another test run or benchmark)");
+        // SAFETY: as above.
+        if unsafe { libc::flock(fd, libc::LOCK_EX) } != 0 {
+            bail!(
+                "cannot lock {WORKLOAD_LOCK}: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+    }
+    Ok(Lock { _file: file })
+}
+
+/// MemAvailable of the host, in MiB.
+pub fn host_available_mib() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .unwrap_or(0)
+        >> 10
+}
+
+/// A fresh sparse ext4 image for the guest's /tmp.
+pub fn make_disk(path: &Path, size_mib: u64) -> Result<()> {
+    let _ = std::fs::remove_file(path);
+    let f = std::fs::File::create(path).with_context(|| format!("{}", path.display()))?;
+    f.set_len(size_mib << 20)?;
+    drop(f);
+    super::output(
+        Command::new("mkfs.ext4")
+            .args(["-q", "-F", "-T", "largefile", "-O", "^has_journal", "-E"])
+            .arg("lazy_itable_init=0,lazy_journal_init=0,nodiscard")
+            .args(["-L", "vmtest-tmp"])
+            .arg(path),
+    )?;
+    Ok(())
+}
+
+pub struct Boot<'a> {
+    pub label: &'a str,
+    pub kernel: &'a Path,
+    pub initrd: &'a Path,
+    pub disk: &'a Path,
+    pub memory_mib: u64,
+    pub cpus: u32,
+    /// `single` or `multi`.
+    pub tcg_thread: &'a str,
+    /// QEMU's `-cpu`.
+    pub cpu_model: &'a str,
+    pub timeout: Duration,
+    /// ttyS0: the kernel's console.
+    pub console: PathBuf,
+    /// ttyS1: the results.
+    pub results: PathBuf,
+    /// QEMU's own stdout and stderr.
+    pub qemu_log: PathBuf,
+}
+
+pub struct Outcome {
+    pub elapsed: Duration,
+    pub timed_out: bool,
+    pub status: Option<std::process::ExitStatus>,
+}
+
+impl Boot<'_> {
+    pub fn run(&self) -> Result<Outcome> {
+        for f in [&self.console, &self.results] {
+            let _ = std::fs::remove_file(f);
+        }
+        let log = std::fs::File::create(&self.qemu_log)?;
+        let append = [
+            "console=ttyS0,115200",
+            "loglevel=4",
+            "panic=-1",
+            "rdinit=/init",
+            // Under TCG every TLB flush is costly: no page-table isolation or other
+            // mitigations, as they change nothing the tools see.
+            "mitigations=off",
+            "tsc=reliable",
+            "random.trust_cpu=on",
+        ]
+        .join(" ");
+        let mut cmd = Command::new("nice");
+        cmd.args(["-n", "10", "qemu-system-x86_64"])
+            .args(["-nodefaults", "-no-user-config", "-display", "none"])
+            // One host thread for both vCPUs: multi-threaded TCG (QEMU 7.2) corrupted the
+            // guest's EFLAGS around a per-CPU cmpxchg16b in SLUB (double fault in
+            // __kmalloc_noprof, 6.12); single-threaded TCG also leaves the host's second
+            // core to others.
+            .args([
+                "-machine",
+                "pc",
+                "-accel",
+                &format!("tcg,thread={}", self.tcg_thread),
+            ])
+            .args(["-cpu", self.cpu_model])
+            .args(["-smp", &self.cpus.to_string()])
+            .args(["-m", &format!("{}M", self.memory_mib)])
+            .arg("-kernel")
+            .arg(self.kernel)
+            .arg("-initrd")
+            .arg(self.initrd)
+            .args(["-append", &append])
+            .arg("-drive")
+            .arg(format!(
+                "file={},if=virtio,format=raw,cache=unsafe,discard=unmap",
+                self.disk.display()
+            ))
+            .arg("-serial")
+            .arg(format!("file:{}", self.console.display()))
+            .arg("-serial")
+            .arg(format!("file:{}", self.results.display()))
+            .args(["-monitor", "none", "-no-reboot"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        let started = Instant::now();
+        let mut child = cmd.spawn().context("cannot start qemu-system-x86_64")?;
+        let mut progress = Progress::new(self.label, self.results.clone());
+        let mut timed_out = false;
+        let status = loop {
+            if let Some(s) = child.try_wait()? {
+                break Some(s);
+            }
+            progress.poll();
+            if started.elapsed() > self.timeout {
+                timed_out = true;
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        };
+        progress.poll();
+        Ok(Outcome {
+            elapsed: started.elapsed(),
+            timed_out,
+            status,
+        })
+    }
+}
+
+/// Prints each test's result as the guest reports it.
+struct Progress {
+    label: String,
+    path: PathBuf,
+    offset: u64,
+    partial: String,
+    started: Instant,
+}
+
+impl Progress {
+    fn new(label: &str, path: PathBuf) -> Progress {
+        Progress {
+            label: label.to_owned(),
+            path,
+            offset: 0,
+            partial: String::new(),
+            started: Instant::now(),
+        }
+    }
+
+    fn poll(&mut self) {
+        let Ok(mut f) = std::fs::File::open(&self.path) else {
+            return;
+        };
+        if f.seek(std::io::SeekFrom::Start(self.offset)).is_err() {
+            return;
+        }
+        let mut buf = Vec::new();
+        if f.read_to_end(&mut buf).is_err() {
+            return;
+        }
+        self.offset += buf.len() as u64;
+        self.partial.push_str(&String::from_utf8_lossy(&buf));
+        while let Some(end) = self.partial.find('\n') {
+            let line: String = self.partial.drain(..=end).collect();
+            let Some(at) = line.find("@@vmtest ") else {
+                continue;
+            };
+            let rest = line[at + 9..].trim_end();
+            let t = self.started.elapsed().as_secs();
+            if rest.starts_with("test-end ")
+                || rest.starts_with("hooks-end ")
+                || rest.starts_with("info release ")
+                || rest == "done"
+            {
+                eprintln!("[{}] {:>5}s {rest}", self.label, t);
+            }
+        }
+    }
+}
