@@ -1,20 +1,22 @@
 //! `cargo xtask bench`: our tools against bpftrace and raw tracefs, side by side on the same
 //! workloads, on this machine. Prints a table and writes `results/bench.md`.
 //!
-//! Phases (each tracer's figure is the median over `--runs` runs, with min and max):
+//! Phases, in this order (each tracer's figure is the median over `--runs` runs, with min and
+//! max):
 //!
 //! 1. Time to ready: each tracer started alone on an idle machine, from `exec` to its header
 //!    read from its stdout (bpftrace: the header its `BEGIN` prints once every probe is
 //!    attached; tracefs: events enabled and `trace_pipe` open).
-//! 2. Side by side: every tracer attached at once (our tools, `compactsnoop -e`, `drsnoop -v`,
+//! 2. High rate: `mm-workload fragment` (tens of thousands of page-allocation fallbacks a
+//!    second) under `compactsnoop -x`, alone, then side by side with bpftrace and tracefs.
+//! 3. Side by side: every tracer attached at once (our tools, `compactsnoop -e`, `drsnoop -v`,
 //!    `drsnoop -K`, the bpftrace one-liners, a `cat` of `trace_pipe`), plus a tracefs instance of
 //!    our own recording the same tracepoints as ground truth, over the huge-page squeeze:
 //!    peak RSS, in-kernel cost per program (`kernel.bpf_stats_enabled=1`), display latency,
 //!    CPU per 1,000 events, losses.
-//! 3. High rate: `mm-workload fragment` (tens of thousands of page-allocation fallbacks a
-//!    second) under `compactsnoop -x`, alone, then side by side with bpftrace and tracefs.
 //! 4. Cost to the workload: the squeeze timed with no tracer, with our two tools, with the two
-//!    bpftrace one-liners, and with tracefs, interleaved run by run.
+//!    bpftrace one-liners, and with tracefs, interleaved run by run (and each tracer's in-kernel
+//!    cost alone).
 //! 5. Decode + format throughput on one core (the `bench-decode` binaries).
 //!
 //! Everything it changes is restored however it ends (`cleanup`); memory is squeezed only
@@ -143,6 +145,7 @@ pub struct FragContender {
     pub display_max_ms: Option<f64>,
     pub matched: usize,
     pub cpu_per_1000_ms: Option<f64>,
+    pub cpu_per_1000_tracing_ms: Option<f64>,
     pub kernel_ns: Option<f64>,
 }
 
@@ -179,8 +182,10 @@ pub struct Results {
     pub display_run_max_ms: Series,
     pub display_matched: Series,
     pub display_expected: Series,
-    /// 5. CPU ms per 1,000 shown events, per run; rows per run.
+    /// 5. CPU ms per 1,000 shown events, per run (whole process, start to end of squeeze).
     pub cpu_per_1000_ms: Series,
+    /// The same from the header on (start-up excluded).
+    pub cpu_per_1000_tracing_ms: Series,
     /// CPU ms per second attached (header to the end of the squeeze), per run.
     pub cpu_ms_per_s: Series,
     pub rows: Series,
@@ -277,32 +282,10 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     phase_ready(&bins, args.runs, &mut r)?;
 
     r.phases.push(("time to ready".to_owned(), t0.elapsed()));
-    progress!(
-        "writing the {} GiB page-cache file",
-        workload::FILL_BYTES >> 30
-    );
-    let fill = workload::Fill::create()?;
-    // One squeeze unmeasured: whatever state earlier workloads left (compaction deferred after
-    // failures, an unfragmented page cache) is gone before the first measured run.
-    progress!("warm-up squeeze");
-    workload::release()?;
-    fill.scatter()?;
-    workload::reserve(&mm_workload)?;
-    workload::release()?;
-    r.phases.push((
-        "page-cache file and warm-up squeeze".to_owned(),
-        t0.elapsed(),
-    ));
 
     cleanup::set_bpf_stats(true)?;
-    for i in 0..args.runs {
-        progress!("side by side, run {}/{}", i + 1, args.runs);
-        if let Err(e) = side_by_side_run(&bins, &mm_workload, &fill, &mut r) {
-            r.notes
-                .push(format!("side-by-side run {} failed: {e:#}", i + 1));
-            progress!("side-by-side run {} failed: {e:#}", i + 1);
-        }
-    }
+    // Before the page-cache file exists: the fragmenting workload needs free memory of its own
+    // to fragment (after the squeezes, with the file cached, it often makes no fallback at all).
     let frag_specs: [&[Spec]; 2] = [
         &[contenders::COMPACTSNOOP_X],
         &[
@@ -329,8 +312,33 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             }
         }
     }
-    r.phases
-        .push(("side by side and fragmenting".to_owned(), t0.elapsed()));
+    r.phases.push(("fragmenting".to_owned(), t0.elapsed()));
+    progress!(
+        "writing the {} GiB page-cache file",
+        workload::FILL_BYTES >> 30
+    );
+    let fill = workload::Fill::create()?;
+    // One squeeze unmeasured: whatever state earlier workloads left (compaction deferred after
+    // failures, an unfragmented page cache) is gone before the first measured run.
+    progress!("warm-up squeeze");
+    workload::release()?;
+    fill.scatter()?;
+    workload::reserve(&mm_workload)?;
+    workload::release()?;
+    r.phases.push((
+        "page-cache file and warm-up squeeze".to_owned(),
+        t0.elapsed(),
+    ));
+
+    for i in 0..args.runs {
+        progress!("side by side, run {}/{}", i + 1, args.runs);
+        if let Err(e) = side_by_side_run(&bins, &mm_workload, &fill, &mut r) {
+            r.notes
+                .push(format!("side-by-side run {} failed: {e:#}", i + 1));
+            progress!("side-by-side run {} failed: {e:#}", i + 1);
+        }
+    }
+    r.phases.push(("side by side".to_owned(), t0.elapsed()));
 
     for i in 0..args.runs {
         for k in 0..CONFIGS.len() {
@@ -725,7 +733,10 @@ fn record_contender(
     r.lost.push(label, s.lost as f64);
     let cpu_ms = t.snap.cpu_ns.saturating_sub(t.cpu_at_ready_ns) as f64 / 1e6;
     if rows > 0 {
-        r.cpu_per_1000_ms.push(label, cpu_ms / rows as f64 * 1000.0);
+        r.cpu_per_1000_ms
+            .push(label, t.snap.cpu_ns as f64 / 1e6 / rows as f64 * 1000.0);
+        r.cpu_per_1000_tracing_ms
+            .push(label, cpu_ms / rows as f64 * 1000.0);
     }
     let attached_s = t.snap.at_ns.saturating_sub(t.ready_ns) as f64 / 1e9;
     if attached_s > 0.0 {
@@ -816,7 +827,8 @@ fn fragment_run(
             display_median_ms: st.map(|s| s.median),
             display_max_ms: st.map(|s| s.max),
             matched: d.samples_ms.len(),
-            cpu_per_1000_ms: (rows > 0).then(|| {
+            cpu_per_1000_ms: (rows > 0).then(|| t.snap.cpu_ns as f64 / 1e6 / rows as f64 * 1000.0),
+            cpu_per_1000_tracing_ms: (rows > 0).then(|| {
                 t.snap.cpu_ns.saturating_sub(t.cpu_at_ready_ns) as f64 / 1e6 / rows as f64 * 1000.0
             }),
             kernel_ns: cost,
