@@ -328,12 +328,7 @@ impl Sink for Printer {
         let r = columns.row(self.out.writer(), &row);
         let mut keep = self.out.check(r).unwrap_or(false);
         if keep && let Some(stacks) = self.stacks.as_mut() {
-            let frames = stacks.frames(ev.kstack_id);
-            let w = self.out.writer();
-            let r = frames
-                .iter()
-                .try_for_each(|f| writeln!(w, "    {f}"))
-                .and_then(|()| writeln!(w));
+            let r = stacks.write(self.out.writer(), ev.kstack_id);
             keep = self.out.check(r).unwrap_or(false);
         }
         keep

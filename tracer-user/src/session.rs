@@ -525,6 +525,14 @@ impl Stacks {
         }
         self.seen.get(&id).map_or(&[], Vec::as_slice)
     }
+
+    /// Writes stack `id` as `-K` shows it: one frame per line, indented, a blank line after.
+    pub fn write(&mut self, w: &mut impl std::io::Write, id: i32) -> std::io::Result<()> {
+        for frame in self.frames(id) {
+            writeln!(w, "    {frame}")?;
+        }
+        writeln!(w)
+    }
 }
 
 /// Frames of the tracing machinery itself (our program, the tracepoint's BPF trampoline or
