@@ -1,8 +1,10 @@
-//! `cargo xtask setup | build | run | test`: everything the README asks of a fresh machine.
+//! `cargo xtask setup | build | run | test | bench | vm-test`: everything the README asks of a fresh machine.
 
+mod bench;
 mod fuzz;
 mod setup;
 mod soak;
+mod vmtest;
 
 use std::{
     path::{Path, PathBuf},
@@ -37,6 +39,10 @@ enum Cmd {
     Fuzz(fuzz::FuzzArgs),
     /// Soak both tools under the huge-page workload as root, checking memory, losses and rows.
     Soak(soak::SoakArgs),
+    /// Benchmark the tools against bpftrace and raw tracefs on the huge-page workload.
+    Bench(bench::BenchArgs),
+    /// Boot Debian kernels under QEMU and run the integration tests inside each.
+    VmTest(vmtest::VmTestArgs),
     /// Unit tests, then the integration tests against the running kernel (as root).
     Test {
         /// Only tests whose name contains this.
@@ -55,6 +61,8 @@ fn main() -> ExitCode {
         Cmd::Test { filter } => test(filter.as_deref()),
         Cmd::Fuzz(args) => fuzz::run(&args),
         Cmd::Soak(args) => soak::run(&args),
+        Cmd::Bench(args) => bench::run(&args),
+        Cmd::VmTest(args) => vmtest::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
