@@ -3,100 +3,196 @@
 use std::io::{self, Write};
 
 use anyhow::Result;
-use tracer_common::names;
+use clap::ValueEnum as _;
 use tracer_common::{
     compact::{CompactEvent, FLAG_SNAPSHOT, FLAG_ZONE_KNOWN, ZoneSnapshot},
-    config::FEATURE_ZONE_SNAPSHOT,
+    config::{FEATURE_CC_FROM_PROBE, FEATURE_ZONE_SNAPSHOT},
+    names, record,
 };
 use tracer_user::{
     btf::Btf,
     decode,
     layout::{self, CompactionArgs, EnumNames},
     output::{Output, comm_str},
-    session::{self, Hook, Options, Session, Sink, Stacks},
+    session::{self, Classic, Hook, Hooks, Options, Session, Sink, Stacks},
+    tracefs,
     zones::{self, ZoneInfo},
 };
 
 use crate::Opts;
 
-/// Hooks for kernels whose compaction tracepoints pass `struct compact_control *` (5.18+).
+/// The classic records' fields, in the order of the pre-5.18 raw arguments.
+const BEGIN_FIELDS: &[&str] = &["zone_start", "migrate_pfn", "free_pfn", "zone_end", "sync"];
+const END_FIELDS: &[&str] = &[
+    "zone_start",
+    "migrate_pfn",
+    "free_pfn",
+    "zone_end",
+    "sync",
+    "status",
+];
+const FINISHED_FIELDS: &[&str] = &["nid", "idx", "order"];
+
+const fn hook(
+    event: &'static str,
+    btf_program: &'static str,
+    raw_program: &'static str,
+    classic: Classic,
+) -> Hook {
+    Hook {
+        system: "compaction",
+        event,
+        btf_program,
+        raw_program,
+        classic: Some(classic),
+    }
+}
+
+const BEGIN_TP: Classic = Classic {
+    program: "compact_begin_tp",
+    global: record::globals::COMPACT_BEGIN,
+    fields: BEGIN_FIELDS,
+};
+const END_TP: Classic = Classic {
+    program: "compact_end_tp",
+    global: record::globals::COMPACT_END,
+    fields: END_FIELDS,
+};
+const FINISHED_TP: Classic = Classic {
+    program: "compact_finished_tp",
+    global: record::globals::COMPACT_FINISHED,
+    fields: FINISHED_FIELDS,
+};
+
+/// Kernels whose compaction tracepoints pass `struct compact_control *` (5.18+): begin and
+/// end carry everything.
 const HOOKS_CC: [Hook; 2] = [
-    Hook {
-        system: "compaction",
-        event: "mm_compaction_begin",
-        btf_program: "compact_begin_btf",
-        raw_program: "compact_begin_raw",
-    },
-    Hook {
-        system: "compaction",
-        event: "mm_compaction_end",
-        btf_program: "compact_end_btf",
-        raw_program: "compact_end_raw",
-    },
+    hook("mm_compaction_begin", "compact_begin_btf", "compact_begin_raw", BEGIN_TP),
+    hook("mm_compaction_end", "compact_end_btf", "compact_end_raw", END_TP),
 ];
 
-/// Hooks for kernels whose compaction tracepoints pass PFNs only (before 5.18).
-const HOOKS_PFNS: [Hook; 2] = [
-    Hook {
-        system: "compaction",
-        event: "mm_compaction_begin",
-        btf_program: "compact_begin_pfns_btf",
-        raw_program: "compact_begin_pfns_raw",
-    },
-    Hook {
-        system: "compaction",
-        event: "mm_compaction_end",
-        btf_program: "compact_end_pfns_btf",
-        raw_program: "compact_end_pfns_raw",
-    },
+/// Kernels whose compaction tracepoints pass PFNs only (before 5.18), and classic tracepoints
+/// everywhere: the run's zone and order come from its first `mm_compaction_finished`.
+const HOOKS_PFNS: [Hook; 3] = [
+    hook("mm_compaction_begin", "compact_begin_pfns_btf", "compact_begin_pfns_raw", BEGIN_TP),
+    hook("mm_compaction_end", "compact_end_pfns_btf", "compact_end_pfns_raw", END_TP),
+    hook("mm_compaction_finished", "compact_finished_btf", "compact_finished_raw", FINISHED_TP),
 ];
+
+/// Where a run's zone and order come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Detail {
+    /// The tracepoints' `struct compact_control *` (5.18+).
+    Control,
+    /// The run's first `mm_compaction_finished`.
+    Finished,
+    /// A kprobe on compact_zone(), which is handed the run's `compact_control`.
+    Kprobe,
+    /// An fentry program on compact_zone().
+    Fentry,
+}
+
+/// The function whose first argument is the run's `struct compact_control *`.
+const COMPACT_ZONE: &str = "compact_zone";
 
 pub async fn run(opts: &Opts) -> Result<()> {
     let t0 = std::time::Instant::now();
-    let btf = Btf::from_sys_fs().map_err(|e| {
-        anyhow::anyhow!(
-            "tracing compaction needs the kernel's BTF (CONFIG_DEBUG_INFO_BTF) to find each run's \
-             zone, order and status, and this kernel has none ({e}); -x/--extfrag works without it"
-        )
-    })?;
-    let names = Names {
-        zones: layout::zone_names(&btf)?,
-        results: layout::compact_result_names(&btf)?,
-    };
-    let mut config = opts.common.base_config();
-    let args = layout::compaction_args(&btf)?;
-    let hooks = match args {
-        CompactionArgs::ControlBlock => {
-            config.cc = layout::compact_control_layout(&btf)?;
-            &HOOKS_CC
+    let hooks_asked = opts.common.hooks;
+    let btf = match Btf::from_sys_fs() {
+        Ok(btf) => Some(btf),
+        Err(e) if matches!(hooks_asked, Hooks::Auto | Hooks::Tracepoint) => {
+            log::debug!("no kernel BTF ({e}): classic tracepoints, zones from /proc/zoneinfo");
+            None
         }
-        CompactionArgs::Pfns => &HOOKS_PFNS,
+        Err(e) => anyhow::bail!(
+            "--hooks {} needs the kernel's BTF (CONFIG_DEBUG_INFO_BTF), and this kernel has \
+             none ({e}); --hooks tracepoint works without it",
+            hooks_name(hooks_asked)
+        ),
     };
-    config.zone = layout::zone_layout(&btf)?;
-    if opts.extended_fields {
-        config.features |= FEATURE_ZONE_SNAPSHOT;
+    let zoneinfo = zones::read().unwrap_or_default();
+    let mut config = opts.common.base_config();
+    let (names, args) = match &btf {
+        Some(btf) => {
+            config.zone = layout::zone_layout(btf)?;
+            let args = layout::compaction_args(btf)?;
+            if args == CompactionArgs::ControlBlock || hooks_asked != Hooks::Tracepoint {
+                config.cc = layout::compact_control_layout(btf)?;
+            }
+            let names = Names {
+                zones: layout::zone_names(btf)?,
+                results: layout::compact_result_names(btf)?,
+            };
+            (names, Some(args))
+        }
+        None => (fallback_names(&zoneinfo)?, None),
+    };
+    let classic = btf.is_none() || hooks_asked == Hooks::Tracepoint;
+    let detail = match (hooks_asked, args) {
+        _ if classic => Detail::Finished,
+        (Hooks::Kprobe, _) => Detail::Kprobe,
+        (Hooks::Fentry, _) => Detail::Fentry,
+        (_, Some(CompactionArgs::ControlBlock)) => Detail::Control,
+        _ => Detail::Finished,
+    };
+    let hooks: &[Hook] = match (args, detail) {
+        (_, Detail::Finished) => &HOOKS_PFNS,
+        (Some(CompactionArgs::ControlBlock), _) => &HOOKS_CC,
+        _ => &HOOKS_PFNS[..2],
+    };
+    if matches!(detail, Detail::Kprobe | Detail::Fentry) {
+        config.features |= FEATURE_CC_FROM_PROBE;
     }
     log::debug!(
-        "kernel layout read from BTF in {:.1} ms",
-        session::elapsed_ms(t0)
+        "compaction tracepoints pass {}; zone and order from {}",
+        match args {
+            Some(CompactionArgs::ControlBlock) => "struct compact_control * (5.18+)",
+            Some(CompactionArgs::Pfns) => "PFNs only (before 5.18)",
+            None => "an unknown argument layout (no BTF)",
+        },
+        match detail {
+            Detail::Control => "the tracepoints' compact_control",
+            Detail::Finished => "each run's first mm_compaction_finished",
+            Detail::Kprobe => "a kprobe on compact_zone()",
+            Detail::Fentry => "an fentry program on compact_zone()",
+        }
     );
+    let snapshot = opts.extended_fields && !classic;
+    if snapshot {
+        config.features |= FEATURE_ZONE_SNAPSHOT;
+    } else if opts.extended_fields {
+        eprintln!(
+            "compactsnoop: FRAGIDX MIN LOW HIGH FREE are unavailable (shown as ?): {}",
+            if btf.is_none() {
+                "this kernel has no BTF to find them in struct zone"
+            } else {
+                "classic tracepoints do not pass the run's struct zone"
+            }
+        );
+    }
+    log::debug!("kernel layout read in {:.1} ms", session::elapsed_ms(t0));
 
     let mut session = Session::load(
         &Options {
             tool: "compactsnoop",
-            maps: &[names::COMPACT_BEGIN, names::STACKS],
+            maps: &[names::COMPACT_BEGIN, names::COMPACT_CC, names::STACKS],
             config,
             transport: opts.common.transport,
-            hooks: opts.common.hooks,
+            hooks: if classic { Hooks::Tracepoint } else { hooks_asked },
             debug: opts.common.debug,
             ring_bytes: 256 * 1024,
         },
-        Some(&btf),
+        btf.as_ref(),
         hooks,
     )?;
     drop(btf);
     log::debug!("object loaded at {:.1} ms", session::elapsed_ms(t0));
     session.attach(hooks)?;
+    match detail {
+        Detail::Kprobe => session.attach_kprobe("compact_zone_kprobe", COMPACT_ZONE)?,
+        Detail::Fentry => session.attach_fentry("compact_zone_fentry", COMPACT_ZONE)?,
+        Detail::Control | Detail::Finished => {}
+    }
     log::debug!("attached at {:.1} ms", session::elapsed_ms(t0));
     let stacks = if opts.common.kernel_stack {
         Some(session.stacks()?)
@@ -111,7 +207,7 @@ pub async fn run(opts: &Opts) -> Result<()> {
         },
         name: opts.common.name.clone(),
         names,
-        zoneinfo: zones::read().unwrap_or_default(),
+        zoneinfo,
         first_ts: None,
         stacks,
         out: Output::default(),
@@ -120,6 +216,26 @@ pub async fn run(opts: &Opts) -> Result<()> {
         .trace(&mut printer, opts.common.duration, None, opts.common.debug)
         .await?;
     Ok(())
+}
+
+fn hooks_name(h: Hooks) -> String {
+    h.to_possible_value()
+        .map_or_else(|| format!("{h:?}"), |v| v.get_name().to_owned())
+}
+
+/// Names without BTF: zones from /proc/zoneinfo, statuses from the end tracepoint's own
+/// print format (`__print_symbolic(REC->status, ...)`).
+fn fallback_names(zoneinfo: &[ZoneInfo]) -> Result<Names> {
+    let tracefs = tracefs::root()?;
+    let format = tracefs::Format::read(&tracefs, "compaction", "mm_compaction_end")?;
+    let results = tracefs::symbols(&format.print_fmt, "REC->status");
+    if results.is_empty() {
+        anyhow::bail!("mm_compaction_end's format names no statuses, and this kernel has no BTF to name them");
+    }
+    Ok(Names {
+        zones: layout::zone_names_from_zoneinfo(zoneinfo),
+        results: EnumNames::new(results, |n| Some(n.to_owned())),
+    })
 }
 
 /// How the kernel's numbers are named on this kernel.

@@ -10,8 +10,8 @@ mod reclaim;
 use std::process::ExitCode;
 
 use anyhow::{Context as _, Result};
-use clap::Parser;
-use tracer_user::{cli::CommonOpts, privilege};
+use clap::{CommandFactory as _, Parser};
+use tracer_user::{cli::CommonOpts, privilege, session::Hooks};
 
 const EXAMPLES: &str = "\
 columns:
@@ -78,6 +78,17 @@ impl Opts {
 
 fn main() -> ExitCode {
     let opts = Opts::parse();
+    if matches!(opts.common.hooks, Hooks::Kprobe | Hooks::Fentry) {
+        // The vmscan tracepoints pass every value drsnoop shows, on every kernel: no rung of
+        // the ladder needs a probe on a kernel function.
+        Opts::command()
+            .error(
+                clap::error::ErrorKind::InvalidValue,
+                "drsnoop has no kprobe or fentry hooks: the vmscan tracepoints pass all it shows \
+                 (use auto, tp-btf, raw-tp or tracepoint)",
+            )
+            .exit();
+    }
     tracer_user::init_logging(opts.common.debug);
     match run(opts) {
         Ok(()) => ExitCode::SUCCESS,

@@ -23,12 +23,14 @@ const HOOKS_DIRECT: [Hook; 2] = [
         event: "mm_vmscan_direct_reclaim_begin",
         btf_program: "direct_begin_btf",
         raw_program: "direct_begin_raw",
+        classic: None,
     },
     Hook {
         system: "vmscan",
         event: "mm_vmscan_direct_reclaim_end",
         btf_program: "direct_end_btf",
         raw_program: "direct_end_raw",
+        classic: None,
     },
 ];
 
@@ -39,12 +41,14 @@ const HOOKS_MEMCG: [Hook; 2] = [
         event: "mm_vmscan_memcg_reclaim_begin",
         btf_program: "memcg_begin_btf",
         raw_program: "memcg_begin_raw",
+        classic: None,
     },
     Hook {
         system: "vmscan",
         event: "mm_vmscan_memcg_reclaim_end",
         btf_program: "memcg_end_btf",
         raw_program: "memcg_end_raw",
+        classic: None,
     },
 ];
 
@@ -55,12 +59,14 @@ const HOOKS_MEMCG_SOFT: [Hook; 2] = [
         event: "mm_vmscan_memcg_softlimit_reclaim_begin",
         btf_program: "memcg_soft_begin_btf",
         raw_program: "memcg_soft_begin_raw",
+        classic: None,
     },
     Hook {
         system: "vmscan",
         event: "mm_vmscan_memcg_softlimit_reclaim_end",
         btf_program: "memcg_soft_end_btf",
         raw_program: "memcg_soft_end_raw",
+        classic: None,
     },
 ];
 

@@ -29,6 +29,8 @@ crate::pin_layout!(ZoneSnapshot, 176, {
 pub const FLAG_SNAPSHOT: u8 = 1 << 0;
 /// `CompactEvent::flags`: `node` and `zone_idx` are known.
 pub const FLAG_ZONE_KNOWN: u8 = 1 << 1;
+/// `CompactEvent::flags`: `order` is known (until then it reads -1).
+pub const FLAG_ORDER_KNOWN: u8 = 1 << 2;
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -112,6 +112,9 @@ pub const FEATURE_ZONE_SNAPSHOT: u32 = 1 << 1;
 pub const FEATURE_DEBUG_LOG: u32 = 1 << 2;
 /// extfrag: count events in the kernel instead of sending each one.
 pub const FEATURE_SUMMARY: u32 = 1 << 3;
+/// compactsnoop, pre-5.18 argument layout: the begin program takes the run's
+/// `compact_control` from what the kprobe or fentry program on `compact_zone()` left.
+pub const FEATURE_CC_FROM_PROBE: u32 = 1 << 4;
 
 impl Config {
     pub const DEFAULT: Config = Config {

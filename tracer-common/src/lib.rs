@@ -9,6 +9,7 @@ pub mod compact;
 pub mod config;
 pub mod extfrag;
 pub mod reclaim;
+pub mod record;
 pub mod stats;
 
 /// Length of `task_struct::comm`, including the terminating NUL.
@@ -33,6 +34,7 @@ pub mod names {
     pub const RECLAIM_BEGIN: &str = "RECLAIM_BEGIN";
     /// In-kernel counts of extfrag events for the summary mode.
     pub const EXTFRAG_COUNTS: &str = "EXTFRAG_COUNTS";
+    pub const COMPACT_CC: &str = "COMPACT_CC";
 }
 
 /// Implements `aya::Pod` for plain-data structs on the user side.

@@ -10,11 +10,14 @@ use aya_ebpf::{
     },
     macros::map,
     maps::{PerCpuArray, StackTrace},
-    programs::{BtfTracePointContext, RawTracePointContext, tracing::StackIdContext},
+    programs::{
+        BtfTracePointContext, RawTracePointContext, TracePointContext, tracing::StackIdContext,
+    },
 };
 use tracer_common::{
     NO_STACK, TASK_COMM_LEN,
     config::{ABSENT, Config, FEATURE_KSTACK, FILTER_TGID, FILTER_TID, FILTER_UID},
+    record::RecordField,
     stats::{Counter, NR_COUNTERS},
 };
 
@@ -124,5 +127,59 @@ impl TpArgs for RawTracePointContext {
     #[inline(always)]
     fn u64_arg(&self, n: usize) -> u64 {
         self.arg(n)
+    }
+}
+
+/// A tracepoint's arguments, numbered as the raw tracepoint passes them, whichever kind of
+/// hook delivered them.
+pub trait Args {
+    fn u64_arg(&self, n: usize) -> u64;
+}
+
+impl Args for BtfTracePointContext {
+    #[inline(always)]
+    fn u64_arg(&self, n: usize) -> u64 {
+        self.arg(n)
+    }
+}
+
+impl Args for RawTracePointContext {
+    #[inline(always)]
+    fn u64_arg(&self, n: usize) -> u64 {
+        self.arg(n)
+    }
+}
+
+/// The arguments of a classic tracepoint, read from its record through a table of fields that
+/// user space took from the event's tracefs `format` (`tracer_common::record`).
+pub struct Record<'a, const N: usize> {
+    pub ctx: &'a TracePointContext,
+    pub fields: [RecordField; N],
+}
+
+impl<const N: usize> Args for Record<'_, N> {
+    /// Argument `n`, widened like a raw argument: signed fields sign-extended. 0 for a field
+    /// the record does not have or cannot be read.
+    #[inline(always)]
+    fn u64_arg(&self, n: usize) -> u64 {
+        if n >= N {
+            return 0;
+        }
+        let f = self.fields[n];
+        let off = f.offset as usize;
+        // SAFETY: offsets and sizes from the event's own format file; a bad read fails.
+        unsafe {
+            match (f.size, f.signed != 0) {
+                (1, false) => self.ctx.read_at::<u8>(off).map(u64::from),
+                (1, true) => self.ctx.read_at::<i8>(off).map(|v| v as i64 as u64),
+                (2, false) => self.ctx.read_at::<u16>(off).map(u64::from),
+                (2, true) => self.ctx.read_at::<i16>(off).map(|v| v as i64 as u64),
+                (4, false) => self.ctx.read_at::<u32>(off).map(u64::from),
+                (4, true) => self.ctx.read_at::<i32>(off).map(|v| v as i64 as u64),
+                (8, _) => self.ctx.read_at::<u64>(off),
+                _ => Ok(0),
+            }
+        }
+        .unwrap_or(0)
     }
 }

@@ -9,6 +9,7 @@ pub mod ksyms;
 pub mod layout;
 pub mod output;
 pub mod privilege;
+pub mod probes;
 pub mod session;
 pub mod tracefs;
 pub mod zones;

@@ -20,7 +20,7 @@ use aya::{
         MapData, PerCpuArray, PerfEventArray, RingBuf, StackTraceMap, perf::PerfEvent,
         perf::PerfEventArrayBuffer,
     },
-    programs::{BtfTracePoint, RawTracePoint, TracePoint},
+    programs::{BtfTracePoint, FEntry, KProbe, RawTracePoint, TracePoint},
 };
 use log::debug;
 use tokio::{
@@ -30,6 +30,7 @@ use tokio::{
 use tracer_common::{
     config::{Config, FEATURE_DEBUG_LOG, FEATURE_KSTACK},
     names,
+    record::RecordField,
     stats::{Counter, NR_COUNTERS},
 };
 
@@ -44,28 +45,69 @@ pub enum Transport {
     Perfbuf,
 }
 
-/// Which kind of program carries a tracepoint hook.
+/// The rungs of the hook ladder, as `--hooks` names them.
 ///
-/// Both kinds run the same program body (every kernel pointer is read with
-/// `bpf_probe_read_kernel`, so tp_btf's typed access adds nothing), and raw tracepoints need no
-/// BTF to attach while aya needs a parsed vmlinux BTF for tp_btf: `auto` takes raw tracepoints.
+/// Tracepoint hooks: tp_btf and raw tracepoints run the same program body (every kernel pointer
+/// is read with `bpf_probe_read_kernel`, so tp_btf's typed access adds nothing), and raw
+/// tracepoints need no BTF to attach while aya needs a parsed vmlinux BTF for tp_btf; classic
+/// tracepoints read the event's record through field offsets from tracefs, and see no kernel
+/// pointers. `auto` takes raw tracepoints where the kernel loads them (4.17+), classic
+/// tracepoints otherwise. `kprobe` and `fentry` add a probe on a kernel function for values no
+/// tracepoint passes on every kernel (compactsnoop: the run's `compact_control` before 5.18),
+/// and hook the tracepoints with raw tracepoints.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Hooks {
-    /// Raw tracepoints: the cheapest to attach, on every kernel since 4.17.
+    /// Decide from what the running kernel has (see `--debug`).
     Auto,
     /// BTF-enabled raw tracepoints (5.5+, needs kernel BTF).
     TpBtf,
     /// Raw tracepoints (4.17+).
     RawTp,
+    /// Classic tracepoints, fields read from the record (any kernel; no kernel pointers).
+    Tracepoint,
+    /// Raw tracepoints plus a kprobe where a value is missing (needs CONFIG_KPROBES).
+    Kprobe,
+    /// Raw tracepoints plus an fentry program where a value is missing (needs BTF, 5.5+).
+    Fentry,
 }
 
-/// A tracepoint and the two programs (tp_btf and raw_tp) that can hook it.
+/// How the tracepoints of a run are hooked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    TpBtf,
+    RawTp,
+    Classic,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::TpBtf => "tp_btf",
+            Kind::RawTp => "raw_tp",
+            Kind::Classic => "tracepoint",
+        }
+    }
+}
+
+/// A tracepoint and the programs that can hook it.
 #[derive(Clone, Copy, Debug)]
 pub struct Hook {
     pub system: &'static str,
     pub event: &'static str,
     pub btf_program: &'static str,
     pub raw_program: &'static str,
+    /// The classic tracepoint program and where it finds its arguments.
+    pub classic: Option<Classic>,
+}
+
+/// A classic tracepoint program: the read-only global it takes its record layout from, and the
+/// record's fields, in the order of the raw tracepoint's arguments (`tracer_common::record`).
+/// A name with a leading `?` is a field the record may lack.
+#[derive(Clone, Copy, Debug)]
+pub struct Classic {
+    pub program: &'static str,
+    pub global: &'static str,
+    pub fields: &'static [&'static str],
 }
 
 pub struct Options {
@@ -85,10 +127,79 @@ pub struct Session {
     tool: &'static str,
     ebpf: Ebpf,
     btf: Option<aya::Btf>,
-    hooks: Hooks,
+    kind: Kind,
     transport: Transport,
     /// What was attached, and how: for `--debug` and tests.
     pub attached: Vec<String>,
+}
+
+/// The kind of program for the tracepoint hooks, from what was asked and what the kernel has.
+fn choose_kind(asked: Hooks, have_btf: bool, hooks: &[Hook]) -> Result<Kind> {
+    let classic_for_all = hooks.iter().all(|h| h.classic.is_some());
+    match asked {
+        Hooks::TpBtf => {
+            if !have_btf {
+                bail!(
+                    "--hooks tp-btf: tp_btf needs the kernel's BTF (/sys/kernel/btf/vmlinux), which this \
+                     kernel does not have"
+                );
+            }
+            debug!("hooks: tp_btf, as asked");
+            Ok(Kind::TpBtf)
+        }
+        Hooks::RawTp => {
+            debug!("hooks: raw_tp, as asked");
+            Ok(Kind::RawTp)
+        }
+        Hooks::Tracepoint => {
+            if !classic_for_all {
+                bail!("--hooks tracepoint: this mode has no classic tracepoint programs");
+            }
+            debug!("hooks: classic tracepoints, as asked");
+            Ok(Kind::Classic)
+        }
+        Hooks::Auto | Hooks::Kprobe | Hooks::Fentry => {
+            let raw = aya::sys::is_program_supported(aya::programs::ProgramType::RawTracePoint)
+                .unwrap_or(false);
+            if raw {
+                debug!(
+                    "hooks: raw_tp (the kernel loads raw tracepoint programs; they run the \
+                     same code as tp_btf without parsing the kernel's BTF)"
+                );
+                Ok(Kind::RawTp)
+            } else if classic_for_all {
+                debug!("hooks: classic tracepoints (the kernel loads no raw tracepoint programs)");
+                Ok(Kind::Classic)
+            } else {
+                bail!("this kernel loads no raw tracepoint programs (4.17+)")
+            }
+        }
+    }
+}
+
+/// The record layout of every classic program the hooks use, from tracefs.
+fn record_tables(hooks: &[Hook]) -> Result<Vec<(&'static str, Vec<RecordField>)>> {
+    let tracefs = crate::tracefs::root()?;
+    let mut tables: Vec<(&'static str, Vec<RecordField>)> = Vec::new();
+    for hook in hooks {
+        let Some(classic) = hook.classic else {
+            continue;
+        };
+        let format = crate::tracefs::Format::read(&tracefs, hook.system, hook.event)?;
+        let table = crate::tracefs::record_fields(&format, classic.fields).with_context(|| {
+            format!("tracepoint {}:{}", hook.system, hook.event)
+        })?;
+        match tables.iter().find(|(g, _)| *g == classic.global) {
+            Some((_, known)) if *known != table => bail!(
+                "tracepoint {}:{} lays out its record unlike the others of its kind",
+                hook.system,
+                hook.event
+            ),
+            Some(_) => {}
+            None => tables.push((classic.global, table)),
+        }
+    }
+    Ok(tables)
 }
 
 /// Tries to lift RLIMIT_MEMLOCK, which kernels before 5.11 charge BPF maps to. Newer kernels
@@ -112,9 +223,10 @@ fn ringbuf_supported() -> bool {
 }
 
 /// Maps that cost kernel memory and creation time in proportion to their size.
-const SIZABLE_MAPS: [&str; 4] = [
+const SIZABLE_MAPS: [&str; 5] = [
     names::STACKS,
     names::COMPACT_BEGIN,
+    names::COMPACT_CC,
     names::RECLAIM_BEGIN,
     names::EXTFRAG_COUNTS,
 ];
@@ -160,9 +272,9 @@ impl Session {
         hooks: &[Hook],
     ) -> Result<Session> {
         raise_memlock();
-        let btf = match (opts.hooks, kernel) {
-            (Hooks::Auto | Hooks::RawTp, _) | (_, None) => None,
-            (Hooks::TpBtf, Some(kernel)) => {
+        let kind = choose_kind(opts.hooks, kernel.is_some(), hooks)?;
+        let btf = match (kind, kernel) {
+            (Kind::TpBtf, Some(kernel)) => {
                 let names: Vec<String> = hooks
                     .iter()
                     .map(|h| format!("btf_trace_{}", h.event))
@@ -171,21 +283,21 @@ impl Session {
                 let t = Instant::now();
                 let skeleton = kernel.skeleton(&names);
                 let built = elapsed_ms(t);
-                let parsed = aya::Btf::parse(&skeleton, aya::Endianness::default());
+                let parsed = aya::Btf::parse(&skeleton, aya::Endianness::default())
+                    .map_err(|e| anyhow!("the kernel's BTF cannot be used for tp_btf hooks ({e})"))?;
                 debug!(
                     "skeleton BTF built in {built:.1} ms, parsed by aya in {:.1} ms",
                     elapsed_ms(t) - built
                 );
-                match parsed {
-                    Ok(btf) => Some(btf),
-                    Err(e) => {
-                        debug!(
-                            "the kernel's BTF cannot be handed to aya ({e}): tp_btf hooks unavailable"
-                        );
-                        None
-                    }
-                }
+                Some(parsed)
             }
+            _ => None,
+        };
+        // The classic programs' record layouts, from tracefs (kept alive for the loader).
+        let tables = if kind == Kind::Classic {
+            record_tables(hooks)?
+        } else {
+            Vec::new()
         };
         let transport = match opts.transport {
             Some(t) => t,
@@ -212,6 +324,9 @@ impl Session {
         loader
             .btf(None)
             .override_global(names::CONFIG, &config, true);
+        for (global, fields) in &tables {
+            loader.override_global(global, fields.as_slice(), true);
+        }
         if transport == Transport::Ringbuf {
             loader.map_max_entries(names::EVENTS, opts.ring_bytes);
         }
@@ -231,48 +346,114 @@ impl Session {
             tool: opts.tool,
             ebpf,
             btf,
-            hooks: opts.hooks,
+            kind,
             transport,
             attached: Vec::new(),
         })
     }
 
-    /// Attaches one program per tracepoint, on the best rung of tp_btf → raw tracepoint.
+    /// Attaches one program per tracepoint, of the kind chosen at load.
     pub fn attach(&mut self, hooks: &[Hook]) -> Result<()> {
         for hook in hooks {
-            let how = self.attach_one(hook).with_context(|| {
-                format!("cannot attach to tracepoint {}:{}", hook.system, hook.event)
+            self.attach_one(hook).with_context(|| {
+                format!(
+                    "cannot attach a {} program to tracepoint {}:{}",
+                    self.kind.name(),
+                    hook.system,
+                    hook.event
+                )
             })?;
-            debug!("{}:{} attached as {how}", hook.system, hook.event);
+            debug!("{}:{} attached as {}", hook.system, hook.event, self.kind.name());
             self.attached
-                .push(format!("{}:{} {how}", hook.system, hook.event));
+                .push(format!("{}:{} {}", hook.system, hook.event, self.kind.name()));
         }
         Ok(())
     }
 
-    fn attach_one(&mut self, hook: &Hook) -> Result<&'static str> {
-        if self.hooks == Hooks::TpBtf {
-            let btf = self
-                .btf
-                .as_ref()
-                .context("tp_btf needs the kernel's BTF (/sys/kernel/btf/vmlinux)")?;
-            let prog: &mut BtfTracePoint = self
-                .ebpf
-                .program_mut(hook.btf_program)
-                .ok_or_else(|| anyhow!("program {} missing from the object", hook.btf_program))?
-                .try_into()?;
-            prog.load(hook.event, btf).context("tp_btf")?;
-            prog.attach().context("tp_btf")?;
-            return Ok("tp_btf");
+    /// How the tracepoints are hooked in this run.
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    fn attach_one(&mut self, hook: &Hook) -> Result<()> {
+        match self.kind {
+            Kind::TpBtf => {
+                let btf = self
+                    .btf
+                    .as_ref()
+                    .context("tp_btf needs the kernel's BTF (/sys/kernel/btf/vmlinux)")?;
+                let prog: &mut BtfTracePoint = self
+                    .ebpf
+                    .program_mut(hook.btf_program)
+                    .ok_or_else(|| anyhow!("program {} missing from the object", hook.btf_program))?
+                    .try_into()?;
+                prog.load(hook.event, btf)?;
+                prog.attach()?;
+            }
+            Kind::RawTp => {
+                let prog: &mut RawTracePoint = self
+                    .ebpf
+                    .program_mut(hook.raw_program)
+                    .ok_or_else(|| anyhow!("program {} missing from the object", hook.raw_program))?
+                    .try_into()?;
+                prog.load()?;
+                prog.attach(hook.event)?;
+            }
+            Kind::Classic => {
+                let classic = hook.classic.context("no classic tracepoint program")?;
+                let prog: &mut TracePoint = self
+                    .ebpf
+                    .program_mut(classic.program)
+                    .ok_or_else(|| anyhow!("program {} missing from the object", classic.program))?
+                    .try_into()?;
+                prog.load()?;
+                prog.attach(hook.system, hook.event)?;
+            }
         }
-        let prog: &mut RawTracePoint = self
+        Ok(())
+    }
+
+    /// Attaches a kprobe program at the entry of a kernel function.
+    pub fn attach_kprobe(&mut self, program: &str, function: &str) -> Result<()> {
+        let symbol = crate::probes::kprobe_target(function)?;
+        let prog: &mut KProbe = self
             .ebpf
-            .program_mut(hook.raw_program)
-            .ok_or_else(|| anyhow!("program {} missing from the object", hook.raw_program))?
+            .program_mut(program)
+            .ok_or_else(|| anyhow!("program {program} missing from the object"))?
             .try_into()?;
-        prog.load()?;
-        prog.attach(hook.event)?;
-        Ok("raw_tp")
+        prog.load()
+            .map_err(|e| anyhow!("the kernel refused the kprobe program for {symbol}() ({})", crate::probes::short(&e)))?;
+        prog.attach(&symbol, 0)
+            .map_err(|e| anyhow!("cannot attach a kprobe to {symbol}() ({})", crate::probes::short(&e)))?;
+        debug!("kprobe attached to {symbol}()");
+        self.attached.push(format!("{symbol} kprobe"));
+        Ok(())
+    }
+
+    /// Attaches an fentry program to a kernel function. Needs all of the kernel's BTF, which
+    /// is parsed here (tens of milliseconds): only runs that ask for fentry pay for it.
+    pub fn attach_fentry(&mut self, program: &str, function: &str) -> Result<()> {
+        let t = Instant::now();
+        let btf = aya::Btf::from_sys_fs().map_err(|e| {
+            anyhow!("fentry hooks need the kernel's BTF (/sys/kernel/btf/vmlinux): {e}")
+        })?;
+        debug!("kernel BTF parsed for fentry in {:.1} ms", elapsed_ms(t));
+        let prog: &mut FEntry = self
+            .ebpf
+            .program_mut(program)
+            .ok_or_else(|| anyhow!("program {program} missing from the object"))?
+            .try_into()?;
+        prog.load(function, &btf).map_err(|e| {
+            anyhow!(
+                "the kernel refused the fentry program for {function}() ({})",
+                crate::probes::short(&e)
+            )
+        })?;
+        prog.attach()
+            .map_err(|e| anyhow!("cannot attach fentry to {function}() ({})", crate::probes::short(&e)))?;
+        debug!("fentry attached to {function}()");
+        self.attached.push(format!("{function} fentry"));
+        Ok(())
     }
 
     /// Attaches a classic tracepoint program (record fields at offsets from tracefs).

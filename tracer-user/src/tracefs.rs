@@ -6,6 +6,7 @@ use std::{
 };
 
 use anyhow::{Context as _, Result, bail};
+use tracer_common::record::RecordField;
 
 const CANDIDATES: [&str; 2] = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"];
 
@@ -97,6 +98,71 @@ impl Format {
     }
 }
 
+/// Where a classic program finds `names` in this record, in that order. A name with a leading
+/// `?` may be missing (it then reads as absent).
+pub fn record_fields(format: &Format, names: &[&str]) -> Result<Vec<RecordField>> {
+    names
+        .iter()
+        .map(|name| {
+            let (optional, name) = match name.strip_prefix('?') {
+                Some(n) => (true, n),
+                None => (false, *name),
+            };
+            let Some(f) = format.field(name) else {
+                if optional {
+                    return Ok(RecordField::ABSENT);
+                }
+                bail!("its record has no field `{name}`");
+            };
+            match (u16::try_from(f.offset), f.size) {
+                (Ok(offset), 1 | 2 | 4 | 8) => Ok(RecordField {
+                    offset,
+                    size: f.size as u8,
+                    signed: u8::from(f.signed),
+                }),
+                _ => bail!(
+                    "its field `{name}` ({} bytes at {}) is not an integer this tool reads",
+                    f.size,
+                    f.offset
+                ),
+            }
+        })
+        .collect()
+}
+
+/// The value names a print format gives `field` (e.g. `REC->status`) through
+/// `__print_symbolic(field, {0, "name"}, ...)`: how the kernel itself names them.
+pub fn symbols(print_fmt: &str, field: &str) -> Vec<(String, i64)> {
+    let needle = format!("__print_symbolic({field},");
+    let Some(start) = print_fmt.find(&needle) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let mut rest = &print_fmt[start + needle.len()..];
+    // Pairs `{value, "name"}` until the closing parenthesis of the call.
+    while let Some(open) = rest.find(['{', ')']) {
+        if rest.as_bytes()[open] == b')' {
+            break;
+        }
+        let Some(close) = rest[open..].find('}') else {
+            break;
+        };
+        let pair = &rest[open + 1..open + close];
+        if let Some((value, name)) = pair.split_once(',') {
+            let value = value.trim();
+            let value = match value.strip_prefix("0x") {
+                Some(hex) => i64::from_str_radix(hex, 16).ok(),
+                None => value.parse().ok(),
+            };
+            if let Some(value) = value {
+                out.push((name.trim().trim_matches('"').to_owned(), value));
+            }
+        }
+        rest = &rest[open + close + 1..];
+    }
+    out
+}
+
 /// `field:unsigned long pfn;	offset:8;	size:8;	signed:0;`
 fn parse_field(line: &str) -> Option<Field> {
     let mut parts = line.split(';').map(str::trim);
@@ -136,5 +202,20 @@ mod tests {
             Some((32, true))
         );
         assert!(f.print_fmt.starts_with("\"page=%p"));
+    }
+
+    #[test]
+    fn reads_symbolic_names_from_a_print_format() {
+        let fmt = r#""mode=%s status=%s", REC->sync ? "sync" : "async", __print_symbolic(REC->status, {1, "skipped"}, {2, "deferred"}, {0x8, "success"}, {0, "not_suitable_zone"}), REC->x"#;
+        assert_eq!(
+            symbols(fmt, "REC->status"),
+            [
+                ("skipped".to_owned(), 1),
+                ("deferred".to_owned(), 2),
+                ("success".to_owned(), 8),
+                ("not_suitable_zone".to_owned(), 0)
+            ]
+        );
+        assert!(symbols(fmt, "REC->idx").is_empty());
     }
 }

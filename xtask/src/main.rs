@@ -201,6 +201,9 @@ fn run_tests(filter: Option<&str>, tally: &mut Tally) -> Result<()> {
         "tracer-ebpf",
         "--exclude",
         "tests",
+        // Only `cargo xtask bench` needs it; its binaries have no tests.
+        "--exclude",
+        "bench-decode",
     ]);
     if let Some(f) = filter {
         unit.arg(f);

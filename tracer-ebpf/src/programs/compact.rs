@@ -2,22 +2,57 @@
 //!
 //! Keyed on begin/end only (not on `mm_compaction_suitable`, which whole-zone compaction does
 //! not emit since 6.5), so every run is seen: direct, kcompactd, proactive and manual.
+//!
+//! A row needs the run's zone and order, which the tracepoints pass (as `struct
+//! compact_control *`) only since 5.18. Where they do not, or where a hook cannot read them,
+//! one of three sources fills them in while the run is in progress, whichever user space
+//! attached: `mm_compaction_finished`, which every run emits at least once between begin and
+//! end (raw and BTF tracepoints pass the zone pointer, classic ones node, zone index and
+//! order); or a kprobe or fentry program on `compact_zone()`, which hands the run's
+//! `compact_control` to the begin program.
 
 use aya_ebpf::{
-    macros::{btf_tracepoint, map, raw_tracepoint},
-    maps::LruHashMap,
-    programs::{BtfTracePointContext, RawTracePointContext},
+    EbpfContext, Global,
+    helpers::bpf_get_current_pid_tgid,
+    macros::{btf_tracepoint, fentry, kprobe, map, raw_tracepoint, tracepoint},
+    maps::{LruHashMap, PerCpuArray},
+    programs::{
+        BtfTracePointContext, FEntryContext, ProbeContext, RawTracePointContext,
+        TracePointContext, tracing::StackIdContext,
+    },
 };
 use tracer_common::{
-    compact::{CompactEvent, FLAG_SNAPSHOT, FLAG_ZONE_KNOWN, MAX_ORDERS, ZoneSnapshot},
-    config::{ABSENT, FEATURE_ZONE_SNAPSHOT, ZoneLayout},
+    compact::{
+        CompactEvent, FLAG_ORDER_KNOWN, FLAG_SNAPSHOT, FLAG_ZONE_KNOWN, MAX_ORDERS, ZoneSnapshot,
+    },
+    config::{ABSENT, Config, FEATURE_CC_FROM_PROBE, FEATURE_ZONE_SNAPSHOT, ZoneLayout},
+    record::{CompactBeginRecord, CompactEndRecord, CompactFinishedRecord, RecordField},
     stats::Counter,
 };
-use tracer_ebpf::{Task, TpArgs, comm, config, count, kernel_stack, now_ns, read_at};
+use tracer_ebpf::{Args, Record, Task, comm, config, count, kernel_stack, now_ns, read_at};
 
 /// Runs in progress, by thread id. LRU: entries of threads that died mid-run age out.
 #[map]
 static COMPACT_BEGIN: LruHashMap<u32, CompactEvent> = LruHashMap::with_max_entries(4096, 0);
+
+/// Where a begin program builds its record: a `CompactEvent` (256 bytes) does not fit on the
+/// BPF stack beside the configuration.
+#[map]
+static COMPACT_SCRATCH: PerCpuArray<CompactEvent> = PerCpuArray::with_max_entries(1, 0);
+
+/// The `struct compact_control *` that `compact_zone()` was entered with, by thread id, until
+/// the run's begin tracepoint takes it (kprobe and fentry hooks only).
+#[map]
+static COMPACT_CC: LruHashMap<u32, u64> = LruHashMap::with_max_entries(4096, 0);
+
+/// Record layouts of the classic tracepoints (`tracer_common::record`).
+#[unsafe(no_mangle)]
+static RECORD_COMPACT_BEGIN: Global<CompactBeginRecord> = Global::new([RecordField::ABSENT; 5]);
+#[unsafe(no_mangle)]
+static RECORD_COMPACT_END: Global<CompactEndRecord> = Global::new([RecordField::ABSENT; 6]);
+#[unsafe(no_mangle)]
+static RECORD_COMPACT_FINISHED: Global<CompactFinishedRecord> =
+    Global::new([RecordField::ABSENT; 3]);
 
 // Two argument layouts, decided by user space from the kernel's BTF: since 5.18 (commit
 // "mm: compaction: include compact_control in the tracepoints") the tracepoints pass
@@ -28,52 +63,131 @@ const PFNS: bool = false;
 
 #[btf_tracepoint(function = "mm_compaction_begin")]
 pub fn compact_begin_btf(ctx: BtfTracePointContext) -> i32 {
-    compact_begin::<_, CC>(&ctx)
+    compact_begin::<_, _, CC>(&ctx, &ctx)
 }
 
 #[raw_tracepoint(tracepoint = "mm_compaction_begin")]
 pub fn compact_begin_raw(ctx: RawTracePointContext) -> i32 {
-    compact_begin::<_, CC>(&ctx)
+    compact_begin::<_, _, CC>(&ctx, &ctx)
 }
 
 #[btf_tracepoint(function = "mm_compaction_end")]
 pub fn compact_end_btf(ctx: BtfTracePointContext) -> i32 {
-    compact_end::<_, CC>(&ctx)
+    compact_end::<_, _, CC>(&ctx, &ctx)
 }
 
 #[raw_tracepoint(tracepoint = "mm_compaction_end")]
 pub fn compact_end_raw(ctx: RawTracePointContext) -> i32 {
-    compact_end::<_, CC>(&ctx)
+    compact_end::<_, _, CC>(&ctx, &ctx)
 }
 
 #[btf_tracepoint(function = "mm_compaction_begin")]
 pub fn compact_begin_pfns_btf(ctx: BtfTracePointContext) -> i32 {
-    compact_begin::<_, PFNS>(&ctx)
+    compact_begin::<_, _, PFNS>(&ctx, &ctx)
 }
 
 #[raw_tracepoint(tracepoint = "mm_compaction_begin")]
 pub fn compact_begin_pfns_raw(ctx: RawTracePointContext) -> i32 {
-    compact_begin::<_, PFNS>(&ctx)
+    compact_begin::<_, _, PFNS>(&ctx, &ctx)
 }
 
 #[btf_tracepoint(function = "mm_compaction_end")]
 pub fn compact_end_pfns_btf(ctx: BtfTracePointContext) -> i32 {
-    compact_end::<_, PFNS>(&ctx)
+    compact_end::<_, _, PFNS>(&ctx, &ctx)
 }
 
 #[raw_tracepoint(tracepoint = "mm_compaction_end")]
 pub fn compact_end_pfns_raw(ctx: RawTracePointContext) -> i32 {
-    compact_end::<_, PFNS>(&ctx)
+    compact_end::<_, _, PFNS>(&ctx, &ctx)
+}
+
+/// Classic tracepoints: the records keep the pre-5.18 fields on every kernel.
+#[tracepoint(category = "compaction", name = "mm_compaction_begin")]
+pub fn compact_begin_tp(ctx: TracePointContext) -> i32 {
+    let args = Record {
+        ctx: &ctx,
+        fields: RECORD_COMPACT_BEGIN.load(),
+    };
+    compact_begin::<_, _, PFNS>(&ctx, &args)
+}
+
+#[tracepoint(category = "compaction", name = "mm_compaction_end")]
+pub fn compact_end_tp(ctx: TracePointContext) -> i32 {
+    let args = Record {
+        ctx: &ctx,
+        fields: RECORD_COMPACT_END.load(),
+    };
+    compact_end::<_, _, PFNS>(&ctx, &args)
+}
+
+/// `(struct zone *zone, int order, int ret)`.
+#[btf_tracepoint(function = "mm_compaction_finished")]
+pub fn compact_finished_btf(ctx: BtfTracePointContext) -> i32 {
+    compact_finished(&ctx)
+}
+
+#[raw_tracepoint(tracepoint = "mm_compaction_finished")]
+pub fn compact_finished_raw(ctx: RawTracePointContext) -> i32 {
+    compact_finished(&ctx)
+}
+
+/// The classic record has node id, zone index and order, but not the zone pointer.
+#[tracepoint(category = "compaction", name = "mm_compaction_finished")]
+pub fn compact_finished_tp(ctx: TracePointContext) -> i32 {
+    let Some(ev) = run_in_progress() else {
+        return 0;
+    };
+    let args = Record {
+        ctx: &ctx,
+        fields: RECORD_COMPACT_FINISHED.load(),
+    };
+    ev.node = args.u64_arg(0) as i32;
+    ev.zone_idx = args.u64_arg(1) as i32;
+    ev.order = args.u64_arg(2) as i32;
+    ev.flags |= FLAG_ZONE_KNOWN | FLAG_ORDER_KNOWN;
+    0
+}
+
+/// `compact_zone(struct compact_control *cc, struct capture_control *capc)`.
+#[kprobe]
+pub fn compact_zone_kprobe(ctx: ProbeContext) -> i32 {
+    remember_control(ctx.arg::<u64>(0).unwrap_or(0))
+}
+
+#[fentry(function = "compact_zone")]
+pub fn compact_zone_fentry(ctx: FEntryContext) -> i32 {
+    remember_control(ctx.arg::<u64>(0))
 }
 
 #[inline(always)]
-fn compact_begin<C: TpArgs, const HAS_CC: bool>(ctx: &C) -> i32 {
+fn remember_control(cc: u64) -> i32 {
+    let cfg = config();
+    let task = Task::current();
+    if cc == 0 || !task.wanted(&cfg) {
+        return 0;
+    }
+    if COMPACT_CC.insert(&task.tid, &cc, 0).is_err() {
+        count(Counter::BeginMapFull);
+    }
+    0
+}
+
+#[inline(always)]
+fn compact_begin<C: EbpfContext + StackIdContext, A: Args, const HAS_CC: bool>(
+    ctx: &C,
+    args: &A,
+) -> i32 {
     let cfg = config();
     let task = Task::current();
     if !task.wanted(&cfg) {
         return 0;
     }
-    let mut ev = CompactEvent {
+    let Some(ev) = COMPACT_SCRATCH.get_ptr_mut(0) else {
+        return 0;
+    };
+    // SAFETY: this CPU's slot; the program runs to completion without preemption.
+    let ev = unsafe { &mut *ev };
+    *ev = CompactEvent {
         ts_begin_ns: now_ns(),
         tgid: task.tgid,
         tid: task.tid,
@@ -84,31 +198,37 @@ fn compact_begin<C: TpArgs, const HAS_CC: bool>(ctx: &C) -> i32 {
         comm: comm(),
         ..CompactEvent::default()
     };
+    // The run's control block: from the probe on compact_zone() when one is attached (also on
+    // 5.18+, so that rung can be compared with the others on any kernel), else from the
+    // tracepoint where it passes one.
+    let cc = if cfg.features & FEATURE_CC_FROM_PROBE != 0 {
+        // SAFETY: a plain copy of the value.
+        let cc = unsafe { COMPACT_CC.get(&task.tid) }.copied();
+        if cc.is_some() {
+            let _ = COMPACT_CC.remove(&task.tid);
+        }
+        cc
+    } else if HAS_CC {
+        Some(args.u64_arg(0))
+    } else {
+        None
+    };
     if HAS_CC {
         // (struct compact_control *cc, zone_start, zone_end, bool sync)
-        ev.zone_start_pfn = ctx.u64_arg(1);
-        ev.sync = ctx.u64_arg(3) as u8;
-        let cc = ctx.u64_arg(0);
-        ev.order = read_at::<i32>(cc, cfg.cc.order).unwrap_or(-1);
-        if let Some(zone) = read_at::<u64>(cc, cfg.cc.zone) {
-            if let Some((node, idx)) = zone_position(zone, &cfg.zone) {
-                ev.node = node;
-                ev.zone_idx = idx;
-                ev.flags |= FLAG_ZONE_KNOWN;
-            }
-            if cfg.features & FEATURE_ZONE_SNAPSHOT != 0 && snapshot(zone, &cfg.zone, &mut ev.zone)
-            {
-                ev.flags |= FLAG_SNAPSHOT;
-            }
-        }
+        ev.zone_start_pfn = args.u64_arg(1);
+        ev.sync = args.u64_arg(3) as u8;
     } else {
-        // (zone_start, migrate_pfn, free_pfn, zone_end, bool sync): user space finds the zone
-        // from its first PFN.
-        ev.zone_start_pfn = ctx.u64_arg(0);
-        ev.sync = ctx.u64_arg(4) as u8;
+        // (zone_start, migrate_pfn, free_pfn, zone_end, bool sync): without a control block,
+        // user space finds the zone from its first PFN, and the run's first
+        // `mm_compaction_finished` gives the order.
+        ev.zone_start_pfn = args.u64_arg(0);
+        ev.sync = args.u64_arg(4) as u8;
+    }
+    if let Some(cc) = cc {
+        from_control(cc, &cfg, ev);
     }
     ev.kstack_id = kernel_stack(ctx, &cfg);
-    if COMPACT_BEGIN.insert(&task.tid, &ev, 0).is_err() {
+    if COMPACT_BEGIN.insert(&task.tid, ev, 0).is_err() {
         count(Counter::BeginMapFull);
         debug_warn!(ctx, "compactsnoop: begin map full, tid {}", task.tid);
     }
@@ -116,7 +236,10 @@ fn compact_begin<C: TpArgs, const HAS_CC: bool>(ctx: &C) -> i32 {
 }
 
 #[inline(always)]
-fn compact_end<C: TpArgs, const HAS_CC: bool>(ctx: &C) -> i32 {
+fn compact_end<C: EbpfContext + StackIdContext, A: Args, const HAS_CC: bool>(
+    ctx: &C,
+    args: &A,
+) -> i32 {
     let cfg = config();
     let task = Task::current();
     if !task.wanted(&cfg) {
@@ -131,13 +254,66 @@ fn compact_end<C: TpArgs, const HAS_CC: bool>(ctx: &C) -> i32 {
     let ev = unsafe { &mut *ev };
     ev.ts_end_ns = now_ns();
     ev.status = if HAS_CC {
-        ctx.u64_arg(4)
+        args.u64_arg(4)
     } else {
-        ctx.u64_arg(5)
+        args.u64_arg(5)
     } as i32;
     crate::transport::emit(ctx, ev);
     let _ = COMPACT_BEGIN.remove(&task.tid);
     0
+}
+
+/// The current thread's run, if it is traced and its order is still unknown.
+#[inline(always)]
+fn run_in_progress() -> Option<&'static mut CompactEvent> {
+    let tid = bpf_get_current_pid_tgid() as u32;
+    let ev = COMPACT_BEGIN.get_ptr_mut(&tid)?;
+    // SAFETY: a value of this map, owned by this thread while its run lasts.
+    let ev = unsafe { &mut *ev };
+    if ev.flags & FLAG_ORDER_KNOWN != 0 {
+        None
+    } else {
+        Some(ev)
+    }
+}
+
+/// The first `mm_compaction_finished` of a run: its zone and order (and, with -e, the zone's
+/// state, taken here rather than at begin: nothing but an LRU drain happens in between).
+#[inline(always)]
+fn compact_finished<A: Args>(args: &A) -> i32 {
+    let Some(ev) = run_in_progress() else {
+        return 0;
+    };
+    let cfg = config();
+    ev.order = args.u64_arg(1) as i32;
+    ev.flags |= FLAG_ORDER_KNOWN;
+    from_zone(args.u64_arg(0), &cfg, ev);
+    0
+}
+
+/// Order, zone and (with -e) zone state from a `struct compact_control *`.
+#[inline(always)]
+fn from_control(cc: u64, cfg: &Config, ev: &mut CompactEvent) {
+    if let Some(order) = read_at::<i32>(cc, cfg.cc.order) {
+        ev.order = order;
+        ev.flags |= FLAG_ORDER_KNOWN;
+    }
+    if let Some(zone) = read_at::<u64>(cc, cfg.cc.zone) {
+        from_zone(zone, cfg, ev);
+    }
+}
+
+/// Node, zone index and (with -e) the state of a `struct zone *`.
+#[inline(always)]
+fn from_zone(zone: u64, cfg: &Config, ev: &mut CompactEvent) {
+    if let Some((node, idx)) = zone_position(zone, &cfg.zone) {
+        ev.node = node;
+        ev.zone_idx = idx;
+        ev.flags |= FLAG_ZONE_KNOWN;
+    }
+    if cfg.features & FEATURE_ZONE_SNAPSHOT != 0 && snapshot(zone, &cfg.zone, &mut ev.zone) {
+        ev.flags |= FLAG_SNAPSHOT;
+    }
 }
 
 /// Node id and zone index of a `struct zone *`.
