@@ -185,7 +185,11 @@ fn record_tables(hooks: &[Hook]) -> Result<Vec<(&'static str, Vec<RecordField>)>
         let Some(classic) = hook.classic else {
             continue;
         };
-        let format = crate::tracefs::Format::read(&tracefs, hook.system, hook.event)?;
+        let Ok(format) = crate::tracefs::Format::read(&tracefs, hook.system, hook.event) else {
+            // An event this kernel lacks: attaching to it fails later, if it is asked for.
+            debug!("no tracepoint {}:{} on this kernel", hook.system, hook.event);
+            continue;
+        };
         let table = crate::tracefs::record_fields(&format, classic.fields).with_context(|| {
             format!("tracepoint {}:{}", hook.system, hook.event)
         })?;
