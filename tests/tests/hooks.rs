@@ -96,25 +96,28 @@ fn assert_refused(tool_name: &str, rung: &str, missing: &str) {
     assert!(f.stderr.contains(missing), "names {missing}: {}", f.stderr);
 }
 
-fn compactsnoop_rung(rung: &str) {
-    if !kernel_available() {
-        return;
-    }
-    let _serial = serial();
-    if let Some(missing) = missing_for(rung) {
-        assert_refused("compactsnoop", rung, missing);
-        return;
-    }
+/// Runs `tool args` as it chooses and `tool args --hooks rung` at the same time while
+/// `workload` runs (with the page cache filled for a huge-page squeeze), then checks both ended
+/// well and that the forced one was hooked as asked. Both get `--debug`, which says how.
+fn side_by_side(
+    tool_name: &str,
+    args: &[&str],
+    rung: &str,
+    workload: impl FnOnce(&Squeeze, &Workload<'_>),
+) -> (Finished, Finished) {
     let squeeze = Squeeze::prepare();
-    let reference = tool::start("compactsnoop", &["-e", "--debug"]);
-    let variant = tool::start("compactsnoop", &["-e", "--debug", "--hooks", rung]);
+    let mut reference_args = args.to_vec();
+    reference_args.push("--debug");
+    let mut variant_args = reference_args.clone();
+    variant_args.extend(["--hooks", rung]);
+    let reference = tool::start(tool_name, &reference_args);
+    let variant = tool::start(tool_name, &variant_args);
     let w = Workload {
         binary: WORKLOAD,
         name: "wl-rung",
         uid: None,
     };
-    let manual = w.compact().to_string();
-    let huge = squeeze.run(&w).to_string();
+    workload(&squeeze, &w);
     // Rows are drained within 50 ms; leave slow machines (emulated ones) some more.
     std::thread::sleep(Duration::from_millis(500));
     let reference = reference.interrupt(Duration::from_secs(10));
@@ -127,6 +130,24 @@ fn compactsnoop_rung(rung: &str) {
         "--hooks {rung} not hooked as asked:\n{}",
         variant.stderr
     );
+    (reference, variant)
+}
+
+fn compactsnoop_rung(rung: &str) {
+    if !kernel_available() {
+        return;
+    }
+    let _serial = serial();
+    if let Some(missing) = missing_for(rung) {
+        assert_refused("compactsnoop", rung, missing);
+        return;
+    }
+    let mut pids = Vec::new();
+    let (reference, variant) = side_by_side("compactsnoop", &["-e"], rung, |squeeze, w| {
+        pids.push(w.compact().to_string());
+        pids.push(squeeze.run(w).to_string());
+    });
+    let (manual, huge) = (&pids[0], &pids[1]);
     // Classic tracepoints see no struct zone: -e's columns are named unavailable, not guessed.
     let classic = rung == "tracepoint";
     let skip: &[&str] = if classic {
@@ -137,19 +158,19 @@ fn compactsnoop_rung(rung: &str) {
     };
     if classic {
         assert!(variant.stderr.contains("FRAGIDX MIN LOW HIGH FREE are unavailable"));
-        for (row, _) in rows_of(&variant, &manual, &[]) {
+        for (row, _) in rows_of(&variant, manual, &[]) {
             assert!(row.contains("? ? ? ? ?"), "{row}");
         }
     }
-    let manual_rows = rows_of(&reference, &manual, skip);
+    let manual_rows = rows_of(&reference, manual, skip);
     assert!(!manual_rows.is_empty(), "no rows for manual compaction: {reference:?}");
     for (row, _) in &manual_rows {
         assert!(row.contains(" -1 SYNC"), "whole-zone compaction has order -1: {row}");
     }
-    assert_same(&manual_rows, &rows_of(&variant, &manual, skip), "manual compaction");
+    assert_same(&manual_rows, &rows_of(&variant, manual, skip), "manual compaction");
     assert_same(
-        &rows_of(&reference, &huge, skip),
-        &rows_of(&variant, &huge, skip),
+        &rows_of(&reference, huge, skip),
+        &rows_of(&variant, huge, skip),
         "huge-page squeeze",
     );
 }
@@ -188,26 +209,10 @@ fn drsnoop_rung(rung: &str) {
         assert_refused("drsnoop", rung, missing);
         return;
     }
-    let squeeze = Squeeze::prepare();
-    let reference = tool::start("drsnoop", &["-e", "--debug"]);
-    let variant = tool::start("drsnoop", &["-e", "--debug", "--hooks", rung]);
-    let w = Workload {
-        binary: WORKLOAD,
-        name: "wl-rung",
-        uid: None,
-    };
-    let pid = squeeze.run(&w).to_string();
-    std::thread::sleep(Duration::from_millis(500));
-    let reference = reference.interrupt(Duration::from_secs(10));
-    let variant = variant.interrupt(Duration::from_secs(10));
-    for f in [&reference, &variant] {
-        assert!(f.status.success(), "{f:?}");
-    }
-    assert!(
-        variant.stderr.contains(claims(rung)),
-        "--hooks {rung} not hooked as asked:\n{}",
-        variant.stderr
-    );
+    let mut pid = String::new();
+    let (reference, variant) = side_by_side("drsnoop", &["-e"], rung, |squeeze, w| {
+        pid = squeeze.run(w).to_string();
+    });
     let rows = rows_of(&reference, &pid, &[]);
     assert!(!rows.is_empty(), "the squeeze made no direct reclaim: {reference:?}");
     assert_same(&rows, &rows_of(&variant, &pid, &[]), "direct reclaim");

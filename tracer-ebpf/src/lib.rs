@@ -110,25 +110,11 @@ pub fn read_at<T: Copy>(base: u64, offset: u32) -> Option<T> {
     unsafe { bpf_probe_read_kernel((base + offset as u64) as *const T) }.ok()
 }
 
-/// The tracepoint's arguments as the raw u64 slots that `tp_btf` and `raw_tp` programs see.
+/// A tp_btf or raw tracepoint context: its own arguments, and the context the helpers take.
 /// Both kinds share one body per event; only the entry point differs.
-pub trait TpArgs: EbpfContext + StackIdContext {
-    fn u64_arg(&self, n: usize) -> u64;
-}
+pub trait TpArgs: Args + EbpfContext + StackIdContext {}
 
-impl TpArgs for BtfTracePointContext {
-    #[inline(always)]
-    fn u64_arg(&self, n: usize) -> u64 {
-        self.arg(n)
-    }
-}
-
-impl TpArgs for RawTracePointContext {
-    #[inline(always)]
-    fn u64_arg(&self, n: usize) -> u64 {
-        self.arg(n)
-    }
-}
+impl<T: Args + EbpfContext + StackIdContext> TpArgs for T {}
 
 /// A tracepoint's arguments, numbered as the raw tracepoint passes them, whichever kind of
 /// hook delivered them.
