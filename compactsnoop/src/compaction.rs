@@ -14,6 +14,7 @@ use tracer_user::{
     decode,
     layout::{self, CompactionArgs, EnumNames},
     output::{Output, comm_str},
+    probes,
     session::{self, Classic, Hook, Hooks, Options, Session, Sink, Stacks},
     tracefs,
     zones::{self, ZoneInfo},
@@ -140,7 +141,13 @@ pub async fn run(opts: &Opts) -> Result<()> {
         (Some(CompactionArgs::ControlBlock), _) => &HOOKS_CC,
         _ => &HOOKS_PFNS[..2],
     };
-    if matches!(detail, Detail::Kprobe | Detail::Fentry) {
+    // Whether the probe can be placed, before anything is loaded.
+    let probe_symbol = match detail {
+        Detail::Kprobe => Some(probes::kprobe_target(COMPACT_ZONE)?),
+        Detail::Fentry => Some(probes::function_symbol(COMPACT_ZONE)?),
+        Detail::Control | Detail::Finished => None,
+    };
+    if probe_symbol.is_some() {
         config.features |= FEATURE_CC_FROM_PROBE;
     }
     log::debug!(
@@ -188,10 +195,10 @@ pub async fn run(opts: &Opts) -> Result<()> {
     drop(btf);
     log::debug!("object loaded at {:.1} ms", session::elapsed_ms(t0));
     session.attach(hooks)?;
-    match detail {
-        Detail::Kprobe => session.attach_kprobe("compact_zone_kprobe", COMPACT_ZONE)?,
-        Detail::Fentry => session.attach_fentry("compact_zone_fentry", COMPACT_ZONE)?,
-        Detail::Control | Detail::Finished => {}
+    match (detail, probe_symbol) {
+        (Detail::Kprobe, Some(symbol)) => session.attach_kprobe("compact_zone_kprobe", &symbol)?,
+        (Detail::Fentry, Some(_)) => session.attach_fentry("compact_zone_fentry", COMPACT_ZONE)?,
+        _ => {}
     }
     log::debug!("attached at {:.1} ms", session::elapsed_ms(t0));
     let stacks = if opts.common.kernel_stack {

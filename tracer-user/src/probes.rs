@@ -23,6 +23,11 @@ pub fn kprobe_target(function: &str) -> Result<String> {
     if !kprobes_available() {
         bail!("this kernel has no kprobes (CONFIG_KPROBES is off: no {KPROBE_PMU})");
     }
+    function_symbol(function)
+}
+
+/// The kernel's symbol for `function`: itself, or the one copy the compiler made of it.
+pub fn function_symbol(function: &str) -> Result<String> {
     let file = std::fs::File::open("/proc/kallsyms")
         .map_err(|e| anyhow::anyhow!("cannot read /proc/kallsyms ({e})"))?;
     let mut copies = Vec::new();

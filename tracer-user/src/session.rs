@@ -417,9 +417,9 @@ impl Session {
         Ok(())
     }
 
-    /// Attaches a kprobe program at the entry of a kernel function.
-    pub fn attach_kprobe(&mut self, program: &str, function: &str) -> Result<()> {
-        let symbol = crate::probes::kprobe_target(function)?;
+    /// Attaches a kprobe program at the entry of a kernel function's symbol
+    /// (`probes::kprobe_target`).
+    pub fn attach_kprobe(&mut self, program: &str, symbol: &str) -> Result<()> {
         let prog: &mut KProbe = self
             .ebpf
             .program_mut(program)
@@ -427,15 +427,16 @@ impl Session {
             .try_into()?;
         prog.load()
             .map_err(|e| anyhow!("the kernel refused the kprobe program for {symbol}() ({})", crate::probes::short(&e)))?;
-        prog.attach(&symbol, 0)
+        prog.attach(symbol, 0)
             .map_err(|e| anyhow!("cannot attach a kprobe to {symbol}() ({})", crate::probes::short(&e)))?;
         debug!("kprobe attached to {symbol}()");
         self.attached.push(format!("{symbol} kprobe"));
         Ok(())
     }
 
-    /// Attaches an fentry program to a kernel function. Needs all of the kernel's BTF, which
-    /// is parsed here (tens of milliseconds): only runs that ask for fentry pay for it.
+    /// Attaches an fentry program to a kernel function (check first that the kernel did not
+    /// inline it: `probes::function_symbol`). Needs all of the kernel's BTF, which is parsed
+    /// here (tens of milliseconds): only runs that ask for fentry pay for it.
     pub fn attach_fentry(&mut self, program: &str, function: &str) -> Result<()> {
         let t = Instant::now();
         let btf = aya::Btf::from_sys_fs().map_err(|e| {
