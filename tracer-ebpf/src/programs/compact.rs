@@ -13,7 +13,7 @@
 
 use aya_ebpf::{
     EbpfContext, Global,
-    helpers::bpf_get_current_pid_tgid,
+    helpers::{bpf_get_current_pid_tgid, bpf_probe_read_kernel},
     macros::{btf_tracepoint, fentry, kprobe, map, raw_tracepoint, tracepoint},
     maps::{LruHashMap, PerCpuArray},
     programs::{
@@ -123,12 +123,16 @@ pub fn compact_end_tp(ctx: TracePointContext) -> i32 {
 /// `(struct zone *zone, int order, int ret)`.
 #[btf_tracepoint(function = "mm_compaction_finished")]
 pub fn compact_finished_btf(ctx: BtfTracePointContext) -> i32 {
-    compact_finished(&ctx)
+    // tp_btf hands over a typed `struct zone *`, and the verifier refuses arithmetic on it
+    // with the run-time offsets of the zone layout: copy the argument out as a plain number.
+    // SAFETY: the context is the array of the tracepoint's u64 arguments; a failed read is 0.
+    let zone = unsafe { bpf_probe_read_kernel(ctx.as_ptr() as *const u64) }.unwrap_or(0);
+    compact_finished(zone, ctx.u64_arg(1) as i32)
 }
 
 #[raw_tracepoint(tracepoint = "mm_compaction_finished")]
 pub fn compact_finished_raw(ctx: RawTracePointContext) -> i32 {
-    compact_finished(&ctx)
+    compact_finished(ctx.u64_arg(0), ctx.u64_arg(1) as i32)
 }
 
 /// The classic record has node id, zone index and order, but not the zone pointer.
@@ -280,14 +284,14 @@ fn run_in_progress() -> Option<&'static mut CompactEvent> {
 /// The first `mm_compaction_finished` of a run: its zone and order (and, with -e, the zone's
 /// state, taken here rather than at begin: nothing but an LRU drain happens in between).
 #[inline(always)]
-fn compact_finished<A: Args>(args: &A) -> i32 {
+fn compact_finished(zone: u64, order: i32) -> i32 {
     let Some(ev) = run_in_progress() else {
         return 0;
     };
     let cfg = config();
-    ev.order = args.u64_arg(1) as i32;
+    ev.order = order;
     ev.flags |= FLAG_ORDER_KNOWN;
-    from_zone(args.u64_arg(0), &cfg, ev);
+    from_zone(zone, &cfg, ev);
     0
 }
 
