@@ -10,7 +10,7 @@ use tracer_user::{
     btf::Btf,
     decode, layout,
     output::{Output, comm_str},
-    session::{Hook, Options, Session, Sink, Stacks},
+    session::{Hook, Hooks, Options, Session, Sink, Stacks},
     tracefs::{self, Format},
 };
 
@@ -72,13 +72,17 @@ const HOOKS_MEMCG_SOFT: [Hook; 2] = [
 
 pub async fn run(opts: &Opts) -> Result<()> {
     // The kernel's BTF: the free-pages walk of -v and tp_btf hooks need it; without it, -v falls
-    // back to MemFree and the hooks to raw tracepoints.
-    let btf = match Btf::from_sys_fs() {
-        Ok(btf) => Some(btf),
-        Err(e) => {
-            debug!("no kernel BTF ({e})");
-            None
+    // back to MemFree and the hooks to raw tracepoints. Nothing else does: not read otherwise.
+    let btf = if opts.verbose || opts.common.hooks == Hooks::TpBtf {
+        match Btf::from_sys_fs() {
+            Ok(btf) => Some(btf),
+            Err(e) => {
+                debug!("no kernel BTF ({e})");
+                None
+            }
         }
+    } else {
+        None
     };
     let mut config = opts.common.base_config();
     if opts.verbose {

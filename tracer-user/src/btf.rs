@@ -3,8 +3,13 @@
 //!
 //! aya parses BTF too, but keeps its type accessors private to the crate; btf-rs is
 //! LGPL-licensed. This reader indexes the type section once and resolves names on demand.
+//!
+//! The kernel's BTF is about 5.5 MB. Since 6.16 the kernel lets a process map it read-only
+//! (`MAP_PRIVATE`): the mapping shows the kernel's own copy, so reading it copies nothing and
+//! adds nothing to the process's resident memory. Older kernels refuse, and the file is read
+//! into memory as before. The index keeps the position of every `INDEX_STRIDE`th type only.
 
-use std::{borrow::Cow, path::Path};
+use std::{borrow::Cow, fs::File, io::Read as _, os::fd::AsRawFd as _, path::Path};
 
 use thiserror::Error;
 
@@ -89,13 +94,85 @@ pub struct Member<'a> {
     pub bit_offset: u32,
 }
 
+/// Types per entry of the index: a type's header is found by walking at most this many
+/// types from the last indexed one.
+const INDEX_STRIDE: usize = 32;
+
+/// The bytes of a BTF blob: the kernel's mapped read-only, or a copy on the heap.
+enum Data {
+    Mapped { ptr: *const u8, len: usize },
+    Owned(Vec<u8>),
+}
+
+impl Data {
+    /// Maps `file` read-only, when the kernel allows it (/sys/kernel/btf since 6.16).
+    fn map(file: &File) -> Option<Data> {
+        let len = usize::try_from(file.metadata().ok()?.len()).ok()?;
+        if len == 0 {
+            return None;
+        }
+        // SAFETY: a fresh private read-only mapping of a file we hold open; it is only read,
+        // and unmapped once in Drop.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_PRIVATE,
+                file.as_raw_fd(),
+                0,
+            )
+        };
+        (ptr != libc::MAP_FAILED).then_some(Data::Mapped {
+            ptr: ptr as *const u8,
+            len,
+        })
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match self {
+            // SAFETY: `len` readable bytes, mapped until Drop.
+            Data::Mapped { ptr, len } => unsafe { std::slice::from_raw_parts(*ptr, *len) },
+            Data::Owned(v) => v,
+        }
+    }
+}
+
+// SAFETY: the mapping is read-only and owned: sharing or moving it is like sharing or moving
+// the Vec.
+unsafe impl Send for Data {}
+unsafe impl Sync for Data {}
+
+impl Drop for Data {
+    fn drop(&mut self) {
+        if let Data::Mapped { ptr, len } = *self {
+            // SAFETY: the mapping made in `map`, no longer borrowed.
+            unsafe { libc::munmap(ptr as *mut libc::c_void, len) };
+        }
+    }
+}
+
 /// The kernel's BTF, indexed.
 pub struct Btf {
-    data: Vec<u8>,
+    data: Data,
     types_start: usize,
+    types_end: usize,
     strings: (usize, usize),
-    /// Byte position of each type's header; `offsets[id - 1]` for type `id`.
-    offsets: Vec<u32>,
+    /// Number of types (the highest type id).
+    count: u32,
+    /// Byte position (from `types_start`) of types 1, 1 + INDEX_STRIDE, 1 + 2 * INDEX_STRIDE...
+    index: Vec<u32>,
+}
+
+/// Size of a type's header and the data after it.
+fn type_size(kind: Kind, vlen: usize) -> usize {
+    12 + match kind {
+        Kind::Int | Kind::Var | Kind::DeclTag => 4,
+        Kind::Array => 12,
+        Kind::Struct | Kind::Union | Kind::Datasec | Kind::Enum64 => 12 * vlen,
+        Kind::Enum | Kind::FuncProto => 8 * vlen,
+        _ => 0,
+    }
 }
 
 impl Btf {
@@ -104,20 +181,35 @@ impl Btf {
     }
 
     pub fn from_file(path: &Path) -> Result<Btf, BtfError> {
-        let data = std::fs::read(path).map_err(|source| BtfError::Read {
+        let read_error = |source| BtfError::Read {
             path: path.display().to_string(),
             source,
-        })?;
-        Btf::parse(data)
+        };
+        let mut file = File::open(path).map_err(read_error)?;
+        let data = match Data::map(&file) {
+            Some(mapped) => mapped,
+            None => {
+                let mut data = Vec::new();
+                file.read_to_end(&mut data).map_err(read_error)?;
+                Data::Owned(data)
+            }
+        };
+        Btf::index(data)
     }
 
     pub fn parse(data: Vec<u8>) -> Result<Btf, BtfError> {
+        Btf::index(Data::Owned(data))
+    }
+
+    fn index(data: Data) -> Result<Btf, BtfError> {
+        let bytes = data.bytes();
         let u32_at = |pos: usize| -> Result<u32, BtfError> {
-            data.get(pos..pos + 4)
+            bytes
+                .get(pos..pos + 4)
                 .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
                 .ok_or(BtfError::Malformed("truncated header"))
         };
-        if data.len() < 24 || u16::from_le_bytes([data[0], data[1]]) != MAGIC {
+        if bytes.len() < 24 || u16::from_le_bytes([bytes[0], bytes[1]]) != MAGIC {
             return Err(BtfError::Malformed("bad magic (not little-endian BTF)"));
         }
         let hdr_len = u32_at(4)? as usize;
@@ -126,25 +218,22 @@ impl Btf {
         let types_start = hdr_len + type_off;
         let types_end = types_start + type_len;
         let strings = (hdr_len + str_off, hdr_len + str_off + str_len);
-        if types_end > data.len() || strings.1 > data.len() {
+        if types_end > bytes.len() || strings.1 > bytes.len() {
             return Err(BtfError::Malformed("sections beyond the end of the data"));
         }
-        let mut offsets = Vec::with_capacity(type_len / 24);
+        // Walked once here, checking every header, so that later walks need no checks.
+        let mut index = Vec::with_capacity(type_len / 24 / INDEX_STRIDE + 1);
+        let mut count = 0usize;
         let mut pos = types_start;
         while pos < types_end {
-            offsets.push((pos - types_start) as u32);
+            if count % INDEX_STRIDE == 0 {
+                index.push((pos - types_start) as u32);
+            }
             let info = u32_at(pos + 4)?;
-            let vlen = (info & 0xffff) as usize;
             let kind = Kind::from_raw((info >> 24) & 0x1f)
                 .ok_or(BtfError::Malformed("unknown type kind"))?;
-            let extra = match kind {
-                Kind::Int | Kind::Var | Kind::DeclTag => 4,
-                Kind::Array => 12,
-                Kind::Struct | Kind::Union | Kind::Datasec | Kind::Enum64 => 12 * vlen,
-                Kind::Enum | Kind::FuncProto => 8 * vlen,
-                _ => 0,
-            };
-            pos += 12 + extra;
+            pos += type_size(kind, (info & 0xffff) as usize);
+            count += 1;
         }
         if pos != types_end {
             return Err(BtfError::Malformed("type section does not end on a type"));
@@ -152,19 +241,54 @@ impl Btf {
         Ok(Btf {
             data,
             types_start,
+            types_end,
             strings,
-            offsets,
+            count: count as u32,
+            index,
         })
     }
 
     fn u32_at(&self, pos: usize) -> u32 {
-        let b = &self.data[pos..pos + 4];
+        let b = &self.data.bytes()[pos..pos + 4];
         u32::from_le_bytes([b[0], b[1], b[2], b[3]])
     }
 
+    /// Kind and size (header and data) of the type whose header is at `pos`.
+    fn kind_and_size_at(&self, pos: usize) -> (u32, usize) {
+        let info = self.u32_at(pos + 4);
+        let kind = (info >> 24) & 0x1f;
+        // Every kind was checked when the index was built.
+        let size = Kind::from_raw(kind).map_or(12, |k| type_size(k, (info & 0xffff) as usize));
+        (kind, size)
+    }
+
+    /// Byte position of type `id`'s header.
     fn header(&self, id: u32) -> Option<usize> {
         let idx = id.checked_sub(1)? as usize;
-        Some(self.types_start + *self.offsets.get(idx)? as usize)
+        if idx >= self.count as usize {
+            return None;
+        }
+        let mut pos = self.types_start + self.index[idx / INDEX_STRIDE] as usize;
+        for _ in 0..idx % INDEX_STRIDE {
+            pos += self.kind_and_size_at(pos).1;
+        }
+        Some(pos)
+    }
+
+    /// Every type's id, raw kind and header position, in order.
+    fn walk(&self) -> impl Iterator<Item = (u32, u32, usize)> + '_ {
+        let mut pos = self.types_start;
+        let mut id = 0;
+        std::iter::from_fn(move || {
+            if pos >= self.types_end {
+                return None;
+            }
+            let (kind, size) = self.kind_and_size_at(pos);
+            let at = pos;
+            pos += size;
+            id += 1;
+            Some((id, kind, at))
+        })
     }
 
     fn string(&self, off: u32) -> Cow<'_, str> {
@@ -172,7 +296,7 @@ impl Btf {
         if start >= self.strings.1 {
             return Cow::Borrowed("");
         }
-        let bytes = &self.data[start..self.strings.1];
+        let bytes = &self.data.bytes()[start..self.strings.1];
         let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
         String::from_utf8_lossy(&bytes[..end])
     }
@@ -197,16 +321,15 @@ impl Btf {
     /// The id of the first type of `kind` named `name`.
     pub fn find(&self, name: &str, kind: Kind) -> Result<u32, BtfError> {
         let wanted = name.as_bytes();
-        for (i, &off) in self.offsets.iter().enumerate() {
-            let pos = self.types_start + off as usize;
-            let info = self.u32_at(pos + 4);
-            if (info >> 24) & 0x1f != kind as u32 {
+        let data = self.data.bytes();
+        for (id, k, pos) in self.walk() {
+            if k != kind as u32 {
                 continue;
             }
             let start = self.strings.0 + self.u32_at(pos) as usize;
-            let s = self.data.get(start..start + wanted.len() + 1);
+            let s = data.get(start..start + wanted.len() + 1);
             if s.is_some_and(|s| &s[..wanted.len()] == wanted && s[wanted.len()] == 0) {
-                return Ok(i as u32 + 1);
+                return Ok(id);
             }
         }
         Err(BtfError::NotFound {
@@ -386,11 +509,11 @@ impl Btf {
 impl Btf {
     /// Number of types (the highest type id).
     pub fn len(&self) -> u32 {
-        self.offsets.len() as u32
+        self.count
     }
 
     pub fn is_empty(&self) -> bool {
-        self.offsets.is_empty()
+        self.count == 0
     }
 
     /// A BTF blob with the same type ids as this one in which only the typedefs named in
@@ -407,15 +530,17 @@ impl Btf {
             strings.extend_from_slice(name.as_bytes());
             strings.push(0);
         }
-        let n = self.offsets.len();
+        let n = self.count as usize;
         let mut types = Vec::with_capacity(n * 12);
-        for id in 1..=n as u32 {
-            let named = match self.info(id) {
-                Some((Kind::Typedef, name, ..)) => name_offsets
+        for (_, kind, pos) in self.walk() {
+            let named = if kind == Kind::Typedef as u32 {
+                let name = self.string(self.u32_at(pos));
+                name_offsets
                     .iter()
                     .find(|(n, _)| *n == name)
-                    .map(|&(_, off)| off),
-                _ => None,
+                    .map(|&(_, off)| off)
+            } else {
+                None
             };
             let (name_off, kind) = match named {
                 Some(off) => (off, Kind::Typedef),
@@ -451,5 +576,34 @@ fn kind_name(kind: Kind) -> &'static str {
         Kind::Typedef => "typedef",
         Kind::Func => "function",
         _ => "type",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The mapped kernel BTF (or its copy, where mapping is refused) and a copy read into
+    /// memory agree on every type, and the strided index finds every header.
+    #[test]
+    fn mapped_and_read_agree() {
+        let Ok(bytes) = std::fs::read(VMLINUX) else {
+            return; // no kernel BTF here
+        };
+        let read = Btf::parse(bytes).unwrap();
+        let mapped = Btf::from_sys_fs().unwrap();
+        assert_eq!(read.len(), mapped.len());
+        let mut pos = read.types_start;
+        for id in 1..=read.len() {
+            assert_eq!(read.header(id), Some(pos), "type {id}");
+            assert_eq!(mapped.info(id), read.info(id), "type {id}");
+            pos += read.kind_and_size_at(pos).1;
+        }
+        assert_eq!(pos, read.types_end);
+        assert_eq!(read.header(read.len() + 1), None);
+        assert_eq!(read.header(0), None);
+        let zone = mapped.find("zone", Kind::Struct).unwrap();
+        assert_eq!(read.find("zone", Kind::Struct).unwrap(), zone);
+        assert_eq!(mapped.members(zone), read.members(zone));
     }
 }

@@ -1,24 +1,54 @@
 //! drsnoop: pairs the vmscan reclaim begin/end tracepoints per thread and kind.
+//!
+//! The begin program keeps only what must be read at the begin (time, order, gfp flags and,
+//! when asked, free pages and the stack); the end program, on the same thread, reads the rest
+//! (ids, name) and sends the whole `ReclaimEvent`.
 
 use aya_ebpf::{
-    helpers::bpf_get_current_task,
+    Global,
+    helpers::{bpf_get_current_pid_tgid, bpf_get_current_task, bpf_get_current_uid_gid},
     macros::{btf_tracepoint, map, raw_tracepoint},
     maps::LruHashMap,
     programs::{BtfTracePointContext, RawTracePointContext},
 };
 use tracer_common::{
-    config::{ABSENT, Config},
+    NO_STACK,
+    config::{ABSENT, Config, FEATURE_KSTACK, FILTER_TGID, FILTER_TID, FILTER_UID, Filter},
     reclaim::{
         FREE_UNKNOWN, KIND_DIRECT, KIND_MEMCG, KIND_MEMCG_SOFT, MAX_FREE_NODES, MAX_FREE_ZONES,
         ReclaimEvent,
     },
     stats::Counter,
 };
-use tracer_ebpf::{Task, TpArgs, comm, config, count, kernel_stack, now_ns, read_at};
+use tracer_ebpf::{CONFIG, Task, TpArgs, comm, config, count, kernel_stack, now_ns, read_at};
+
+/// What a reclaim's begin leaves for its end.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Begin {
+    ts_begin_ns: u64,
+    gfp: u64,
+    free_pages: i64,
+    order: i32,
+    kstack_id: i32,
+}
+
+/// `Begin::ts_begin_ns` of an entry whose reclaim has ended.
+const DONE: u64 = 0;
 
 /// Reclaims in progress, by `tid | kind << 32`. LRU: entries of dead threads age out.
 #[map]
-static RECLAIM_BEGIN: LruHashMap<u64, ReclaimEvent> = LruHashMap::with_max_entries(4096, 0);
+static RECLAIM_BEGIN: LruHashMap<u64, Begin> = LruHashMap::with_max_entries(4096, 0);
+
+/// One field of the load-time configuration, read alone: `config()` copies all of `Config`.
+macro_rules! config_field {
+    ($field:ident) => {{
+        let cfg = &CONFIG as *const Global<Config> as *const Config;
+        // SAFETY: `Global<T>` is a transparent wrapper of an initialized `T`. Volatile for the
+        // reason `Global::load` is: the loader rewrites the value after compilation.
+        unsafe { core::ptr::read_volatile(core::ptr::addr_of!((*cfg).$field)) }
+    }};
+}
 
 macro_rules! reclaim_programs {
     ($kind:expr, $tp_begin:literal, $tp_end:literal,
@@ -78,30 +108,47 @@ fn key(tid: u32, kind: u8) -> u64 {
     tid as u64 | (kind as u64) << 32
 }
 
+/// Whether the configured filter lets this thread through: `Task::wanted`, reading only the
+/// filter, and the user id only when the filter names one.
+#[inline(always)]
+fn wanted(tgid: u32, tid: u32, uid: impl FnOnce() -> u32) -> bool {
+    let f: Filter = config_field!(filter);
+    !((f.flags & FILTER_TGID != 0 && f.tgid != tgid)
+        || (f.flags & FILTER_TID != 0 && f.tid != tid)
+        || (f.flags & FILTER_UID != 0 && f.uid != uid()))
+}
+
 /// `(int order, gfp_t gfp_flags)`.
 #[inline(always)]
 fn reclaim_begin<C: TpArgs>(ctx: &C, kind: u8) -> i32 {
-    let cfg = config();
-    let task = Task::current();
-    if !task.wanted(&cfg) {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let (tgid, tid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);
+    if !wanted(tgid, tid, || bpf_get_current_uid_gid() as u32) {
         return 0;
     }
-    let ev = ReclaimEvent {
+    let features: u32 = config_field!(features);
+    let begin = Begin {
         ts_begin_ns: now_ns(),
-        tgid: task.tgid,
-        tid: task.tid,
-        uid: task.uid,
-        order: ctx.u64_arg(0) as i32,
         gfp: ctx.u64_arg(1) as u32 as u64,
-        free_pages: free_pages(&cfg),
-        kstack_id: kernel_stack(ctx, &cfg),
-        kind,
-        comm: comm(),
-        ..ReclaimEvent::default()
+        free_pages: free_pages(),
+        order: ctx.u64_arg(0) as i32,
+        kstack_id: if features & FEATURE_KSTACK != 0 {
+            kernel_stack(ctx, &config())
+        } else {
+            NO_STACK
+        },
     };
-    if RECLAIM_BEGIN.insert(&key(task.tid, kind), &ev, 0).is_err() {
+    let k = key(tid, kind);
+    // A thread that reclaimed before finds its entry still there (ends mark it done rather
+    // than remove it): writing it in place takes no lock and no allocation.
+    if let Some(slot) = RECLAIM_BEGIN.get_ptr_mut(&k) {
+        // SAFETY: a value of this map; only this thread writes the entry of its key.
+        unsafe { *slot = begin };
+        return 0;
+    }
+    if RECLAIM_BEGIN.insert(&k, &begin, 0).is_err() {
         count(Counter::BeginMapFull);
-        debug_warn!(ctx, "drsnoop: begin map full, tid {}", task.tid);
+        debug_warn!(ctx, "drsnoop: begin map full, tid {}", tid);
     }
     0
 }
@@ -109,23 +156,41 @@ fn reclaim_begin<C: TpArgs>(ctx: &C, kind: u8) -> i32 {
 /// `(unsigned long nr_reclaimed)`.
 #[inline(always)]
 fn reclaim_end<C: TpArgs>(ctx: &C, kind: u8) -> i32 {
-    let cfg = config();
     let task = Task::current();
-    if !task.wanted(&cfg) {
+    if !wanted(task.tgid, task.tid, || task.uid) {
         return 0;
     }
     let k = key(task.tid, kind);
-    let Some(ev) = RECLAIM_BEGIN.get_ptr_mut(&k) else {
+    let Some(slot) = RECLAIM_BEGIN.get_ptr_mut(&k) else {
         count(Counter::MissedBegin);
         debug_warn!(ctx, "drsnoop: end without begin, tid {}", task.tid);
         return 0;
     };
-    // SAFETY: a value of this map, owned by this thread until it is removed below.
-    let ev = unsafe { &mut *ev };
-    ev.ts_end_ns = now_ns();
-    ev.nr_reclaimed = ctx.u64_arg(0);
-    crate::transport::emit(ctx, ev);
-    let _ = RECLAIM_BEGIN.remove(&k);
+    // SAFETY: a value of this map; only this thread writes the entry of its key.
+    let begin = unsafe { *slot };
+    if begin.ts_begin_ns == DONE {
+        count(Counter::MissedBegin);
+        debug_warn!(ctx, "drsnoop: end without begin, tid {}", task.tid);
+        return 0;
+    }
+    // SAFETY: as above.
+    unsafe { (*slot).ts_begin_ns = DONE };
+    let ev = ReclaimEvent {
+        ts_begin_ns: begin.ts_begin_ns,
+        ts_end_ns: now_ns(),
+        tgid: task.tgid,
+        tid: task.tid,
+        uid: task.uid,
+        order: begin.order,
+        gfp: begin.gfp,
+        nr_reclaimed: ctx.u64_arg(0),
+        free_pages: begin.free_pages,
+        kstack_id: begin.kstack_id,
+        kind,
+        _pad: [0; 3],
+        comm: comm(),
+    };
+    crate::transport::emit(ctx, &ev);
     0
 }
 
@@ -135,9 +200,13 @@ fn reclaim_end<C: TpArgs>(ctx: &C, kind: u8) -> i32 {
 /// /proc/meminfo's MemFree shows, give or take per-CPU deltas not yet folded.
 /// `FREE_UNKNOWN` when not asked for (`nr_nodes == 0`) or when a read fails.
 #[inline(always)]
-fn free_pages(cfg: &Config) -> i64 {
-    let l = &cfg.reclaim;
-    if l.nr_nodes == 0 || cfg.zone.size == 0 || cfg.zone.free_pages == ABSENT {
+fn free_pages() -> i64 {
+    let l: tracer_common::reclaim::FreePagesLayout = config_field!(reclaim);
+    if l.nr_nodes == 0 {
+        return FREE_UNKNOWN;
+    }
+    let cfg = &config();
+    if cfg.zone.size == 0 || cfg.zone.free_pages == ABSENT {
         return FREE_UNKNOWN;
     }
     let Some(root) = root_memcg(cfg) else {
