@@ -4,17 +4,22 @@ use std::io::{self, Write};
 
 use anyhow::{Context as _, Result};
 use log::debug;
-use tracer_common::names;
+use tracer_common::{names, record};
 use tracer_common::reclaim::{KIND_DIRECT, KIND_MEMCG, KIND_MEMCG_SOFT, ReclaimEvent};
 use tracer_user::{
     btf::Btf,
     decode, layout,
     output::{Output, comm_str},
-    session::{Hook, Hooks, Options, Session, Sink, Stacks},
+    session::{Classic, Hook, Hooks, Options, Session, Sink, Stacks},
     tracefs::{self, Format},
 };
 
 use crate::{Opts, free, gfp::GfpNames};
+
+/// The classic records' fields, in the order of the raw arguments (every kind of reclaim
+/// has the same records).
+const BEGIN_FIELDS: &[&str] = &["order", "gfp_flags"];
+const END_FIELDS: &[&str] = &["nr_reclaimed"];
 
 /// Global direct reclaim: what bcc's drsnoop traces.
 const HOOKS_DIRECT: [Hook; 2] = [
@@ -23,14 +28,22 @@ const HOOKS_DIRECT: [Hook; 2] = [
         event: "mm_vmscan_direct_reclaim_begin",
         btf_program: "direct_begin_btf",
         raw_program: "direct_begin_raw",
-        classic: None,
+        classic: Some(Classic {
+            program: "direct_begin_tp",
+            global: record::globals::RECLAIM_BEGIN,
+            fields: BEGIN_FIELDS,
+        }),
     },
     Hook {
         system: "vmscan",
         event: "mm_vmscan_direct_reclaim_end",
         btf_program: "direct_end_btf",
         raw_program: "direct_end_raw",
-        classic: None,
+        classic: Some(Classic {
+            program: "direct_end_tp",
+            global: record::globals::RECLAIM_END,
+            fields: END_FIELDS,
+        }),
     },
 ];
 
@@ -41,14 +54,22 @@ const HOOKS_MEMCG: [Hook; 2] = [
         event: "mm_vmscan_memcg_reclaim_begin",
         btf_program: "memcg_begin_btf",
         raw_program: "memcg_begin_raw",
-        classic: None,
+        classic: Some(Classic {
+            program: "memcg_begin_tp",
+            global: record::globals::RECLAIM_BEGIN,
+            fields: BEGIN_FIELDS,
+        }),
     },
     Hook {
         system: "vmscan",
         event: "mm_vmscan_memcg_reclaim_end",
         btf_program: "memcg_end_btf",
         raw_program: "memcg_end_raw",
-        classic: None,
+        classic: Some(Classic {
+            program: "memcg_end_tp",
+            global: record::globals::RECLAIM_END,
+            fields: END_FIELDS,
+        }),
     },
 ];
 
@@ -59,14 +80,22 @@ const HOOKS_MEMCG_SOFT: [Hook; 2] = [
         event: "mm_vmscan_memcg_softlimit_reclaim_begin",
         btf_program: "memcg_soft_begin_btf",
         raw_program: "memcg_soft_begin_raw",
-        classic: None,
+        classic: Some(Classic {
+            program: "memcg_soft_begin_tp",
+            global: record::globals::RECLAIM_BEGIN,
+            fields: BEGIN_FIELDS,
+        }),
     },
     Hook {
         system: "vmscan",
         event: "mm_vmscan_memcg_softlimit_reclaim_end",
         btf_program: "memcg_soft_end_btf",
         raw_program: "memcg_soft_end_raw",
-        classic: None,
+        classic: Some(Classic {
+            program: "memcg_soft_end_tp",
+            global: record::globals::RECLAIM_END,
+            fields: END_FIELDS,
+        }),
     },
 ];
 

@@ -5,11 +5,13 @@
 //! (ids, name) and sends the whole `ReclaimEvent`.
 
 use aya_ebpf::{
-    Global,
+    EbpfContext, Global,
     helpers::{bpf_get_current_pid_tgid, bpf_get_current_task, bpf_get_current_uid_gid},
-    macros::{btf_tracepoint, map, raw_tracepoint},
+    macros::{btf_tracepoint, map, raw_tracepoint, tracepoint},
     maps::LruHashMap,
-    programs::{BtfTracePointContext, RawTracePointContext},
+    programs::{
+        BtfTracePointContext, RawTracePointContext, TracePointContext, tracing::StackIdContext,
+    },
 };
 use tracer_common::{
     NO_STACK,
@@ -18,9 +20,10 @@ use tracer_common::{
         FREE_UNKNOWN, KIND_DIRECT, KIND_MEMCG, KIND_MEMCG_SOFT, MAX_FREE_NODES, MAX_FREE_ZONES,
         ReclaimEvent,
     },
+    record::{ReclaimBeginRecord, ReclaimEndRecord, RecordField},
     stats::Counter,
 };
-use tracer_ebpf::{CONFIG, Task, TpArgs, comm, config, count, kernel_stack, now_ns, read_at};
+use tracer_ebpf::{Args, CONFIG, Record, Task, comm, config, count, kernel_stack, now_ns, read_at};
 
 /// What a reclaim's begin leaves for its end.
 #[repr(C)]
@@ -52,28 +55,54 @@ macro_rules! config_field {
 
 macro_rules! reclaim_programs {
     ($kind:expr, $tp_begin:literal, $tp_end:literal,
-     $begin_btf:ident, $begin_raw:ident, $end_btf:ident, $end_raw:ident) => {
+     $begin_btf:ident, $begin_raw:ident, $begin_tp:ident,
+     $end_btf:ident, $end_raw:ident, $end_tp:ident) => {
         #[btf_tracepoint(function = $tp_begin)]
         pub fn $begin_btf(ctx: BtfTracePointContext) -> i32 {
-            reclaim_begin(&ctx, $kind)
+            reclaim_begin(&ctx, &ctx, $kind)
         }
 
         #[raw_tracepoint(tracepoint = $tp_begin)]
         pub fn $begin_raw(ctx: RawTracePointContext) -> i32 {
-            reclaim_begin(&ctx, $kind)
+            reclaim_begin(&ctx, &ctx, $kind)
+        }
+
+        #[tracepoint(category = "vmscan", name = $tp_begin)]
+        pub fn $begin_tp(ctx: TracePointContext) -> i32 {
+            let args = Record {
+                ctx: &ctx,
+                fields: RECORD_RECLAIM_BEGIN.load(),
+            };
+            reclaim_begin(&ctx, &args, $kind)
         }
 
         #[btf_tracepoint(function = $tp_end)]
         pub fn $end_btf(ctx: BtfTracePointContext) -> i32 {
-            reclaim_end(&ctx, $kind)
+            reclaim_end(&ctx, &ctx, $kind)
         }
 
         #[raw_tracepoint(tracepoint = $tp_end)]
         pub fn $end_raw(ctx: RawTracePointContext) -> i32 {
-            reclaim_end(&ctx, $kind)
+            reclaim_end(&ctx, &ctx, $kind)
+        }
+
+        #[tracepoint(category = "vmscan", name = $tp_end)]
+        pub fn $end_tp(ctx: TracePointContext) -> i32 {
+            let args = Record {
+                ctx: &ctx,
+                fields: RECORD_RECLAIM_END.load(),
+            };
+            reclaim_end(&ctx, &args, $kind)
         }
     };
 }
+
+/// Record layouts of the classic tracepoints (`tracer_common::record`); every kind of reclaim
+/// shares them.
+#[unsafe(no_mangle)]
+static RECORD_RECLAIM_BEGIN: Global<ReclaimBeginRecord> = Global::new([RecordField::ABSENT; 2]);
+#[unsafe(no_mangle)]
+static RECORD_RECLAIM_END: Global<ReclaimEndRecord> = Global::new([RecordField::ABSENT; 1]);
 
 reclaim_programs!(
     KIND_DIRECT,
@@ -81,8 +110,10 @@ reclaim_programs!(
     "mm_vmscan_direct_reclaim_end",
     direct_begin_btf,
     direct_begin_raw,
+    direct_begin_tp,
     direct_end_btf,
-    direct_end_raw
+    direct_end_raw,
+    direct_end_tp
 );
 reclaim_programs!(
     KIND_MEMCG,
@@ -90,8 +121,10 @@ reclaim_programs!(
     "mm_vmscan_memcg_reclaim_end",
     memcg_begin_btf,
     memcg_begin_raw,
+    memcg_begin_tp,
     memcg_end_btf,
-    memcg_end_raw
+    memcg_end_raw,
+    memcg_end_tp
 );
 reclaim_programs!(
     KIND_MEMCG_SOFT,
@@ -99,8 +132,10 @@ reclaim_programs!(
     "mm_vmscan_memcg_softlimit_reclaim_end",
     memcg_soft_begin_btf,
     memcg_soft_begin_raw,
+    memcg_soft_begin_tp,
     memcg_soft_end_btf,
-    memcg_soft_end_raw
+    memcg_soft_end_raw,
+    memcg_soft_end_tp
 );
 
 #[inline(always)]
@@ -120,7 +155,7 @@ fn wanted(tgid: u32, tid: u32, uid: impl FnOnce() -> u32) -> bool {
 
 /// `(int order, gfp_t gfp_flags)`.
 #[inline(always)]
-fn reclaim_begin<C: TpArgs>(ctx: &C, kind: u8) -> i32 {
+fn reclaim_begin<C: EbpfContext + StackIdContext, A: Args>(ctx: &C, args: &A, kind: u8) -> i32 {
     let pid_tgid = bpf_get_current_pid_tgid();
     let (tgid, tid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);
     if !wanted(tgid, tid, || bpf_get_current_uid_gid() as u32) {
@@ -129,9 +164,9 @@ fn reclaim_begin<C: TpArgs>(ctx: &C, kind: u8) -> i32 {
     let features: u32 = config_field!(features);
     let begin = Begin {
         ts_begin_ns: now_ns(),
-        gfp: ctx.u64_arg(1) as u32 as u64,
+        gfp: args.u64_arg(1) as u32 as u64,
         free_pages: free_pages(),
-        order: ctx.u64_arg(0) as i32,
+        order: args.u64_arg(0) as i32,
         kstack_id: if features & FEATURE_KSTACK != 0 {
             kernel_stack(ctx, &config())
         } else {
@@ -155,7 +190,7 @@ fn reclaim_begin<C: TpArgs>(ctx: &C, kind: u8) -> i32 {
 
 /// `(unsigned long nr_reclaimed)`.
 #[inline(always)]
-fn reclaim_end<C: TpArgs>(ctx: &C, kind: u8) -> i32 {
+fn reclaim_end<C: EbpfContext + StackIdContext, A: Args>(ctx: &C, args: &A, kind: u8) -> i32 {
     let task = Task::current();
     if !wanted(task.tgid, task.tid, || task.uid) {
         return 0;
@@ -183,7 +218,7 @@ fn reclaim_end<C: TpArgs>(ctx: &C, kind: u8) -> i32 {
         uid: task.uid,
         order: begin.order,
         gfp: begin.gfp,
-        nr_reclaimed: ctx.u64_arg(0),
+        nr_reclaimed: args.u64_arg(0),
         free_pages: begin.free_pages,
         kstack_id: begin.kstack_id,
         kind,
