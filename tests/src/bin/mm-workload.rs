@@ -8,6 +8,9 @@
 //!                                               (MADV_HUGEPAGE: direct compaction and reclaim
 //!                                               when memory is short, for any user)
 //! mm-workload [--name COMM] sleep MS            just sleep (a process that exits while traced)
+//! mm-workload [--name COMM] wait                block until stdin reaches end of file: the test
+//!                                               starts the process, learns its PID, starts the
+//!                                               tools, then closes the pipe to let it go on
 //! mm-workload [--name COMM] fragment            make unmovable allocations fall back into
 //!                                               movable pageblocks (kmem:mm_page_alloc_extfrag);
 //!                                               sets nr_hugepages, which the caller restores
@@ -221,6 +224,12 @@ fn main() -> ExitCode {
             "thp" => {
                 touch(number().parse().unwrap_or(0), true);
                 Ok(())
+            }
+            "wait" => {
+                let mut sink = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::stdin(), &mut sink)
+                    .map(|_| ())
+                    .map_err(|e| format!("waiting on stdin: {e}"))
             }
             "sleep" => {
                 std::thread::sleep(Duration::from_millis(number().parse().unwrap_or(0)));
