@@ -15,7 +15,7 @@ use tests::{
     kernel_available, serial,
     tool::{self, Finished, column, columns},
     tracefs::{self, Record, Recorder},
-    workload::{Squeeze, Workload, mem_free_kb},
+    workload::{Squeeze, ThpGuard, Workload, mem_free_kb},
 };
 
 const WORKLOAD: &str = env!("CARGO_BIN_EXE_mm-workload");
@@ -230,10 +230,15 @@ fn filters_keep_exactly_their_rows() {
         return;
     }
     let _serial = serial();
+    let _thp = ThpGuard::direct_for_madvised();
     let squeeze = Squeeze::prepare();
-    // Two processes with different names, one as an unprivileged user: the root one squeezes
-    // memory with huge pages and holds them; the other then faults in transparent huge pages,
-    // which must be compacted and reclaimed for.
+    // Two processes with different names, one as an unprivileged user. The root one squeezes
+    // memory with huge pages and holds them: no free block of huge page size is left, free
+    // memory is down to the watermarks. Only then does the other, held at its gate until now,
+    // fault in transparent huge pages (MADV_HUGEPAGE): each fault that compaction cannot serve
+    // reclaims directly, in that process. (It used to start after a fixed sleep, a race that
+    // the tools' start-up lost under an emulator: the faults came before the squeeze, when
+    // huge pages were free, and nothing was reclaimed.)
     let root_w = Workload {
         binary: WORKLOAD,
         name: "wl-root",
@@ -244,8 +249,8 @@ fn filters_keep_exactly_their_rows() {
         name: "wl-user",
         uid: Some(USER),
     };
-    let mut user = user_w.spawn(&["sleep", "4000", "thp", "1024"]);
-    let user_pid = user.id().to_string();
+    let mut user = user_w.spawn_gated(&["wait", "thp", "1024"]);
+    let user_pid = user.pid().to_string();
     let rec = Recorder::start(&DIRECT);
     let uid = USER.to_string();
     let by_pid = tool::start("drsnoop", &["-p", &user_pid]);
@@ -254,10 +259,8 @@ fn filters_keep_exactly_their_rows() {
     let by_name = tool::start("drsnoop", &["-n", "wl-ro"]);
     let ready_ns = ktime_now_ns();
     let root_pid = squeeze.reserve(&root_w);
-    assert!(
-        user.wait().expect("user workload").success(),
-        "the unprivileged workload failed"
-    );
+    user.open();
+    user.finish();
     squeeze.release(&root_w);
     wait_quiet();
     let records = rec.stop();
