@@ -154,6 +154,13 @@ fn every_direct_reclaim_appears_with_pages_latency_free_and_stack() {
         kernel.iter().any(|(b, _)| b.pid == pid),
         "the workload did no direct reclaim: a failed workload"
     );
+    // The tool's latency and tracefs's are taken by different probes on the same two
+    // tracepoints; each of the tool's timestamps may be late by one stall of the CPU between
+    // the two probes. 1 ms of allowance on top of the largest stall this machine shows with
+    // every CPU busy (tens of microseconds on a host; under single-threaded TCG a vCPU waits
+    // for the other's time slice, and 5.10 showed a 3.4 ms gap).
+    let stall = tests::largest_stall(Duration::from_millis(1500));
+    let tolerance_ms = 1.0 + stall.as_secs_f64() * 1e3;
     let h = &plain.header;
     let ours = rows(&plain);
     assert_eq!(
@@ -179,8 +186,9 @@ fn every_direct_reclaim_appears_with_pages_latency_free_and_stack() {
             let lat: f64 = field(h, row, "LAT(ms)").parse().expect("LAT");
             let kernel_lat = (e.ts_ns - b.ts_ns) as f64 / 1e6;
             assert!(
-                (lat - kernel_lat).abs() < 1.0,
-                "latency {lat} vs tracefs {kernel_lat}: {row}"
+                (lat - kernel_lat).abs() < tolerance_ms,
+                "latency {lat} vs tracefs {kernel_lat}, more than {tolerance_ms:.3} ms apart \
+                 (1 ms + the largest CPU stall measured, {stall:?}): {row}"
             );
         }
     }
