@@ -568,13 +568,22 @@ fn run_host(args: &VmTestArgs, built: &Built) -> Result<()> {
     let _ = writeln!(log, "@@vmtest info tmp {} (host)", tmp_fs.trim());
 
     let scratch = results_dir.join("scratch.out");
+    // As init.sh: the same commands, timed.
     for (label, tool, extra) in [
-        ("compactsnoop", "compactsnoop", None),
-        ("compactsnoop -x", "compactsnoop", Some("-x")),
-        ("drsnoop", "drsnoop", None),
-        ("drsnoop -m", "drsnoop", Some("-m")),
+        ("compactsnoop", "compactsnoop", &[][..]),
+        ("compactsnoop -K -e", "compactsnoop", &["-K", "-e"][..]),
+        ("compactsnoop -x", "compactsnoop", &["-x"][..]),
+        (
+            "compactsnoop -x -s 1",
+            "compactsnoop",
+            &["-x", "-s", "1"][..],
+        ),
+        ("drsnoop", "drsnoop", &[][..]),
+        ("drsnoop -m", "drsnoop", &["-m"][..]),
+        ("drsnoop -v -K", "drsnoop", &["-v", "-K"][..]),
     ] {
         let _ = writeln!(log, "@@vmtest hooks-begin {label}");
+        let t0 = Instant::now();
         let mut cmd = Command::new(bin_dir.join(tool));
         cmd.args(extra)
             .args(["--debug", "-d", "1"])
@@ -586,8 +595,9 @@ fn run_host(args: &VmTestArgs, built: &Built) -> Result<()> {
         log.push_str(&std::fs::read_to_string(&scratch).unwrap_or_default());
         let _ = writeln!(
             log,
-            "\n@@vmtest hooks-end {label} rc={}",
-            rc.map(|c| c.to_string()).unwrap_or("timeout".into())
+            "\n@@vmtest hooks-end {label} rc={} secs={:.2}",
+            rc.map(|c| c.to_string()).unwrap_or("timeout".into()),
+            t0.elapsed().as_secs_f64()
         );
     }
 

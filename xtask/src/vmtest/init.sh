@@ -96,22 +96,29 @@ info cgroups "$cgroups"
 if [ -e /sys/kernel/btf/vmlinux ]; then info btf yes; else info btf no; fi
 info thp "$(cat /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null)"
 
-# The hooks each tool chooses here.
+# The hooks each tool chooses here, and how long a one-second run takes in all (start-up:
+# BTF, verifier, kallsyms for -K).
+uptime_s() { cut -d' ' -f1 /proc/uptime; }
 hooks() {
     label=$1
     shift
     say hooks-begin "$label"
-    "$@" --debug -d 1 >/dev/null 2>/tmp/vmtest-hooks.err
+    t0=$(uptime_s)
+    timeout -s KILL 120 "$@" --debug -d 1 >/dev/null 2>/tmp/vmtest-hooks.err
     rc=$?
+    t1=$(uptime_s)
     cat /tmp/vmtest-hooks.err >"$R"
     echo >"$R"
-    say hooks-end "$label" rc=$rc
+    say hooks-end "$label" rc=$rc secs="$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')"
     rm -f /tmp/vmtest-hooks.err
 }
 hooks compactsnoop "$BIN_DIR/compactsnoop"
+hooks "compactsnoop -K -e" "$BIN_DIR/compactsnoop" -K -e
 hooks "compactsnoop -x" "$BIN_DIR/compactsnoop" -x
+hooks "compactsnoop -x -s 1" "$BIN_DIR/compactsnoop" -x -s 1
 hooks drsnoop "$BIN_DIR/drsnoop"
 hooks "drsnoop -m" "$BIN_DIR/drsnoop" -m
+hooks "drsnoop -v -K" "$BIN_DIR/drsnoop" -v -K
 
 export TRACER_REQUIRE_KERNEL=1 TRACER_BIN_DIR="$BIN_DIR" RUST_BACKTRACE=0
 cd /
