@@ -137,6 +137,7 @@ done
 for suite in $SUITES; do
     while read -r t; do
         say test-begin "$suite" "$t"
+        dmesg -c >/dev/null 2>&1
         start=$(date +%s)
         timeout -s KILL "$TEST_TIMEOUT" "/vmtest/tests/$suite" --exact "$t" --test-threads=1 --nocapture \
             </dev/null >"$R" 2>&1
@@ -144,6 +145,13 @@ for suite in $SUITES; do
         end=$(date +%s)
         echo >"$R"
         say test-end "$suite" "$t" rc=$rc secs=$((end - start))
+        # The kernel's whole log of a failed test (the console shows only warnings and worse:
+        # an OOM kill there is one line, without the memory figures that explain it).
+        if [ "$rc" != 0 ]; then
+            echo "--- kernel log during $suite $t ---" >"$R"
+            dmesg >"$R" 2>&1
+            echo "--- end of kernel log ---" >"$R"
+        fi
         # Whatever a killed test left behind.
         echo 0 >/proc/sys/vm/nr_hugepages
         rm -rf /tmp/tracer-tests-* 2>/dev/null
