@@ -96,12 +96,14 @@ fn output(cmd: &mut Command) -> Result<String> {
 /// `mount --make-rprivate`).
 const HOST_PROGRAMS: [&str; 7] = ["bash", "unshare", "dd", "mount", "umount", "cat", "head"];
 /// What the host needs from Debian.
-const PACKAGES: [&str; 5] = [
+const PACKAGES: [&str; 6] = [
     "qemu-system-x86",
     "busybox-static",
     "e2fsprogs",
     "xz-utils",
     "zstd",
+    // strip: the test executables go into the initramfs without their debug sections.
+    "binutils",
 ];
 const DISK_MIB: u64 = 8192;
 
