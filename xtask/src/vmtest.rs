@@ -67,7 +67,7 @@ pub struct VmTestArgs {
     /// it the kernel takes its emulated path.
     #[arg(long, default_value = "max,-cx16")]
     pub cpu_model: String,
-    /// Only tests whose name contains this.
+    /// Only tests whose SUITE::NAME contains this (`drsnoop::` for a whole suite).
     #[arg(long)]
     pub filter: Option<String>,
     /// Run nothing: write the matrix from the logs the last runs of these kernels left.
@@ -607,7 +607,11 @@ fn run_host(args: &VmTestArgs, built: &Built) -> Result<()> {
     for (suite, exe) in &built.suites {
         let list = output(Command::new(exe).args(["--list", "--format", "terse"]))?;
         for name in list.lines().filter_map(|l| l.strip_suffix(": test")) {
-            if args.filter.as_deref().is_none_or(|f| name.contains(f)) {
+            if args
+                .filter
+                .as_deref()
+                .is_none_or(|f| format!("{suite}::{name}").contains(f))
+            {
                 let _ = writeln!(log, "@@vmtest list {suite} {name}");
                 listed.push((suite.clone(), name.to_owned()));
             }

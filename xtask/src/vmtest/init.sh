@@ -127,7 +127,9 @@ cd /
 for suite in $SUITES; do
     "/vmtest/tests/$suite" --list --format terse 2>/dev/null | sed -n 's/: test$//p' >"/vmtest/$suite.list"
     if [ -n "$FILTER" ]; then
-        grep -F -- "$FILTER" "/vmtest/$suite.list" >"/vmtest/$suite.sel"
+        # Matched against SUITE::TEST, so that `--filter drsnoop::` selects a whole suite.
+        sed "s/^/$suite::/" "/vmtest/$suite.list" | grep -F -- "$FILTER" |
+            sed "s/^$suite:://" >"/vmtest/$suite.sel"
     else
         cp "/vmtest/$suite.list" "/vmtest/$suite.sel"
     fi
