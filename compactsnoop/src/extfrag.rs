@@ -26,7 +26,7 @@ use tracer_user::{
     decode,
     layout::{self, EnumNames},
     output::{Output, comm_str},
-    session::{Options, Session, Sink, Stacks},
+    session::{self, Options, Session, Sink, Stacks},
     tracefs::{self, Format},
     zones::{self, ZoneInfo},
 };
@@ -44,6 +44,7 @@ const RING_BYTES: u32 = 8 << 20;
 const RING_BYTES_SUMMARY: u32 = 256 << 10;
 
 pub async fn run(opts: &Opts) -> Result<()> {
+    let t0 = Instant::now();
     // Zone and migrate type names from the kernel's BTF enums; without BTF, from /proc, which
     // lists both in the same order.
     let names = match Btf::from_sys_fs() {
@@ -87,7 +88,11 @@ pub async fn run(opts: &Opts) -> Result<()> {
         None,
         &[],
     )?;
+    debug!("object loaded at {:.1} ms", session::elapsed_ms(t0));
     session.attach_classic(SYSTEM, EVENT, PROGRAM)?;
+    // What --debug reports for the other modes' hooks (Session::attach says it there).
+    debug!("{SYSTEM}:{EVENT} attached as tracepoint");
+    debug!("attached at {:.1} ms", session::elapsed_ms(t0));
 
     if let Some(every) = opts.summary {
         let map = session.take_map(names::EXTFRAG_COUNTS)?;

@@ -87,3 +87,34 @@ pub fn tool_path(tool: &str) -> PathBuf {
     );
     p
 }
+
+/// The longest a running thread went without running, seen by one spinning thread per CPU for
+/// `spin` (all CPUs busy, as during a memory workload).
+///
+/// Two probes on the same tracepoint (tracefs's, then a tool's) run one after the other, but
+/// the CPU can stall in between: an interrupt on a host, far longer under single-threaded
+/// emulation, where QEMU runs the vCPUs in turn on one host thread and a busy vCPU waits for the
+/// others' time slices (up to 100 ms each) while the guest's clock runs on. A timestamp taken
+/// by the second probe may then be late by up to this much.
+pub fn largest_stall(spin: std::time::Duration) -> std::time::Duration {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads: Vec<_> = (0..cpus)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let start = std::time::Instant::now();
+                let (mut last, mut worst) = (start, std::time::Duration::ZERO);
+                while last.duration_since(start) < spin {
+                    let now = std::time::Instant::now();
+                    worst = worst.max(now.duration_since(last));
+                    last = now;
+                }
+                worst
+            })
+        })
+        .collect();
+    threads
+        .into_iter()
+        .map(|t| t.join().unwrap_or_default())
+        .max()
+        .unwrap_or_default()
+}

@@ -83,6 +83,9 @@ fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
     }
 }
 
+/// How long a tool may take to print its header.
+const HEADER_WITHIN: Duration = Duration::from_secs(90);
+
 /// Starts a tool and waits for its header line: from then on its probes are attached.
 pub fn start(tool: &str, args: &[&str]) -> Running {
     let mut child = Command::new(crate::tool_path(tool))
@@ -116,7 +119,10 @@ pub fn start(tool: &str, args: &[&str]) -> Running {
         started,
         ready_after: Duration::ZERO,
     };
-    let deadline = started + Duration::from_secs(30);
+    // Start-up takes milliseconds on a host and a few seconds under emulation, but a verifier
+    // that gives up (1M instructions) takes 20 s per program there: wait long enough for the
+    // tool's own error to be the failure message.
+    let deadline = started + HEADER_WITHIN;
     loop {
         if !running
             .lines
@@ -135,8 +141,15 @@ pub fn start(tool: &str, args: &[&str]) -> Running {
             );
         }
         if Instant::now() > deadline {
+            // What it said so far tells a slow start (the verifier, on 6.1 for -e) from a hang.
             let _ = running.child.kill();
-            panic!("{tool} {args:?} printed no header within 30 s");
+            let status = running.child.wait().expect("waiting for the killed tool");
+            let f = running.finish(status);
+            let tail: Vec<&str> = f.stderr.lines().rev().take(8).collect();
+            panic!(
+                "{tool} {args:?} printed no header within {HEADER_WITHIN:?}; last lines of its stderr:\n{}",
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
         }
         std::thread::sleep(Duration::from_millis(5));
     }

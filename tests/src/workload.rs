@@ -69,9 +69,65 @@ impl Workload<'_> {
             .unwrap_or_else(|e| panic!("cannot start the workload: {e}"))
     }
 
+    /// Starts it held at a gate: `args` must begin with `wait`, which blocks until the gate
+    /// opens. The PID is known at once, and nothing runs before the tools are attached, however
+    /// long they take to start (seconds under an emulator): a fixed sleep instead is a race.
+    pub fn spawn_gated(&self, args: &[&str]) -> Gated {
+        assert_eq!(
+            args.first(),
+            Some(&"wait"),
+            "a gated workload starts with `wait`"
+        );
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start the workload: {e}"));
+        let gate = child.stdin.take();
+        Gated {
+            child,
+            gate,
+            name: self.name.to_owned(),
+        }
+    }
+
     /// Manual compaction of every zone, in the workload's own context.
     pub fn compact(&self) -> u32 {
         self.run(&["compact"])
+    }
+}
+
+/// A workload waiting at its gate (`Workload::spawn_gated`).
+pub struct Gated {
+    child: std::process::Child,
+    gate: Option<std::process::ChildStdin>,
+    name: String,
+}
+
+impl Gated {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Lets it go on.
+    pub fn open(&mut self) {
+        drop(self.gate.take());
+    }
+
+    /// Opens the gate if still closed, waits for it to exit and asserts it succeeded.
+    pub fn finish(mut self) {
+        self.open();
+        let status = self.child.wait().expect("waiting for the workload");
+        assert!(status.success(), "workload {} failed: {status}", self.name);
+    }
+}
+
+impl Drop for Gated {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 
@@ -104,6 +160,51 @@ impl Drop for HugepagesGuard {
     fn drop(&mut self) {
         if let Ok(mut f) = std::fs::OpenOptions::new().write(true).open(NR_HUGEPAGES) {
             let _ = f.write_all(self.original.as_bytes());
+        }
+    }
+}
+
+const THP: &str = "/sys/kernel/mm/transparent_hugepage";
+
+/// Makes sure a `MADV_HUGEPAGE` fault may compact and reclaim directly (THP `enabled` not
+/// `never`, `defrag` one of `always`, `madvise`, `defer+madvise`); what it changed is restored
+/// on drop.
+pub struct ThpGuard {
+    restore: Vec<(String, String)>,
+}
+
+impl ThpGuard {
+    pub fn direct_for_madvised() -> ThpGuard {
+        let selected = |file: &str| -> String {
+            let path = format!("{THP}/{file}");
+            let text = std::fs::read_to_string(&path)
+                .unwrap_or_else(|e| panic!("{path}: {e} (no transparent huge pages?)"));
+            text.split_whitespace()
+                .find_map(|w| w.strip_prefix('[')?.strip_suffix(']'))
+                .unwrap_or_else(|| panic!("no selected value in {path}: {text}"))
+                .to_owned()
+        };
+        let mut restore = Vec::new();
+        for (file, ok) in [
+            ("enabled", &["always", "madvise"][..]),
+            ("defrag", &["always", "madvise", "defer+madvise"][..]),
+        ] {
+            let now = selected(file);
+            if !ok.contains(&now.as_str()) {
+                let path = format!("{THP}/{file}");
+                std::fs::write(&path, "madvise")
+                    .unwrap_or_else(|e| panic!("cannot set {path} to madvise: {e}"));
+                restore.push((path, now));
+            }
+        }
+        ThpGuard { restore }
+    }
+}
+
+impl Drop for ThpGuard {
+    fn drop(&mut self) {
+        for (path, value) in &self.restore {
+            let _ = std::fs::write(path, value);
         }
     }
 }

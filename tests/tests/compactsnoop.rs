@@ -383,24 +383,26 @@ fn pid_filter_keeps_only_that_process_and_combined_flags_parse() {
         return;
     }
     let _serial = serial();
-    let mut target = Workload {
+    // The target compacts only once the tool is attached (a fixed head start was a race the
+    // tool lost under an emulator), then another process compacts while the filter is on.
+    let target = Workload {
         binary: WORKLOAD,
         name: "wl-target",
         uid: None,
     }
-    .spawn(&["sleep", "1500", "compact"]);
-    let target_pid = target.id();
+    .spawn_gated(&["wait", "compact"]);
+    let target_pid = target.pid();
     let pid_arg = target_pid.to_string();
     let rec = Recorder::start(&EVENTS);
-    let tool = tool::start("compactsnoop", &["-Tep", &pid_arg, "-d", "4"]);
+    let tool = tool::start("compactsnoop", &["-Tep", &pid_arg, "-d", "8"]);
+    target.finish();
     let other = Workload {
         binary: WORKLOAD,
         name: "wl-other",
         uid: None,
     }
     .compact();
-    assert!(target.wait().expect("target").success());
-    let done = tool.wait(Duration::from_secs(10));
+    let done = tool.wait(Duration::from_secs(15));
     let records = rec.stop();
     assert!(done.status.success(), "{}", done.stderr);
 
@@ -450,11 +452,23 @@ fn hook_rungs_and_transports_agree() {
         &["--hooks", "raw-tp", "--transport", "perfbuf"],
         &["--hooks", "tp-btf", "--transport", "perfbuf"],
     ];
-    let running: Vec<_> = variants.iter().map(|args| tool::start("compactsnoop", args)).collect();
-    let pid = Workload { binary: WORKLOAD, name: "wl-rungs", uid: None }.compact().to_string();
+    let running: Vec<_> = variants
+        .iter()
+        .map(|args| tool::start("compactsnoop", args))
+        .collect();
+    let pid = Workload {
+        binary: WORKLOAD,
+        name: "wl-rungs",
+        uid: None,
+    }
+    .compact()
+    .to_string();
     // Rows are drained within 50 ms; leave slow machines (emulated ones) some more.
     std::thread::sleep(Duration::from_millis(500));
-    let done: Vec<Finished> = running.into_iter().map(|r| r.interrupt(Duration::from_secs(10))).collect();
+    let done: Vec<Finished> = running
+        .into_iter()
+        .map(|r| r.interrupt(Duration::from_secs(10)))
+        .collect();
     // Each instance times the runs with its own programs: compare everything but LAT(ms).
     let mine = |f: &Finished| -> Vec<String> {
         rows(f)

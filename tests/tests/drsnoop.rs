@@ -15,7 +15,7 @@ use tests::{
     kernel_available, serial,
     tool::{self, Finished, column, columns},
     tracefs::{self, Record, Recorder},
-    workload::{Squeeze, Workload, mem_free_kb},
+    workload::{Squeeze, ThpGuard, Workload, mem_free_kb},
 };
 
 const WORKLOAD: &str = env!("CARGO_BIN_EXE_mm-workload");
@@ -154,6 +154,14 @@ fn every_direct_reclaim_appears_with_pages_latency_free_and_stack() {
         kernel.iter().any(|(b, _)| b.pid == pid),
         "the workload did no direct reclaim: a failed workload"
     );
+    // The tool's latency and tracefs's are taken by different probes on the same two
+    // tracepoints; each of the tool's timestamps may be late by one stall of the CPU between
+    // the two probes. 1 ms of allowance on top of the largest stall this machine shows with
+    // every CPU busy (tens of microseconds on a host; under single-threaded TCG a vCPU waits
+    // for the other's time slice, and 5.10 showed a 3.4 ms gap).
+    let stall = tests::largest_stall(Duration::from_millis(1500));
+    let tolerance_ms = 1.0 + stall.as_secs_f64() * 1e3;
+    eprintln!("largest CPU stall {stall:?}: latencies may differ by {tolerance_ms:.3} ms");
     let h = &plain.header;
     let ours = rows(&plain);
     assert_eq!(
@@ -179,8 +187,9 @@ fn every_direct_reclaim_appears_with_pages_latency_free_and_stack() {
             let lat: f64 = field(h, row, "LAT(ms)").parse().expect("LAT");
             let kernel_lat = (e.ts_ns - b.ts_ns) as f64 / 1e6;
             assert!(
-                (lat - kernel_lat).abs() < 1.0,
-                "latency {lat} vs tracefs {kernel_lat}: {row}"
+                (lat - kernel_lat).abs() < tolerance_ms,
+                "latency {lat} vs tracefs {kernel_lat}, more than {tolerance_ms:.3} ms apart \
+                 (1 ms + the largest CPU stall measured, {stall:?}): {row}"
             );
         }
     }
@@ -230,22 +239,35 @@ fn filters_keep_exactly_their_rows() {
         return;
     }
     let _serial = serial();
+    let _thp = ThpGuard::direct_for_madvised();
     let squeeze = Squeeze::prepare();
-    // Two processes with different names, one as an unprivileged user: the root one squeezes
-    // memory with huge pages and holds them; the other then faults in transparent huge pages,
-    // which must be compacted and reclaimed for.
-    let root_w = Workload {
+    // Two processes with different names, one as an unprivileged user, fault in transparent
+    // huge pages (MADV_HUGEPAGE) at the same time, while a third (wl-squeeze) holds huge pages
+    // reserved beyond free memory: no free block of huge page size is left and free memory is
+    // down to the watermarks, so each fault that compaction cannot serve reclaims directly, in
+    // the faulting process. Both are held at a gate until the squeeze is in place. (The user
+    // one used to start after a fixed sleep, which under an emulator came before the squeeze:
+    // nothing was reclaimed. And the squeezing writer itself, which this test used to count on
+    // for wl-root's rows, is not always a direct reclaimer: on 6.12 under TCG kswapd kept up
+    // with it.)
+    let squeezer = Workload {
+        binary: WORKLOAD,
+        name: "wl-squeeze",
+        uid: None,
+    };
+    let mut root = Workload {
         binary: WORKLOAD,
         name: "wl-root",
         uid: None,
-    };
-    let user_w = Workload {
+    }
+    .spawn_gated(&["wait", "thp", "512"]);
+    let mut user = Workload {
         binary: WORKLOAD,
         name: "wl-user",
         uid: Some(USER),
-    };
-    let mut user = user_w.spawn(&["sleep", "4000", "thp", "1024"]);
-    let user_pid = user.id().to_string();
+    }
+    .spawn_gated(&["wait", "thp", "512"]);
+    let (root_pid, user_pid) = (root.pid().to_string(), user.pid().to_string());
     let rec = Recorder::start(&DIRECT);
     let uid = USER.to_string();
     let by_pid = tool::start("drsnoop", &["-p", &user_pid]);
@@ -253,12 +275,12 @@ fn filters_keep_exactly_their_rows() {
     let by_uid = tool::start("drsnoop", &["-Uu", &uid, "-n", "wl-user"]);
     let by_name = tool::start("drsnoop", &["-n", "wl-ro"]);
     let ready_ns = ktime_now_ns();
-    let root_pid = squeeze.reserve(&root_w);
-    assert!(
-        user.wait().expect("user workload").success(),
-        "the unprivileged workload failed"
-    );
-    squeeze.release(&root_w);
+    squeeze.reserve(&squeezer);
+    root.open();
+    user.open();
+    root.finish();
+    user.finish();
+    squeeze.release(&squeezer);
     wait_quiet();
     let records = rec.stop();
     let stop = Duration::from_secs(10);
@@ -277,7 +299,7 @@ fn filters_keep_exactly_their_rows() {
             .count()
     };
     assert!(
-        count(&root_pid.to_string()) > 0,
+        count(&root_pid) > 0,
         "wl-root did no direct reclaim: a failed workload"
     );
     assert!(
@@ -305,8 +327,14 @@ fn filters_keep_exactly_their_rows() {
     assert_eq!(r.len(), count(&user_pid), "-Uu {uid} -n wl-user: {r:#?}");
     assert!(r.iter().all(|row| field(&by_uid.header, row, "UID") == uid
         && field(&by_uid.header, row, "COMM") == "wl-user"));
+    // -n matches names containing the string: every reclaim by a task named wl-ro*.
+    let named = kernel
+        .iter()
+        .filter(|(b, _)| b.comm.contains("wl-ro"))
+        .count();
+    assert_eq!(named, count(&root_pid), "only wl-root is named wl-ro*");
     let r = rows(&by_name);
-    assert_eq!(r.len(), count(&root_pid.to_string()), "-n wl-ro: {r:#?}");
+    assert_eq!(r.len(), named, "-n wl-ro: {r:#?}");
     assert!(
         r.iter()
             .all(|row| field(&by_name.header, row, "COMM") == "wl-root")

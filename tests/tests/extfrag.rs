@@ -75,22 +75,22 @@ fn fallback_events_match_tracefs_per_event_filtered_and_counted() {
     require_memory();
     let _hugepages = HugepagesGuard::new();
     let rec = Recorder::with_buffer(&[EVENT], 64 << 10);
+    // Held at its gate until all five tools are attached: with a fixed head start instead,
+    // the last tool to start (the summary) missed the first fallbacks under an emulator.
     let mut target = Workload {
         binary: WORKLOAD,
         name: "wl-frag",
         uid: None,
     }
-    .spawn(&["sleep", "1500", "fragment"]);
-    let pid = target.id().to_string();
+    .spawn_gated(&["wait", "fragment"]);
+    let pid = target.pid().to_string();
     let all = tool::start("compactsnoop", &["-x", "-T"]);
     let by_pid = tool::start("compactsnoop", &["-x", "-p", &pid]);
     let by_name = tool::start("compactsnoop", &["-x", "-n", "wl-fr"]);
     let by_uid = tool::start("compactsnoop", &["-x", "-u", "65534"]);
     let summary = tool::start("compactsnoop", &["-x", "-s", "1", "-p", &pid]);
-    assert!(
-        target.wait().expect("workload").success(),
-        "the fragmenting workload failed"
-    );
+    target.open();
+    target.finish();
     std::thread::sleep(Duration::from_millis(500));
     let records = rec.stop();
     let overran = rec.overran();

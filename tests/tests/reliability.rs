@@ -217,7 +217,12 @@ fn a_traced_process_that_exits_does_not_end_the_tool() {
     }
     let _serial = serial();
     for t in TOOLS {
-        let mut short = Workload { binary: WORKLOAD, name: "wl-short", uid: None }.spawn(&["sleep", "300"]);
+        let mut short = Workload {
+            binary: WORKLOAD,
+            name: "wl-short",
+            uid: None,
+        }
+        .spawn(&["sleep", "300"]);
         let pid = short.id().to_string();
         let f = {
             let running = tool::start(t, &["-p", &pid, "-d", "3"]);
@@ -225,7 +230,11 @@ fn a_traced_process_that_exits_does_not_end_the_tool() {
             running.wait(Duration::from_secs(10))
         };
         assert!(f.status.success(), "{t}: {f:?}");
-        assert!(f.elapsed >= Duration::from_millis(2900), "{t} ended early, after {:?}", f.elapsed);
+        assert!(
+            f.elapsed >= Duration::from_millis(2900),
+            "{t} ended early, after {:?}",
+            f.elapsed
+        );
     }
 }
 
@@ -238,7 +247,11 @@ fn ctrl_c_to_a_pipeline_keeps_the_lines_already_printed() {
     }
     let _serial = serial();
     let out = std::env::temp_dir().join(format!("tracer-tests-pipeline-{}", std::process::id()));
-    let script = format!("{} | cat > {}", tool_path("compactsnoop").display(), out.display());
+    let script = format!(
+        "{} | cat > {}",
+        tool_path("compactsnoop").display(),
+        out.display()
+    );
     let pipeline = Command::new("sh")
         .args(["-c", &script])
         .process_group(0)
@@ -248,11 +261,23 @@ fn ctrl_c_to_a_pipeline_keeps_the_lines_already_printed() {
     let pgid = pipeline.id() as i32;
     // Wait for the header to come through cat.
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while std::fs::read_to_string(&out).map(|s| s.is_empty()).unwrap_or(true) {
-        assert!(std::time::Instant::now() < deadline, "no header through the pipeline");
+    while std::fs::read_to_string(&out)
+        .map(|s| s.is_empty())
+        .unwrap_or(true)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no header through the pipeline"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
-    let pid = Workload { binary: WORKLOAD, name: "wl-pipe", uid: None }.compact().to_string();
+    let pid = Workload {
+        binary: WORKLOAD,
+        name: "wl-pipe",
+        uid: None,
+    }
+    .compact()
+    .to_string();
     // A terminal user presses Ctrl-C a moment later.
     std::thread::sleep(Duration::from_millis(400));
     // SAFETY: signalling the process group we created.
@@ -262,8 +287,15 @@ fn ctrl_c_to_a_pipeline_keeps_the_lines_already_printed() {
     let text = std::fs::read_to_string(&out).unwrap_or_default();
     let _ = std::fs::remove_file(&out);
     assert!(text.ends_with('\n'), "a line was cut: {text:?}");
-    let rows: Vec<&str> = text.lines().skip(1).filter(|r| tool::columns(r).get(1) == Some(&pid.as_str())).collect();
-    assert!(!rows.is_empty(), "the rows printed before Ctrl-C were lost: {text}");
+    let rows: Vec<&str> = text
+        .lines()
+        .skip(1)
+        .filter(|r| tool::columns(r).get(1) == Some(&pid.as_str()))
+        .collect();
+    assert!(
+        !rows.is_empty(),
+        "the rows printed before Ctrl-C were lost: {text}"
+    );
 }
 
 /// Runs a command in a mount namespace of its own in which the kernel's BTF is hidden: a
@@ -273,7 +305,11 @@ fn without_btf(tool: &str, args: &str) -> std::process::Output {
         "mount --make-rprivate / && mount --bind /dev/null /sys/kernel/btf/vmlinux && exec {} {args}",
         tool_path(tool).display()
     );
-    Command::new("unshare").args(["-m", "sh", "-c", &script]).stdin(Stdio::null()).output().expect("unshare")
+    Command::new("unshare")
+        .args(["-m", "sh", "-c", &script])
+        .stdin(Stdio::null())
+        .output()
+        .expect("unshare")
 }
 
 /// Without BTF: what needs it says so and names what still works; the rest runs.
@@ -294,7 +330,10 @@ fn without_btf_the_tools_say_what_still_works() {
     let out = without_btf("compactsnoop", "--hooks raw-tp -d 1");
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains("BTF") && err.contains("--hooks tracepoint"), "names the feature and what still works: {err}");
+    assert!(
+        err.contains("BTF") && err.contains("--hooks tracepoint"),
+        "names the feature and what still works: {err}"
+    );
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     for (tool, args) in [("compactsnoop", "-d 1"), ("compactsnoop", "-x -d 1"), ("drsnoop", "-v -d 1")] {
         let out = without_btf(tool, args);

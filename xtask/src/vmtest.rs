@@ -67,7 +67,7 @@ pub struct VmTestArgs {
     /// it the kernel takes its emulated path.
     #[arg(long, default_value = "max,-cx16")]
     pub cpu_model: String,
-    /// Only tests whose name contains this.
+    /// Only tests whose SUITE::NAME contains this (`drsnoop::` for a whole suite).
     #[arg(long)]
     pub filter: Option<String>,
     /// Run nothing: write the matrix from the logs the last runs of these kernels left.
@@ -96,12 +96,14 @@ fn output(cmd: &mut Command) -> Result<String> {
 /// `mount --make-rprivate`).
 const HOST_PROGRAMS: [&str; 7] = ["bash", "unshare", "dd", "mount", "umount", "cat", "head"];
 /// What the host needs from Debian.
-const PACKAGES: [&str; 5] = [
+const PACKAGES: [&str; 6] = [
     "qemu-system-x86",
     "busybox-static",
     "e2fsprogs",
     "xz-utils",
     "zstd",
+    // strip: the test executables go into the initramfs without their debug sections.
+    "binutils",
 ];
 const DISK_MIB: u64 = 8192;
 
@@ -568,13 +570,22 @@ fn run_host(args: &VmTestArgs, built: &Built) -> Result<()> {
     let _ = writeln!(log, "@@vmtest info tmp {} (host)", tmp_fs.trim());
 
     let scratch = results_dir.join("scratch.out");
+    // As init.sh: the same commands, timed.
     for (label, tool, extra) in [
-        ("compactsnoop", "compactsnoop", None),
-        ("compactsnoop -x", "compactsnoop", Some("-x")),
-        ("drsnoop", "drsnoop", None),
-        ("drsnoop -m", "drsnoop", Some("-m")),
+        ("compactsnoop", "compactsnoop", &[][..]),
+        ("compactsnoop -K -e", "compactsnoop", &["-K", "-e"][..]),
+        ("compactsnoop -x", "compactsnoop", &["-x"][..]),
+        (
+            "compactsnoop -x -s 1",
+            "compactsnoop",
+            &["-x", "-s", "1"][..],
+        ),
+        ("drsnoop", "drsnoop", &[][..]),
+        ("drsnoop -m", "drsnoop", &["-m"][..]),
+        ("drsnoop -v -K", "drsnoop", &["-v", "-K"][..]),
     ] {
         let _ = writeln!(log, "@@vmtest hooks-begin {label}");
+        let t0 = Instant::now();
         let mut cmd = Command::new(bin_dir.join(tool));
         cmd.args(extra)
             .args(["--debug", "-d", "1"])
@@ -586,8 +597,9 @@ fn run_host(args: &VmTestArgs, built: &Built) -> Result<()> {
         log.push_str(&std::fs::read_to_string(&scratch).unwrap_or_default());
         let _ = writeln!(
             log,
-            "\n@@vmtest hooks-end {label} rc={}",
-            rc.map(|c| c.to_string()).unwrap_or("timeout".into())
+            "\n@@vmtest hooks-end {label} rc={} secs={:.2}",
+            rc.map(|c| c.to_string()).unwrap_or("timeout".into()),
+            t0.elapsed().as_secs_f64()
         );
     }
 
@@ -595,7 +607,11 @@ fn run_host(args: &VmTestArgs, built: &Built) -> Result<()> {
     for (suite, exe) in &built.suites {
         let list = output(Command::new(exe).args(["--list", "--format", "terse"]))?;
         for name in list.lines().filter_map(|l| l.strip_suffix(": test")) {
-            if args.filter.as_deref().is_none_or(|f| name.contains(f)) {
+            if args
+                .filter
+                .as_deref()
+                .is_none_or(|f| format!("{suite}::{name}").contains(f))
+            {
                 let _ = writeln!(log, "@@vmtest list {suite} {name}");
                 listed.push((suite.clone(), name.to_owned()));
             }

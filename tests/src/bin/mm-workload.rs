@@ -8,6 +8,9 @@
 //!                                               (MADV_HUGEPAGE: direct compaction and reclaim
 //!                                               when memory is short, for any user)
 //! mm-workload [--name COMM] sleep MS            just sleep (a process that exits while traced)
+//! mm-workload [--name COMM] wait                block until stdin reaches end of file: the test
+//!                                               starts the process, learns its PID, starts the
+//!                                               tools, then closes the pipe to let it go on
 //! mm-workload [--name COMM] fragment            make unmovable allocations fall back into
 //!                                               movable pageblocks (kmem:mm_page_alloc_extfrag);
 //!                                               sets nr_hugepages, which the caller restores
@@ -103,10 +106,11 @@ fn pagetypeinfo() -> (usize, usize) {
     (unmovable * PAGE, large)
 }
 
-fn mem_free() -> usize {
+/// A /proc/meminfo figure, in bytes.
+fn meminfo(key: &str) -> usize {
     let text = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
     text.lines()
-        .find_map(|l| l.strip_prefix("MemFree:"))
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
         .and_then(|v| v.split_whitespace().next()?.parse::<usize>().ok())
         .unwrap_or(0)
         << 10
@@ -160,8 +164,22 @@ fn fragment() -> Result<(), String> {
             .unwrap_or(huge);
     }
     let (unmovable, left) = pagetypeinfo();
-    let mib =
-        ((unmovable + left * HUGE + (64 << 20)).min(mem_free().saturating_sub(256 << 20))) >> 20;
+    // Pipe buffers cannot be reclaimed and there is no swap: leave 256 MiB of what is free and
+    // of what the kernel counts as available (free plus reclaimable, less its reserves), or the
+    // OOM killer ends this process when little page cache is left to reclaim.
+    let (free, available) = (meminfo("MemFree"), meminfo("MemAvailable"));
+    let mib = ((unmovable + left * HUGE + (64 << 20))
+        .min(free.saturating_sub(256 << 20))
+        .min(available.saturating_sub(256 << 20)))
+        >> 20;
+    eprintln!(
+        "mm-workload fragment: {huge} huge pages held, {left} free blocks of pageblock size \
+         left, {} MiB free in Unmovable pageblocks; MemFree {} MiB, MemAvailable {} MiB: \
+         {mib} MiB of pipe buffers",
+        unmovable >> 20,
+        free >> 20,
+        available >> 20
+    );
     let nofile = (2 * mib + 64) as libc::rlim_t;
     // SAFETY: a valid rlimit.
     unsafe {
@@ -221,6 +239,12 @@ fn main() -> ExitCode {
             "thp" => {
                 touch(number().parse().unwrap_or(0), true);
                 Ok(())
+            }
+            "wait" => {
+                let mut sink = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::stdin(), &mut sink)
+                    .map(|_| ())
+                    .map_err(|e| format!("waiting on stdin: {e}"))
             }
             "sleep" => {
                 std::thread::sleep(Duration::from_millis(number().parse().unwrap_or(0)));

@@ -96,22 +96,29 @@ info cgroups "$cgroups"
 if [ -e /sys/kernel/btf/vmlinux ]; then info btf yes; else info btf no; fi
 info thp "$(cat /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null)"
 
-# The hooks each tool chooses here.
+# The hooks each tool chooses here, and how long a one-second run takes in all (start-up:
+# BTF, verifier, kallsyms for -K).
+uptime_s() { cut -d' ' -f1 /proc/uptime; }
 hooks() {
     label=$1
     shift
     say hooks-begin "$label"
-    "$@" --debug -d 1 >/dev/null 2>/tmp/vmtest-hooks.err
+    t0=$(uptime_s)
+    timeout -s KILL 120 "$@" --debug -d 1 >/dev/null 2>/tmp/vmtest-hooks.err
     rc=$?
+    t1=$(uptime_s)
     cat /tmp/vmtest-hooks.err >"$R"
     echo >"$R"
-    say hooks-end "$label" rc=$rc
+    say hooks-end "$label" rc=$rc secs="$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')"
     rm -f /tmp/vmtest-hooks.err
 }
 hooks compactsnoop "$BIN_DIR/compactsnoop"
+hooks "compactsnoop -K -e" "$BIN_DIR/compactsnoop" -K -e
 hooks "compactsnoop -x" "$BIN_DIR/compactsnoop" -x
+hooks "compactsnoop -x -s 1" "$BIN_DIR/compactsnoop" -x -s 1
 hooks drsnoop "$BIN_DIR/drsnoop"
 hooks "drsnoop -m" "$BIN_DIR/drsnoop" -m
+hooks "drsnoop -v -K" "$BIN_DIR/drsnoop" -v -K
 
 export TRACER_REQUIRE_KERNEL=1 TRACER_BIN_DIR="$BIN_DIR" RUST_BACKTRACE=0
 cd /
@@ -120,7 +127,9 @@ cd /
 for suite in $SUITES; do
     "/vmtest/tests/$suite" --list --format terse 2>/dev/null | sed -n 's/: test$//p' >"/vmtest/$suite.list"
     if [ -n "$FILTER" ]; then
-        grep -F -- "$FILTER" "/vmtest/$suite.list" >"/vmtest/$suite.sel"
+        # Matched against SUITE::TEST, so that `--filter drsnoop::` selects a whole suite.
+        sed "s/^/$suite::/" "/vmtest/$suite.list" | grep -F -- "$FILTER" |
+            sed "s/^$suite:://" >"/vmtest/$suite.sel"
     else
         cp "/vmtest/$suite.list" "/vmtest/$suite.sel"
     fi
@@ -130,6 +139,7 @@ done
 for suite in $SUITES; do
     while read -r t; do
         say test-begin "$suite" "$t"
+        dmesg -c >/dev/null 2>&1
         start=$(date +%s)
         timeout -s KILL "$TEST_TIMEOUT" "/vmtest/tests/$suite" --exact "$t" --test-threads=1 --nocapture \
             </dev/null >"$R" 2>&1
@@ -137,6 +147,13 @@ for suite in $SUITES; do
         end=$(date +%s)
         echo >"$R"
         say test-end "$suite" "$t" rc=$rc secs=$((end - start))
+        # The kernel's whole log of a failed test (the console shows only warnings and worse:
+        # an OOM kill there is one line, without the memory figures that explain it).
+        if [ "$rc" != 0 ]; then
+            echo "--- kernel log during $suite $t ---" >"$R"
+            dmesg >"$R" 2>&1
+            echo "--- end of kernel log ---" >"$R"
+        fi
         # Whatever a killed test left behind.
         echo 0 >/proc/sys/vm/nr_hugepages
         rm -rf /tmp/tracer-tests-* 2>/dev/null

@@ -170,15 +170,20 @@ pub fn parse(text: &str) -> Run {
                     .copied()
                     .collect::<Vec<_>>()
                     .join(" ");
-                let lines = output
+                let mut lines: Vec<String> = output
                     .into_iter()
                     .filter(|l| {
                         l.contains("attached as")
+                            || l.contains("attached at")
                             || l.contains("loaded the")
                             || l.contains("FREE(KB)")
                             || (rc != "0" && !l.trim().is_empty())
                     })
                     .collect();
+                // Wall time of the whole `--debug -d 1` run: start-up shows here.
+                if let Some(secs) = words.iter().find_map(|w| w.strip_prefix("secs=")) {
+                    lines.push(format!("ran {secs} s in all"));
+                }
                 run.hooks.push((label, rc, lines));
             }
             Some("done") => run.done = true,
@@ -433,7 +438,7 @@ mod tests {
 [DEBUG tracer_user::session] loaded the Ringbuf object\r
 [DEBUG tracer_user::session] kmem:mm_page_alloc_extfrag attached as raw_tp\r
 \r
-@@vmtest hooks-end compactsnoop -x rc=0\r
+@@vmtest hooks-end compactsnoop -x rc=0 secs=1.52\r
 @@vmtest list drsnoop a\r
 @@vmtest list drsnoop b\r
 @@vmtest list drsnoop c\r
@@ -463,7 +468,8 @@ test s ... ignored, runs long\r
         assert_eq!(run.info["release"], "6.1.0-50-cloud-amd64");
         assert_eq!(run.hooks.len(), 1);
         assert_eq!(run.hooks[0].0, "compactsnoop -x");
-        assert_eq!(run.hooks[0].2.len(), 2);
+        assert_eq!(run.hooks[0].2.len(), 3);
+        assert_eq!(run.hooks[0].2[2], "ran 1.52 s in all");
         assert!(!run.done);
         let o: Vec<_> = run.tests.iter().map(|t| t.outcome.clone()).collect();
         assert_eq!(o[0], Outcome::Pass);
