@@ -121,7 +121,13 @@ pub async fn run(opts: &Opts) -> Result<()> {
                 config.zone = zone;
                 config.reclaim = free;
             }
-            Err(e) => debug!("FREE(KB): MemFree from /proc/meminfo when printed ({e:#})"),
+            Err(e) => {
+                // Still a true figure, but of another moment: say so once.
+                eprintln!(
+                    "drsnoop: FREE(KB) is MemFree when the row is printed, not at reclaim begin \
+                     ({e:#})"
+                );
+            }
         }
     }
     let gfp_names = if opts.extended {
