@@ -68,16 +68,41 @@ const FINISHED_TP: Classic = Classic {
 /// Kernels whose compaction tracepoints pass `struct compact_control *` (5.18+): begin and
 /// end carry everything.
 const HOOKS_CC: [Hook; 2] = [
-    hook("mm_compaction_begin", "compact_begin_btf", "compact_begin_raw", BEGIN_TP),
-    hook("mm_compaction_end", "compact_end_btf", "compact_end_raw", END_TP),
+    hook(
+        "mm_compaction_begin",
+        "compact_begin_btf",
+        "compact_begin_raw",
+        BEGIN_TP,
+    ),
+    hook(
+        "mm_compaction_end",
+        "compact_end_btf",
+        "compact_end_raw",
+        END_TP,
+    ),
 ];
 
 /// Kernels whose compaction tracepoints pass PFNs only (before 5.18), and classic tracepoints
 /// everywhere: the run's zone and order come from its first `mm_compaction_finished`.
 const HOOKS_PFNS: [Hook; 3] = [
-    hook("mm_compaction_begin", "compact_begin_pfns_btf", "compact_begin_pfns_raw", BEGIN_TP),
-    hook("mm_compaction_end", "compact_end_pfns_btf", "compact_end_pfns_raw", END_TP),
-    hook("mm_compaction_finished", "compact_finished_btf", "compact_finished_raw", FINISHED_TP),
+    hook(
+        "mm_compaction_begin",
+        "compact_begin_pfns_btf",
+        "compact_begin_pfns_raw",
+        BEGIN_TP,
+    ),
+    hook(
+        "mm_compaction_end",
+        "compact_end_pfns_btf",
+        "compact_end_pfns_raw",
+        END_TP,
+    ),
+    hook(
+        "mm_compaction_finished",
+        "compact_finished_btf",
+        "compact_finished_raw",
+        FINISHED_TP,
+    ),
 ];
 
 /// Where a run's zone and order come from.
@@ -185,7 +210,11 @@ pub async fn run(opts: &Opts) -> Result<()> {
             maps: &[names::COMPACT_BEGIN, names::COMPACT_CC, names::STACKS],
             config,
             transport: opts.common.transport,
-            hooks: if classic { Hooks::Tracepoint } else { hooks_asked },
+            hooks: if classic {
+                Hooks::Tracepoint
+            } else {
+                hooks_asked
+            },
             debug: opts.common.debug,
             ring_bytes: 256 * 1024,
         },
@@ -237,7 +266,9 @@ fn fallback_names(zoneinfo: &[ZoneInfo]) -> Result<Names> {
     let format = tracefs::Format::read(&tracefs, "compaction", "mm_compaction_end")?;
     let results = tracefs::symbols(&format.print_fmt, "REC->status");
     if results.is_empty() {
-        anyhow::bail!("mm_compaction_end's format names no statuses, and this kernel has no BTF to name them");
+        anyhow::bail!(
+            "mm_compaction_end's format names no statuses, and this kernel has no BTF to name them"
+        );
     }
     Ok(Names {
         zones: layout::zone_names_from_zoneinfo(zoneinfo),

@@ -4,8 +4,8 @@ use std::io::{self, Write};
 
 use anyhow::{Context as _, Result};
 use log::debug;
-use tracer_common::{names, record};
 use tracer_common::reclaim::{KIND_DIRECT, KIND_MEMCG, KIND_MEMCG_SOFT, ReclaimEvent};
+use tracer_common::{names, record};
 use tracer_user::{
     btf::Btf,
     decode, layout,

@@ -19,9 +19,8 @@ fn compact_zone_exists() -> bool {
     syms.lines().any(|l| {
         let mut p = l.split_whitespace().skip(1);
         matches!(p.next(), Some("t" | "T"))
-            && p.next().is_some_and(|n| {
-                n == "compact_zone" || n.strip_prefix("compact_zone.").is_some()
-            })
+            && p.next()
+                .is_some_and(|n| n == "compact_zone" || n.strip_prefix("compact_zone.").is_some())
             && p.next().is_none()
     })
 }
@@ -31,9 +30,7 @@ fn missing_for(rung: &str) -> Option<&'static str> {
     let btf = Path::new("/sys/kernel/btf/vmlinux").exists();
     match rung {
         "tp-btf" | "raw-tp" if !btf => Some("BTF"),
-        "kprobe" if !Path::new("/sys/bus/event_source/devices/kprobe").exists() => {
-            Some("kprobes")
-        }
+        "kprobe" if !Path::new("/sys/bus/event_source/devices/kprobe").exists() => Some("kprobes"),
         "kprobe" | "fentry" if !compact_zone_exists() => Some("compact_zone"),
         "fentry" if !btf => Some("BTF"),
         _ => None,
@@ -95,9 +92,22 @@ fn assert_same(reference: &[(String, f64)], variant: &[(String, f64)], what: &st
 
 /// A rung the kernel lacks: refused at once, in one sentence naming what is missing.
 fn assert_refused(tool_name: &str, rung: &str, missing: &str) {
-    let f = tool::run(tool_name, &["--hooks", rung, "-d", "1"], Duration::from_secs(60));
-    assert_eq!(f.status.code(), Some(1), "{tool_name} --hooks {rung}: {f:?}");
-    assert_eq!(f.stderr.trim().lines().count(), 1, "one sentence: {}", f.stderr);
+    let f = tool::run(
+        tool_name,
+        &["--hooks", rung, "-d", "1"],
+        Duration::from_secs(60),
+    );
+    assert_eq!(
+        f.status.code(),
+        Some(1),
+        "{tool_name} --hooks {rung}: {f:?}"
+    );
+    assert_eq!(
+        f.stderr.trim().lines().count(),
+        1,
+        "one sentence: {}",
+        f.stderr
+    );
     assert!(f.stderr.contains(missing), "names {missing}: {}", f.stderr);
 }
 
@@ -162,17 +172,31 @@ fn compactsnoop_rung(rung: &str) {
         &["FRAGIDX", "FREE"]
     };
     if classic {
-        assert!(variant.stderr.contains("FRAGIDX MIN LOW HIGH FREE are unavailable"));
+        assert!(
+            variant
+                .stderr
+                .contains("FRAGIDX MIN LOW HIGH FREE are unavailable")
+        );
         for (row, _) in rows_of(&variant, manual, &[]) {
             assert!(row.contains("? ? ? ? ?"), "{row}");
         }
     }
     let manual_rows = rows_of(&reference, manual, skip);
-    assert!(!manual_rows.is_empty(), "no rows for manual compaction: {reference:?}");
+    assert!(
+        !manual_rows.is_empty(),
+        "no rows for manual compaction: {reference:?}"
+    );
     for (row, _) in &manual_rows {
-        assert!(row.contains(" -1 SYNC"), "whole-zone compaction has order -1: {row}");
+        assert!(
+            row.contains(" -1 SYNC"),
+            "whole-zone compaction has order -1: {row}"
+        );
     }
-    assert_same(&manual_rows, &rows_of(&variant, manual, skip), "manual compaction");
+    assert_same(
+        &manual_rows,
+        &rows_of(&variant, manual, skip),
+        "manual compaction",
+    );
     assert_same(
         &rows_of(&reference, huge, skip),
         &rows_of(&variant, huge, skip),
@@ -219,7 +243,10 @@ fn drsnoop_rung(rung: &str) {
         pid = squeeze.run(w).to_string();
     });
     let rows = rows_of(&reference, &pid, &[]);
-    assert!(!rows.is_empty(), "the squeeze made no direct reclaim: {reference:?}");
+    assert!(
+        !rows.is_empty(),
+        "the squeeze made no direct reclaim: {reference:?}"
+    );
     assert_same(&rows, &rows_of(&variant, &pid, &[]), "direct reclaim");
 }
 
@@ -244,6 +271,10 @@ fn drsnoop_refuses_probe_rungs() {
     for rung in ["kprobe", "fentry"] {
         let f = tool::run("drsnoop", &["--hooks", rung], Duration::from_secs(10));
         assert_eq!(f.status.code(), Some(2), "{f:?}");
-        assert!(f.stderr.contains("no kprobe or fentry hooks"), "{}", f.stderr);
+        assert!(
+            f.stderr.contains("no kprobe or fentry hooks"),
+            "{}",
+            f.stderr
+        );
     }
 }

@@ -323,8 +323,14 @@ fn without_btf_the_tools_say_what_still_works() {
     let out = without_btf("compactsnoop", "-e -d 1");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "compactsnoop -e without BTF: {err}");
-    assert!(String::from_utf8_lossy(&out.stdout).starts_with("COMM"), "no header");
-    assert!(err.contains("FRAGIDX MIN LOW HIGH FREE are unavailable") && err.contains("BTF"), "{err}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("COMM"),
+        "no header"
+    );
+    assert!(
+        err.contains("FRAGIDX MIN LOW HIGH FREE are unavailable") && err.contains("BTF"),
+        "{err}"
+    );
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     // A rung that needs BTF, asked for by name, says so and names the one that works.
     let out = without_btf("compactsnoop", "--hooks raw-tp -d 1");
@@ -335,7 +341,11 @@ fn without_btf_the_tools_say_what_still_works() {
         "names the feature and what still works: {err}"
     );
     assert_eq!(err.trim().lines().count(), 1, "{err}");
-    for (tool, args) in [("compactsnoop", "-d 1"), ("compactsnoop", "-x -d 1"), ("drsnoop", "-v -d 1")] {
+    for (tool, args) in [
+        ("compactsnoop", "-d 1"),
+        ("compactsnoop", "-x -d 1"),
+        ("drsnoop", "-v -d 1"),
+    ] {
         let out = without_btf(tool, args);
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{tool} {args} without BTF: {err}");

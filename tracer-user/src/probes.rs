@@ -45,13 +45,18 @@ pub fn function_symbol(function: &str) -> Result<String> {
         if name == function {
             return Ok(name.to_owned());
         }
-        if name.strip_prefix(function).is_some_and(|rest| rest.starts_with('.')) {
+        if name
+            .strip_prefix(function)
+            .is_some_and(|rest| rest.starts_with('.'))
+        {
             copies.push(name.to_owned());
         }
     }
     match copies.len() {
         1 => Ok(copies.remove(0)),
-        0 => bail!("{function}() is not in /proc/kallsyms: this kernel inlined it, so it cannot be probed"),
+        0 => bail!(
+            "{function}() is not in /proc/kallsyms: this kernel inlined it, so it cannot be probed"
+        ),
         _ => bail!(
             "{function}() exists as several copies ({}): a probe on one would miss the others",
             copies.join(", ")
@@ -65,6 +70,11 @@ pub fn short(e: &aya::programs::ProgramError) -> String {
     match e {
         ProgramError::LoadError { io_error, .. } => io_error.to_string(),
         ProgramError::SyscallError(err) => err.io_error.to_string(),
-        other => other.to_string().lines().next().unwrap_or_default().to_owned(),
+        other => other
+            .to_string()
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_owned(),
     }
 }

@@ -187,12 +187,14 @@ fn record_tables(hooks: &[Hook]) -> Result<Vec<(&'static str, Vec<RecordField>)>
         };
         let Ok(format) = crate::tracefs::Format::read(&tracefs, hook.system, hook.event) else {
             // An event this kernel lacks: attaching to it fails later, if it is asked for.
-            debug!("no tracepoint {}:{} on this kernel", hook.system, hook.event);
+            debug!(
+                "no tracepoint {}:{} on this kernel",
+                hook.system, hook.event
+            );
             continue;
         };
-        let table = crate::tracefs::record_fields(&format, classic.fields).with_context(|| {
-            format!("tracepoint {}:{}", hook.system, hook.event)
-        })?;
+        let table = crate::tracefs::record_fields(&format, classic.fields)
+            .with_context(|| format!("tracepoint {}:{}", hook.system, hook.event))?;
         match tables.iter().find(|(g, _)| *g == classic.global) {
             Some((_, known)) if *known != table => bail!(
                 "tracepoint {}:{} lays out its record unlike the others of its kind",
@@ -287,8 +289,10 @@ impl Session {
                 let t = Instant::now();
                 let skeleton = kernel.skeleton(&names);
                 let built = elapsed_ms(t);
-                let parsed = aya::Btf::parse(&skeleton, aya::Endianness::default())
-                    .map_err(|e| anyhow!("the kernel's BTF cannot be used for tp_btf hooks ({e})"))?;
+                let parsed =
+                    aya::Btf::parse(&skeleton, aya::Endianness::default()).map_err(|e| {
+                        anyhow!("the kernel's BTF cannot be used for tp_btf hooks ({e})")
+                    })?;
                 debug!(
                     "skeleton BTF built in {built:.1} ms, parsed by aya in {:.1} ms",
                     elapsed_ms(t) - built
@@ -373,9 +377,18 @@ impl Session {
                     hook.event
                 )
             })?;
-            debug!("{}:{} attached as {}", hook.system, hook.event, self.kind.name());
-            self.attached
-                .push(format!("{}:{} {}", hook.system, hook.event, self.kind.name()));
+            debug!(
+                "{}:{} attached as {}",
+                hook.system,
+                hook.event,
+                self.kind.name()
+            );
+            self.attached.push(format!(
+                "{}:{} {}",
+                hook.system,
+                hook.event,
+                self.kind.name()
+            ));
         }
         Ok(())
     }
@@ -431,10 +444,18 @@ impl Session {
             .program_mut(program)
             .ok_or_else(|| anyhow!("program {program} missing from the object"))?
             .try_into()?;
-        prog.load()
-            .map_err(|e| anyhow!("the kernel refused the kprobe program for {symbol}() ({})", crate::probes::short(&e)))?;
-        prog.attach(symbol, 0)
-            .map_err(|e| anyhow!("cannot attach a kprobe to {symbol}() ({})", crate::probes::short(&e)))?;
+        prog.load().map_err(|e| {
+            anyhow!(
+                "the kernel refused the kprobe program for {symbol}() ({})",
+                crate::probes::short(&e)
+            )
+        })?;
+        prog.attach(symbol, 0).map_err(|e| {
+            anyhow!(
+                "cannot attach a kprobe to {symbol}() ({})",
+                crate::probes::short(&e)
+            )
+        })?;
         debug!("kprobe attached to {symbol}()");
         self.attached.push(format!("{symbol} kprobe"));
         Ok(())
@@ -460,8 +481,12 @@ impl Session {
                 crate::probes::short(&e)
             )
         })?;
-        prog.attach()
-            .map_err(|e| anyhow!("cannot attach fentry to {function}() ({})", crate::probes::short(&e)))?;
+        prog.attach().map_err(|e| {
+            anyhow!(
+                "cannot attach fentry to {function}() ({})",
+                crate::probes::short(&e)
+            )
+        })?;
         debug!("fentry attached to {function}()");
         self.attached.push(format!("{function} fentry"));
         Ok(())
@@ -796,7 +821,10 @@ pub async fn run(
     interval: Option<Duration>,
     mut logger: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
 ) -> Result<End> {
-    let Signals { int: mut sigint, term: mut sigterm } = signals;
+    let Signals {
+        int: mut sigint,
+        term: mut sigterm,
+    } = signals;
     let start = tokio::time::Instant::now();
     let deadline = duration.map(|d| start + d);
     let mut tick = tokio::time::interval(POLL_PERIOD);

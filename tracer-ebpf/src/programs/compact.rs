@@ -17,8 +17,8 @@ use aya_ebpf::{
     macros::{btf_tracepoint, fentry, kprobe, map, raw_tracepoint, tracepoint},
     maps::{LruHashMap, PerCpuArray},
     programs::{
-        BtfTracePointContext, FEntryContext, ProbeContext, RawTracePointContext,
-        TracePointContext, tracing::StackIdContext,
+        BtfTracePointContext, FEntryContext, ProbeContext, RawTracePointContext, TracePointContext,
+        tracing::StackIdContext,
     },
 };
 use tracer_common::{
