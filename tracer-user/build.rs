@@ -2,6 +2,37 @@
 //! `cargo xtask setup` installs both.
 use anyhow::Context as _;
 
+/// The objects build_ebpf writes into OUT_DIR, which lib.rs embeds.
+const OBJECTS: [&str; 2] = ["tracer-ringbuf", "tracer-perfbuf"];
+
+/// Removes the DWARF sections from the objects (`.debug_*` and their relocations; `.BTF` and
+/// `.BTF.ext` stay). bpf-linker needs full debug info to emit BTF and keeps it in its output,
+/// 1.2 of the ring buffer object's 1.45 MB, which aya parses at every start (its relocations
+/// included) although nothing reads it. Without an objcopy the objects are kept as they are.
+fn strip_debug_info() {
+    let Ok(out_dir) = std::env::var("OUT_DIR") else {
+        return;
+    };
+    for object in OBJECTS {
+        let path = std::path::Path::new(&out_dir).join(object);
+        if std::fs::metadata(&path).map_or(true, |m| m.len() == 0) {
+            continue;
+        }
+        let stripped = ["llvm-objcopy", "rust-objcopy"].iter().any(|tool| {
+            std::process::Command::new(tool)
+                .arg("--strip-debug")
+                .arg(&path)
+                .status()
+                .is_ok_and(|s| s.success())
+        });
+        if !stripped {
+            println!(
+                "cargo:warning=no llvm-objcopy: {object} keeps its DWARF (slower start, more memory)"
+            );
+        }
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").context("CARGO_MANIFEST_DIR")?;
     let ebpf_dir = std::path::Path::new(&manifest_dir).join("../tracer-ebpf");
@@ -17,5 +48,7 @@ fn main() -> anyhow::Result<()> {
     .context(
         "building the eBPF programs failed; `cargo xtask setup` installs the nightly rust-src \
          component and bpf-linker they need",
-    )
+    )?;
+    strip_debug_info();
+    Ok(())
 }

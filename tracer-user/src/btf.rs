@@ -226,7 +226,7 @@ impl Btf {
         let mut count = 0usize;
         let mut pos = types_start;
         while pos < types_end {
-            if count % INDEX_STRIDE == 0 {
+            if count.is_multiple_of(INDEX_STRIDE) {
                 index.push((pos - types_start) as u32);
             }
             let info = u32_at(pos + 4)?;
@@ -421,10 +421,10 @@ impl Btf {
             if m.name == name {
                 return Some((m.type_id, m.bit_offset as u64 / 8));
             }
-            if m.name.is_empty() {
-                if let Some((t, off)) = self.member(m.type_id, name) {
-                    return Some((t, m.bit_offset as u64 / 8 + off));
-                }
+            if m.name.is_empty()
+                && let Some((t, off)) = self.member(m.type_id, name)
+            {
+                return Some((t, m.bit_offset as u64 / 8 + off));
             }
         }
         None

@@ -196,18 +196,17 @@ fn reclaim_end<C: EbpfContext + StackIdContext, A: Args>(ctx: &C, args: &A, kind
         return 0;
     }
     let k = key(task.tid, kind);
-    let Some(slot) = RECLAIM_BEGIN.get_ptr_mut(&k) else {
+    // SAFETY: a value of this map; only this thread writes the entry of its key.
+    let slot = RECLAIM_BEGIN
+        .get_ptr_mut(&k)
+        .filter(|&slot| unsafe { (*slot).ts_begin_ns } != DONE);
+    let Some(slot) = slot else {
         count(Counter::MissedBegin);
         debug_warn!(ctx, "drsnoop: end without begin, tid {}", task.tid);
         return 0;
     };
-    // SAFETY: a value of this map; only this thread writes the entry of its key.
+    // SAFETY: as above.
     let begin = unsafe { *slot };
-    if begin.ts_begin_ns == DONE {
-        count(Counter::MissedBegin);
-        debug_warn!(ctx, "drsnoop: end without begin, tid {}", task.tid);
-        return 0;
-    }
     // SAFETY: as above.
     unsafe { (*slot).ts_begin_ns = DONE };
     let ev = ReclaimEvent {
