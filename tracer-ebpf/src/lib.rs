@@ -32,6 +32,19 @@ pub static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(NR_COUNTERS, 
 #[map]
 pub static STACKS: StackTrace = StackTrace::with_max_entries(4096, 0);
 
+/// One field of the load-time configuration, read alone: `config()` copies all of `Config`
+/// (160 bytes) onto the stack.
+#[macro_export]
+macro_rules! config_field {
+    ($field:ident) => {{
+        let cfg = &$crate::CONFIG as *const aya_ebpf::Global<tracer_common::config::Config>
+            as *const tracer_common::config::Config;
+        // SAFETY: `Global<T>` is a transparent wrapper of an initialized `T`. Volatile for the
+        // reason `Global::load` is: the loader rewrites the value after compilation.
+        unsafe { core::ptr::read_volatile(core::ptr::addr_of!((*cfg).$field)) }
+    }};
+}
+
 #[inline(always)]
 pub fn config() -> Config {
     CONFIG.load()

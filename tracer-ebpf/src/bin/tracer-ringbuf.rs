@@ -27,7 +27,7 @@ mod transport {
         maps::RingBuf,
     };
     use tracer_common::stats::Counter;
-    use tracer_ebpf::{config, count};
+    use tracer_ebpf::count;
 
     /// 256 KiB by default; user space may size it at load time.
     #[map]
@@ -35,7 +35,7 @@ mod transport {
 
     #[inline(always)]
     pub fn emit<C: EbpfContext, T: 'static>(_ctx: &C, ev: &T) {
-        let threshold = config().wakeup_bytes as u64;
+        let threshold = tracer_ebpf::config_field!(wakeup_bytes) as u64;
         let pending = EVENTS.query(BPF_RB_AVAIL_DATA as u64) + size_of::<T>() as u64;
         let flags = if threshold == 0 {
             0

@@ -23,7 +23,7 @@ use tracer_common::{
     record::{ReclaimBeginRecord, ReclaimEndRecord, RecordField},
     stats::Counter,
 };
-use tracer_ebpf::{Args, CONFIG, Record, Task, comm, config, count, kernel_stack, now_ns, read_at};
+use tracer_ebpf::{Args, Record, Task, comm, config, count, kernel_stack, now_ns, read_at};
 
 /// What a reclaim's begin leaves for its end.
 #[repr(C)]
@@ -50,16 +50,6 @@ const DONE: u64 = 0;
 #[map]
 static RECLAIM_BEGIN: LruHashMap<u64, Begin> =
     LruHashMap::with_max_entries(16384, aya_ebpf::bindings::BPF_F_NO_COMMON_LRU);
-
-/// One field of the load-time configuration, read alone: `config()` copies all of `Config`.
-macro_rules! config_field {
-    ($field:ident) => {{
-        let cfg = &CONFIG as *const Global<Config> as *const Config;
-        // SAFETY: `Global<T>` is a transparent wrapper of an initialized `T`. Volatile for the
-        // reason `Global::load` is: the loader rewrites the value after compilation.
-        unsafe { core::ptr::read_volatile(core::ptr::addr_of!((*cfg).$field)) }
-    }};
-}
 
 macro_rules! reclaim_programs {
     ($kind:expr, $tp_begin:literal, $tp_end:literal,
@@ -155,7 +145,7 @@ fn key(tid: u32, kind: u8) -> u64 {
 /// filter, and the user id only when the filter names one.
 #[inline(always)]
 fn wanted(tgid: u32, tid: u32, uid: impl FnOnce() -> u32) -> bool {
-    let f: Filter = config_field!(filter);
+    let f: Filter = tracer_ebpf::config_field!(filter);
     !((f.flags & FILTER_TGID != 0 && f.tgid != tgid)
         || (f.flags & FILTER_TID != 0 && f.tid != tid)
         || (f.flags & FILTER_UID != 0 && f.uid != uid()))
@@ -169,7 +159,7 @@ fn reclaim_begin<C: EbpfContext + StackIdContext, A: Args>(ctx: &C, args: &A, ki
     if !wanted(tgid, tid, || bpf_get_current_uid_gid() as u32) {
         return 0;
     }
-    let features: u32 = config_field!(features);
+    let features: u32 = tracer_ebpf::config_field!(features);
     let begin = Begin {
         ts_begin_ns: now_ns(),
         gfp: args.u64_arg(1) as u32 as u64,
@@ -243,7 +233,7 @@ fn reclaim_end<C: EbpfContext + StackIdContext, A: Args>(ctx: &C, args: &A, kind
 /// `FREE_UNKNOWN` when not asked for (`nr_nodes == 0`) or when a read fails.
 #[inline(always)]
 fn free_pages() -> i64 {
-    let l: tracer_common::reclaim::FreePagesLayout = config_field!(reclaim);
+    let l: tracer_common::reclaim::FreePagesLayout = tracer_ebpf::config_field!(reclaim);
     if l.nr_nodes == 0 {
         return FREE_UNKNOWN;
     }
