@@ -185,7 +185,17 @@ pub fn parse(text: &str) -> Run {
                             || l.contains("attached at")
                             || l.contains("loaded the")
                             || l.contains("FREE(KB)")
-                            || (rc != "0" && !l.trim().is_empty())
+                            // A failure: the tool's error and the verifier's verdict, not the
+                            // thousands of lines of verifier log in between.
+                            || (rc != "0"
+                                && (l.starts_with("compactsnoop:")
+                                    || l.starts_with("drsnoop:")
+                                    || l.starts_with("BPF program is too large")
+                                    || l.starts_with("verification time")))
+                    })
+                    .map(|l| match l.find(" Verifier output:") {
+                        Some(at) => format!("{} (verifier log in results.log)", &l[..at]),
+                        None => l,
                     })
                     .collect();
                 // Wall time of the whole `--debug -d 1` run: start-up shows here.
