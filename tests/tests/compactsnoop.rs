@@ -181,30 +181,6 @@ fn manual_compaction_rows_match_tracefs_and_the_tool_exits_on_time() {
     );
 }
 
-/// A sysctl set for a while, restored on drop (also when the test panics).
-struct Sysctl {
-    path: &'static str,
-    original: String,
-}
-
-impl Sysctl {
-    fn set(path: &'static str, value: &str) -> Sysctl {
-        let original = std::fs::read_to_string(path)
-            .unwrap_or_else(|e| panic!("{path}: {e}"))
-            .trim()
-            .to_owned();
-        std::fs::write(path, value)
-            .unwrap_or_else(|e| panic!("cannot write {value} to {path}: {e}"));
-        Sysctl { path, original }
-    }
-}
-
-impl Drop for Sysctl {
-    fn drop(&mut self) {
-        let _ = std::fs::write(self.path, &self.original);
-    }
-}
-
 const EVENTS_BEGIN: &str = "mm_compaction_begin";
 const EVENTS_END: &str = "mm_compaction_end";
 
@@ -256,13 +232,7 @@ fn huge_page_workload_every_pair_appears_with_stacks_and_zone_figures() {
         name: "wl-huge",
         uid: None,
     };
-    // kcompactd compacts on its own only when kswapd asks it to after high-order reclaim,
-    // which a run may not do (6.12 under TCG once had none): proactive compaction at its
-    // most eager makes it compact the fragmented memory within half a second, while the
-    // tools watch. Back to the machine's setting before waiting for quiet.
-    let proactive = Sysctl::set("/proc/sys/vm/compaction_proactiveness", "100");
     let pid = squeeze.run(&w);
-    drop(proactive);
     wait_quiet();
     let records = rec.stop();
     let plain = plain.interrupt(Duration::from_secs(10));
