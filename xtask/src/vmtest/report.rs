@@ -132,9 +132,17 @@ pub fn parse(text: &str) -> Run {
                 let result_line = output
                     .iter()
                     .find(|l| l.starts_with(&format!("test {name} ... ")));
-                let outcome = if result_line.is_some_and(|l| l.contains("... ignored")) {
+                // With --nocapture, what the test prints runs into libtest's `test NAME ... `
+                // line and `ok` comes later on a line of its own: the summary line decides then.
+                let summary = |s: &str| output.iter().any(|l| l.starts_with(s));
+                let outcome = if result_line.is_some_and(|l| l.contains("... ignored"))
+                    || summary("test result: ok. 0 passed; 0 failed; 1 ignored")
+                {
                     Outcome::Ignored
-                } else if rc == 0 && result_line.is_some_and(|l| l.ends_with("... ok")) {
+                } else if rc == 0
+                    && (result_line.is_some_and(|l| l.ends_with("... ok"))
+                        || summary("test result: ok. 1 passed; 0 failed"))
+                {
                     Outcome::Pass
                 } else if rc == 0 {
                     Outcome::Fail(format!(
@@ -177,7 +185,17 @@ pub fn parse(text: &str) -> Run {
                             || l.contains("attached at")
                             || l.contains("loaded the")
                             || l.contains("FREE(KB)")
-                            || (rc != "0" && !l.trim().is_empty())
+                            // A failure: the tool's error and the verifier's verdict, not the
+                            // thousands of lines of verifier log in between.
+                            || (rc != "0"
+                                && (l.starts_with("compactsnoop:")
+                                    || l.starts_with("drsnoop:")
+                                    || l.starts_with("BPF program is too large")
+                                    || l.starts_with("verification time")))
+                    })
+                    .map(|l| match l.find(" Verifier output:") {
+                        Some(at) => format!("{} (verifier log in results.log)", &l[..at]),
+                        None => l,
                     })
                     .collect();
                 // Wall time of the whole `--debug -d 1` run: start-up shows here.
@@ -447,6 +465,14 @@ mod tests {
 running 1 test\r
 test a ... ok\r
 @@vmtest test-end drsnoop a rc=0 secs=12\r
+@@vmtest list drsnoop d\r
+@@vmtest test-begin drsnoop d\r
+running 1 test\r
+test d ... largest CPU stall 3ms\r
+ok\r
+\r
+test result: ok. 1 passed; 0 failed; 0 ignored; 0 measured; 2 filtered out; finished in 1.00s\r
+@@vmtest test-end drsnoop d rc=0 secs=1\r
 @@vmtest test-begin drsnoop b\r
 running 1 test\r
 test b ... \r
@@ -481,6 +507,11 @@ test s ... ignored, runs long\r
         );
         assert_eq!(o[2], Outcome::NoResult);
         assert_eq!(o[3], Outcome::Ignored);
+        assert_eq!(
+            o[4],
+            Outcome::Pass,
+            "output ran into the `test d ... ` line"
+        );
         let md = markdown(
             &[Column {
                 key: "bookworm".into(),
@@ -494,6 +525,6 @@ test s ... ignored, runs long\r
         );
         assert!(md.contains("| drsnoop::b | **FAIL** 40s |"), "{md}");
         assert!(md.contains("kmem:mm_page_alloc_extfrag → raw_tp"), "{md}");
-        assert!(md.contains("| passed / run | 1 / 3 |"), "{md}");
+        assert!(md.contains("| passed / run | 2 / 4 |"), "{md}");
     }
 }
