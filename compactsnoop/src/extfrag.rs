@@ -90,8 +90,6 @@ pub async fn run(opts: &Opts) -> Result<()> {
     )?;
     debug!("object loaded at {:.1} ms", session::elapsed_ms(t0));
     session.attach_classic(SYSTEM, EVENT, PROGRAM)?;
-    // What --debug reports for the other modes' hooks (Session::attach says it there).
-    debug!("{SYSTEM}:{EVENT} attached as tracepoint");
     debug!("attached at {:.1} ms", session::elapsed_ms(t0));
 
     if let Some(every) = opts.summary {

@@ -502,6 +502,7 @@ impl Session {
         prog.load()?;
         prog.attach(system, event)
             .with_context(|| format!("cannot attach to tracepoint {system}:{event}"))?;
+        debug!("{system}:{event} attached as tracepoint");
         self.attached.push(format!("{system}:{event} tracepoint"));
         Ok(())
     }
