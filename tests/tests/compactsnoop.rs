@@ -290,11 +290,17 @@ fn huge_page_workload_every_pair_appears_with_stacks_and_zone_figures() {
             .all(|r| field(h, r, "COMM") == "wl-huge" && field(h, r, "ORDER") == "9"),
         "{direct:#?}"
     );
-    assert!(
-        ours.iter()
-            .any(|r| field(h, r, "COMM").starts_with("kcompactd")),
-        "kcompactd's runs are missing"
-    );
+    // kcompactd's runs, where the kernel made any (whether it does during the squeeze is the
+    // kernel's choice: a fresh 6.12 VM sometimes leaves it asleep throughout), each as a row.
+    let kcompactd_runs = kernel
+        .iter()
+        .filter(|(b, _)| b.comm.starts_with("kcompactd"))
+        .count();
+    let kcompactd_rows = ours
+        .iter()
+        .filter(|r| field(h, r, "COMM").starts_with("kcompactd"))
+        .count();
+    assert_eq!(kcompactd_rows, kcompactd_runs, "kcompactd's runs vs its rows");
 
     // -K: frames are kernel symbols; a direct compaction's stack shows the allocator's path.
     let ksyms = std::fs::read_to_string("/proc/kallsyms").expect("kallsyms");
