@@ -60,6 +60,11 @@ fi
 
 # /tmp (std::env::temp_dir()): a disk, so that the 3 GiB fill file is page cache that reclaim can
 # drop and `dd iflag=nocache` can evict, as on a host. tmpfs only when there is no disk.
+# What the initramfs holds under /tmp (the tools and workload, when the workspace is a clone
+# under /tmp, as CI's may be) must stay where the tests look for it: set aside, copied back.
+if [ -n "$(ls -A /tmp 2>/dev/null)" ]; then
+    mkdir -p /run/initramfs-tmp && cp -a /tmp/. /run/initramfs-tmp/
+fi
 i=0
 while [ ! -b /dev/vda ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 if [ -b /dev/vda ] && mount -t ext4 -o discard /dev/vda /tmp; then
@@ -69,6 +74,9 @@ else
     tmpfs="tmpfs (no disk: page cache is not reclaimable as on a host)"
 fi
 chmod 1777 /tmp
+if [ -d /run/initramfs-tmp ]; then
+    cp -a /run/initramfs-tmp/. /tmp/ && rm -rf /run/initramfs-tmp
+fi
 # Age the memory as a machine that has run for a while has it: two page-cache files written
 # at once interleave in physical memory; removing one leaves its pages as small free holes
 # between the other's. Without this a fresh VM's free memory is a few huge blocks, and huge
