@@ -571,6 +571,29 @@ struct Taken {
 }
 
 /// Snapshots every contender, then stops them all.
+/// Once every tracer's output has been quiet for `quiet` (at most `max`): the labels of their
+/// programs, what each holds, and each stopped.
+fn quiet_then_stop(
+    running: Vec<Running>,
+    quiet: Duration,
+    max: Duration,
+) -> (std::collections::HashMap<u32, String>, Vec<Taken>, Vec<Stopped>) {
+    let procs: Vec<&child::Proc> = running.iter().map(|x| &x.proc).collect();
+    child::wait_quiet(&procs, quiet, max);
+    let ids: Vec<u32> = running
+        .iter()
+        .flat_map(|x| sys::bpf_progs(x.proc.pid))
+        .map(|p| p.id)
+        .collect();
+    let labels = if ids.is_empty() {
+        Default::default()
+    } else {
+        contenders::program_labels(&ids)
+    };
+    let (taken, stopped) = snapshot_and_stop(running);
+    (labels, taken, stopped)
+}
+
 fn snapshot_and_stop(running: Vec<Running>) -> (Vec<Taken>, Vec<Stopped>) {
     let taken: Vec<Taken> = running
         .iter()
@@ -609,15 +632,7 @@ fn side_by_side_run(
     }
     std::thread::sleep(Duration::from_millis(200));
     let res = workload::reserve(mm_workload);
-    let procs: Vec<&child::Proc> = running.iter().map(|x| &x.proc).collect();
-    child::wait_quiet(&procs, Duration::from_millis(400), Duration::from_secs(5));
-    let ids: Vec<u32> = running
-        .iter()
-        .flat_map(|x| sys::bpf_progs(x.proc.pid))
-        .map(|p| p.id)
-        .collect();
-    let labels = contenders::program_labels(&ids);
-    let (taken, stopped) = snapshot_and_stop(running);
+    let (labels, taken, stopped) = quiet_then_stop(running, Duration::from_millis(400), Duration::from_secs(5));
     let (records, overran) = rec.stop()?;
     workload::release()?;
     let res = res?;
@@ -775,15 +790,7 @@ fn fragment_run(
     let running = contenders::start_all(specs, bins)?;
     std::thread::sleep(Duration::from_millis(200));
     let res = workload::fragment(mm_workload);
-    let procs: Vec<&child::Proc> = running.iter().map(|x| &x.proc).collect();
-    child::wait_quiet(&procs, Duration::from_millis(500), Duration::from_secs(20));
-    let ids: Vec<u32> = running
-        .iter()
-        .flat_map(|x| sys::bpf_progs(x.proc.pid))
-        .map(|p| p.id)
-        .collect();
-    let labels = contenders::program_labels(&ids);
-    let (taken, stopped) = snapshot_and_stop(running);
+    let (labels, taken, stopped) = quiet_then_stop(running, Duration::from_millis(500), Duration::from_secs(20));
     let (records, overran) = rec.stop()?;
     let (pid, wall) = res?;
     keep(
@@ -850,19 +857,7 @@ fn cost_run(
     let running = contenders::start_all(specs, bins)?;
     std::thread::sleep(Duration::from_millis(200));
     let res = workload::reserve(mm_workload);
-    let procs: Vec<&child::Proc> = running.iter().map(|x| &x.proc).collect();
-    child::wait_quiet(&procs, Duration::from_millis(200), Duration::from_secs(3));
-    let ids: Vec<u32> = running
-        .iter()
-        .flat_map(|x| sys::bpf_progs(x.proc.pid))
-        .map(|p| p.id)
-        .collect();
-    let labels = if ids.is_empty() {
-        Default::default()
-    } else {
-        contenders::program_labels(&ids)
-    };
-    let (taken, stopped) = snapshot_and_stop(running);
+    let (labels, taken, stopped) = quiet_then_stop(running, Duration::from_millis(200), Duration::from_secs(3));
     workload::release()?;
     let res = res?;
     r.exit_failures.extend(
