@@ -577,7 +577,11 @@ fn quiet_then_stop(
     running: Vec<Running>,
     quiet: Duration,
     max: Duration,
-) -> (std::collections::HashMap<u32, String>, Vec<Taken>, Vec<Stopped>) {
+) -> (
+    std::collections::HashMap<u32, String>,
+    Vec<Taken>,
+    Vec<Stopped>,
+) {
     let procs: Vec<&child::Proc> = running.iter().map(|x| &x.proc).collect();
     child::wait_quiet(&procs, quiet, max);
     let ids: Vec<u32> = running
@@ -632,7 +636,8 @@ fn side_by_side_run(
     }
     std::thread::sleep(Duration::from_millis(200));
     let res = workload::reserve(mm_workload);
-    let (labels, taken, stopped) = quiet_then_stop(running, Duration::from_millis(400), Duration::from_secs(5));
+    let (labels, taken, stopped) =
+        quiet_then_stop(running, Duration::from_millis(400), Duration::from_secs(5));
     let (records, overran) = rec.stop()?;
     workload::release()?;
     let res = res?;
@@ -790,7 +795,8 @@ fn fragment_run(
     let running = contenders::start_all(specs, bins)?;
     std::thread::sleep(Duration::from_millis(200));
     let res = workload::fragment(mm_workload);
-    let (labels, taken, stopped) = quiet_then_stop(running, Duration::from_millis(500), Duration::from_secs(20));
+    let (labels, taken, stopped) =
+        quiet_then_stop(running, Duration::from_millis(500), Duration::from_secs(20));
     let (records, overran) = rec.stop()?;
     let (pid, wall) = res?;
     keep(
@@ -857,7 +863,8 @@ fn cost_run(
     let running = contenders::start_all(specs, bins)?;
     std::thread::sleep(Duration::from_millis(200));
     let res = workload::reserve(mm_workload);
-    let (labels, taken, stopped) = quiet_then_stop(running, Duration::from_millis(200), Duration::from_secs(3));
+    let (labels, taken, stopped) =
+        quiet_then_stop(running, Duration::from_millis(200), Duration::from_secs(3));
     workload::release()?;
     let res = res?;
     r.exit_failures.extend(
