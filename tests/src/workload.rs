@@ -274,6 +274,25 @@ impl Squeeze {
         w.run(&["hugepages", self.hugepages.original()]);
     }
 
+    /// Makes `w` reclaim directly, in its own context: a third process (`wl-squeeze`) reserves
+    /// huge pages beyond free memory and holds them while `w` faults in 512 MiB of transparent
+    /// huge pages (`MADV_HUGEPAGE`, THP set up for it meanwhile). No free block of huge-page
+    /// size is left and free memory is at the watermarks, so the faults that compaction cannot
+    /// serve reclaim. (The reserving writer alone is not always a direct reclaimer: in VMs
+    /// kswapd often keeps up with it.) Returns `w`'s PID.
+    pub fn reclaim_in(&self, w: &Workload<'_>) -> u32 {
+        let _thp = ThpGuard::direct_for_madvised();
+        let squeezer = Workload {
+            binary: w.binary,
+            name: "wl-squeeze",
+            uid: None,
+        };
+        self.reserve(&squeezer);
+        let pid = w.run(&["thp", "512"]);
+        self.release(&squeezer);
+        pid
+    }
+
     pub fn fill_path(&self) -> &Path {
         &self.fill
     }

@@ -240,12 +240,12 @@ fn drsnoop_rung(rung: &str) {
     }
     let mut pid = String::new();
     let (reference, variant) = side_by_side("drsnoop", &["-e"], rung, |squeeze, w| {
-        pid = squeeze.run(w).to_string();
+        pid = squeeze.reclaim_in(w).to_string();
     });
     let rows = rows_of(&reference, &pid, &[]);
     assert!(
         !rows.is_empty(),
-        "the squeeze made no direct reclaim: {reference:?}"
+        "the workload made no direct reclaim: {reference:?}"
     );
     assert_same(&rows, &rows_of(&variant, &pid, &[]), "direct reclaim");
 }
