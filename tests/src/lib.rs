@@ -118,3 +118,15 @@ pub fn largest_stall(spin: std::time::Duration) -> std::time::Duration {
         .max()
         .unwrap_or_default()
 }
+
+/// Now on the monotonic clock, in nanoseconds: the clock of `bpf_ktime_get_ns` and of the
+/// recorders' `trace_clock mono`.
+pub fn ktime_now_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid timespec to write into.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}

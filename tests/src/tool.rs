@@ -30,6 +30,17 @@ pub struct Finished {
     pub elapsed: Duration,
 }
 
+impl Finished {
+    /// The event rows: output after the header without blank and kernel stack lines.
+    pub fn events(&self) -> Vec<&str> {
+        self.rows
+            .iter()
+            .map(String::as_str)
+            .filter(|r| !r.is_empty() && !r.starts_with(' '))
+            .collect()
+    }
+}
+
 /// Runs a tool to completion with stdin closed, returning what it printed.
 pub fn run(tool: &str, args: &[&str], timeout: Duration) -> Finished {
     let mut child = Command::new(crate::tool_path(tool))
@@ -220,6 +231,11 @@ impl Drop for Running {
 /// Splits a row into whitespace-separated columns.
 pub fn columns(row: &str) -> Vec<&str> {
     row.split_whitespace().collect()
+}
+
+/// The value of column `name` in a row whose columns hold no spaces.
+pub fn field<'a>(header: &str, row: &'a str, name: &str) -> &'a str {
+    columns(row)[column(header, name)]
 }
 
 /// The index of a column in a header line.

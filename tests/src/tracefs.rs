@@ -220,13 +220,42 @@ pub fn pairs<'a>(records: &'a [Record], begin: &str, end: &str) -> Vec<(&'a Reco
     for r in records {
         if r.event == begin {
             open.insert(r.pid, r);
-        } else if r.event == end {
-            if let Some(b) = open.remove(&r.pid) {
-                out.push((b, r));
-            }
+        } else if r.event == end
+            && let Some(b) = open.remove(&r.pid)
+        {
+            out.push((b, r));
         }
     }
     out
+}
+
+/// Waits until the traces of this process's recorders stop growing (no new line for 1.5 s, at
+/// most 30 s): then every event that began has ended, in the kernel's record and in the tools'.
+pub fn wait_quiet() {
+    let prefix = format!("tracer-tests-{}-", std::process::id());
+    let count = || {
+        std::fs::read_dir(root().join("instances"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+            .map(|e| {
+                std::fs::read_to_string(e.path().join("trace"))
+                    .map(|t| t.lines().count())
+                    .unwrap_or(0)
+            })
+            .sum::<usize>()
+    };
+    let (mut last, mut stable) = (count(), 0);
+    for _ in 0..100 {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let now = count();
+        stable = if now == last { stable + 1 } else { 0 };
+        last = now;
+        if stable >= 5 {
+            return;
+        }
+    }
 }
 
 #[cfg(test)]

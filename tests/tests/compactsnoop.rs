@@ -3,9 +3,9 @@
 use std::{collections::BTreeSet, time::Duration};
 
 use tests::{
-    bpf, kernel_available, serial,
-    tool::{self, Finished, column, columns},
-    tracefs::{self, Record, Recorder},
+    bpf, kernel_available, ktime_now_ns, serial,
+    tool::{self, Finished, column, columns, field},
+    tracefs::{self, Record, Recorder, wait_quiet},
     workload::{Squeeze, Workload},
 };
 
@@ -83,33 +83,6 @@ fn kernel_status_names() -> BTreeSet<String> {
         .collect()
 }
 
-/// Rows of a finished run, without kernel stack lines.
-fn rows(f: &Finished) -> Vec<&str> {
-    f.rows
-        .iter()
-        .map(String::as_str)
-        .filter(|r| !r.is_empty() && !r.starts_with(' '))
-        .collect()
-}
-
-fn ktime_now_ns() -> u64 {
-    let mut ts = libc_timespec();
-    // SAFETY: valid timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
-fn libc_timespec() -> libc::timespec {
-    libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    }
-}
-
-fn field<'a>(header: &str, row: &'a str, name: &str) -> &'a str {
-    columns(row)[column(header, name)]
-}
-
 #[test]
 fn manual_compaction_rows_match_tracefs_and_the_tool_exits_on_time() {
     if !kernel_available() {
@@ -144,7 +117,8 @@ fn manual_compaction_rows_match_tracefs_and_the_tool_exits_on_time() {
         .into_iter()
         .filter(|(b, _)| b.pid == pid)
         .collect();
-    let ours: Vec<&str> = rows(&done)
+    let ours: Vec<&str> = done
+        .events()
         .into_iter()
         .filter(|r| field(&done.header, r, "PID") == pid.to_string())
         .collect();
@@ -184,38 +158,6 @@ fn manual_compaction_rows_match_tracefs_and_the_tool_exits_on_time() {
 const EVENTS_BEGIN: &str = "mm_compaction_begin";
 const EVENTS_END: &str = "mm_compaction_end";
 
-/// Reads the instance's trace until no new compaction line arrives for a while: then every
-/// run that began has ended, in the kernel's record and in the tools'.
-fn wait_quiet() {
-    let count = || {
-        std::fs::read_dir("/sys/kernel/tracing/instances")
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter(|e| {
-                e.file_name()
-                    .to_string_lossy()
-                    .starts_with(&format!("tracer-tests-{}-", std::process::id()))
-            })
-            .map(|e| {
-                std::fs::read_to_string(e.path().join("trace"))
-                    .map(|t| t.lines().count())
-                    .unwrap_or(0)
-            })
-            .sum::<usize>()
-    };
-    let (mut last, mut stable) = (count(), 0);
-    for _ in 0..100 {
-        std::thread::sleep(Duration::from_millis(300));
-        let now = count();
-        stable = if now == last { stable + 1 } else { 0 };
-        last = now;
-        if stable >= 5 {
-            return;
-        }
-    }
-}
-
 #[test]
 fn huge_page_workload_every_pair_appears_with_stacks_and_zone_figures() {
     if !kernel_available() {
@@ -253,7 +195,7 @@ fn huge_page_workload_every_pair_appears_with_stacks_and_zone_figures() {
         .into_iter()
         .filter(|(b, _)| b.ts_ns >= ready_ns)
         .collect();
-    let ours = rows(&plain);
+    let ours = plain.events();
     assert!(
         kernel.iter().any(|(b, _)| b.pid == pid),
         "no direct compaction by the workload: a failed workload"
@@ -300,7 +242,10 @@ fn huge_page_workload_every_pair_appears_with_stacks_and_zone_figures() {
         .iter()
         .filter(|r| field(h, r, "COMM").starts_with("kcompactd"))
         .count();
-    assert_eq!(kcompactd_rows, kcompactd_runs, "kcompactd's runs vs its rows");
+    assert_eq!(
+        kcompactd_rows, kcompactd_runs,
+        "kcompactd's runs vs its rows"
+    );
 
     // -K: frames are kernel symbols; a direct compaction's stack shows the allocator's path.
     let ksyms = std::fs::read_to_string("/proc/kallsyms").expect("kallsyms");
@@ -319,10 +264,10 @@ fn huge_page_workload_every_pair_appears_with_stacks_and_zone_figures() {
                 frames.push(sym.to_owned());
             }
         } else if !line.is_empty() {
-            if let Some((row, frames)) = current.take() {
-                if field(&dh, &row, "PID") == pid.to_string() {
-                    stack_of_direct.get_or_insert(frames);
-                }
+            if let Some((row, frames)) = current.take()
+                && field(&dh, &row, "PID") == pid.to_string()
+            {
+                stack_of_direct.get_or_insert(frames);
             }
             current = Some((line.clone(), Vec::new()));
         }
@@ -417,7 +362,7 @@ fn pid_filter_keeps_only_that_process_and_combined_flags_parse() {
         h.starts_with("TIME(s)") && h.contains("FRAGIDX"),
         "header: {h}"
     );
-    let ours = rows(&done);
+    let ours = done.events();
     let kernel = tracefs::pairs(&records, EVENTS_BEGIN, EVENTS_END);
     let target_pairs = kernel.iter().filter(|(b, _)| b.pid == target_pid).count();
     assert!(
@@ -477,7 +422,7 @@ fn hook_rungs_and_transports_agree() {
         .collect();
     // Each instance times the runs with its own programs: compare everything but LAT(ms).
     let mine = |f: &Finished| -> Vec<String> {
-        rows(f)
+        f.events()
             .into_iter()
             .filter(|r| field(&f.header, r, "PID") == pid)
             .map(|r| {

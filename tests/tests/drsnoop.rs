@@ -12,9 +12,9 @@ use std::{
 };
 
 use tests::{
-    kernel_available, serial,
-    tool::{self, Finished, column, columns},
-    tracefs::{self, Record, Recorder},
+    kernel_available, ktime_now_ns, serial,
+    tool::{self, field},
+    tracefs::{self, Record, Recorder, wait_quiet},
     workload::{Squeeze, ThpGuard, Workload, mem_free_kb},
 };
 
@@ -27,29 +27,6 @@ const BEGIN: &str = "mm_vmscan_direct_reclaim_begin";
 const END: &str = "mm_vmscan_direct_reclaim_end";
 /// The unprivileged user the second workload runs as.
 const USER: u32 = 1000;
-
-fn field<'a>(header: &str, row: &'a str, name: &str) -> &'a str {
-    columns(row)[column(header, name)]
-}
-
-/// Rows without kernel stack lines.
-fn rows(f: &Finished) -> Vec<&str> {
-    f.rows
-        .iter()
-        .map(String::as_str)
-        .filter(|r| !r.is_empty() && !r.starts_with(' '))
-        .collect()
-}
-
-fn ktime_now_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: valid timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
 
 /// Samples MemFree every few milliseconds while it lives.
 struct MemFreeSampler {
@@ -87,37 +64,6 @@ fn pairs_after(records: &[Record], since_ns: u64) -> Vec<(&Record, &Record)> {
         .collect()
 }
 
-/// Waits until the recorder's trace stops growing: every reclaim that began has ended.
-fn wait_quiet() {
-    let count = || {
-        std::fs::read_dir("/sys/kernel/tracing/instances")
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter(|e| {
-                e.file_name()
-                    .to_string_lossy()
-                    .starts_with(&format!("tracer-tests-{}-", std::process::id()))
-            })
-            .map(|e| {
-                std::fs::read_to_string(e.path().join("trace"))
-                    .map(|t| t.lines().count())
-                    .unwrap_or(0)
-            })
-            .sum::<usize>()
-    };
-    let (mut last, mut stable) = (count(), 0);
-    for _ in 0..100 {
-        std::thread::sleep(Duration::from_millis(300));
-        let now = count();
-        stable = if now == last { stable + 1 } else { 0 };
-        last = now;
-        if stable >= 5 {
-            return;
-        }
-    }
-}
-
 #[test]
 fn every_direct_reclaim_appears_with_pages_latency_free_and_stack() {
     if !kernel_available() {
@@ -130,7 +76,7 @@ fn every_direct_reclaim_appears_with_pages_latency_free_and_stack() {
     let verbose = tool::start("drsnoop", &["-v", "-K"]);
     let ready_ns = ktime_now_ns();
     let sampler = MemFreeSampler::start();
-    let pid = squeeze.run(&Workload {
+    let pid = squeeze.reclaim_in(&Workload {
         binary: WORKLOAD,
         name: "wl-huge",
         uid: None,
@@ -163,7 +109,7 @@ fn every_direct_reclaim_appears_with_pages_latency_free_and_stack() {
     let tolerance_ms = 1.0 + stall.as_secs_f64() * 1e3;
     eprintln!("largest CPU stall {stall:?}: latencies may differ by {tolerance_ms:.3} ms");
     let h = &plain.header;
-    let ours = rows(&plain);
+    let ours = plain.events();
     assert_eq!(
         ours.len(),
         kernel.len(),
@@ -202,7 +148,7 @@ fn every_direct_reclaim_appears_with_pages_latency_free_and_stack() {
         .map_or(5, |t| t.lines().filter(|l| l.starts_with("Node")).count()) as u64;
     let drift = 125 * 4 * cpus * zones;
     let vh = &verbose.header;
-    for row in rows(&verbose) {
+    for row in verbose.events() {
         let free: u64 = field(vh, row, "FREE(KB)")
             .parse()
             .unwrap_or_else(|_| panic!("FREE(KB) in {row}"));
@@ -309,7 +255,7 @@ fn filters_keep_exactly_their_rows() {
 
     for (f, what) in [(&by_pid, "-p"), (&by_tid, "-t")] {
         assert!(f.status.success(), "{what}: {}", f.stderr);
-        let r = rows(f);
+        let r = f.events();
         assert_eq!(r.len(), count(&user_pid), "{what}: {r:#?}");
         assert!(
             r.iter().all(
@@ -323,7 +269,7 @@ fn filters_keep_exactly_their_rows() {
         "{}",
         by_uid.header
     );
-    let r = rows(&by_uid);
+    let r = by_uid.events();
     assert_eq!(r.len(), count(&user_pid), "-Uu {uid} -n wl-user: {r:#?}");
     assert!(r.iter().all(|row| field(&by_uid.header, row, "UID") == uid
         && field(&by_uid.header, row, "COMM") == "wl-user"));
@@ -333,7 +279,7 @@ fn filters_keep_exactly_their_rows() {
         .filter(|(b, _)| b.comm.contains("wl-ro"))
         .count();
     assert_eq!(named, count(&root_pid), "only wl-root is named wl-ro*");
-    let r = rows(&by_name);
+    let r = by_name.events();
     assert_eq!(r.len(), named, "-n wl-ro: {r:#?}");
     assert!(
         r.iter()
@@ -443,7 +389,8 @@ fn memcg_reclaim_shows_with_m_only() {
     drop(cleanup);
     let h = &with_m.header;
     assert!(h.split_whitespace().any(|c| c == "KIND"), "{h}");
-    let memcg: Vec<&str> = rows(&with_m)
+    let memcg: Vec<&str> = with_m
+        .events()
         .into_iter()
         .filter(|r| field(h, r, "PID") == pid && field(h, r, "KIND") == "memcg")
         .collect();
@@ -452,7 +399,8 @@ fn memcg_reclaim_shows_with_m_only() {
         "no memcg reclaim rows for the reader {pid}: {with_m:?}"
     );
     assert!(memcg.iter().all(|r| field(h, r, "COMM") == "cat"));
-    let plain: Vec<&str> = rows(&without)
+    let plain: Vec<&str> = without
+        .events()
         .into_iter()
         .filter(|r| field(&without.header, r, "PID") == pid)
         .collect();

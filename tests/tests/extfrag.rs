@@ -217,8 +217,8 @@ fn fallback_events_match_tracefs_per_event_filtered_and_counted() {
     let total = summary
         .rows
         .iter()
-        .filter_map(|l| l.strip_prefix("TOTAL events="))
-        .last()
+        .rev()
+        .find_map(|l| l.strip_prefix("TOTAL events="))
         .and_then(|v| v.split_whitespace().next()?.parse::<usize>().ok())
         .expect("a TOTAL line");
     assert_eq!(total, kernel.len(), "summary total vs tracefs");

@@ -24,7 +24,7 @@ use std::{
 };
 
 use tests::{
-    kernel_available, serial,
+    kernel_available, ktime_now_ns, serial,
     tool::{self, Finished, columns},
     tracefs::{self, Record, Recorder},
     workload::{Squeeze, Workload},
@@ -51,16 +51,6 @@ const DEFAULT_SECS: u64 = 300;
 const WARMUP: Duration = Duration::from_secs(30);
 /// How far VmRSS may rise after the warm-up above its highest value during it.
 const RSS_GROWTH_KB: u64 = 1024;
-
-fn ktime_now_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: valid timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
 
 /// Reads the recorder every `DRAIN_EVERY` while it lives.
 struct Drain {
@@ -228,15 +218,6 @@ fn field<'a>(header: &str, row: &'a str, name: &str) -> Option<&'a str> {
     r.get(i + extra).copied()
 }
 
-/// Rows without kernel stack lines.
-fn rows(f: &Finished) -> Vec<&str> {
-    f.rows
-        .iter()
-        .map(String::as_str)
-        .filter(|r| !r.is_empty() && !r.starts_with(' '))
-        .collect()
-}
-
 /// What one tool showed against what the kernel recorded: per process, the values of one
 /// column in the order of the rows; where a process had several threads at work, in sorted
 /// order (rows of different threads may interleave differently in the two streams).
@@ -268,7 +249,7 @@ fn compare(
             .push((b.pid, kernel_value(e), b.comm.clone()));
     }
     let h = &tool.header;
-    let ours = rows(tool);
+    let ours = tool.events();
     let mut shown: BTreeMap<u32, Vec<(String, String)>> = BTreeMap::new();
     let mut mismatches = Vec::new();
     for row in &ours {
