@@ -76,6 +76,9 @@ pub struct VmTestArgs {
 }
 
 /// Runs a command, returning its standard output; fails with its standard error.
+/// The matrix file, relative to the workspace root.
+const MATRIX: &str = "results/vm-matrix.md";
+
 fn output(cmd: &mut Command) -> Result<String> {
     let out = cmd
         .stdin(Stdio::null())
@@ -355,6 +358,27 @@ fn title(key: &str) -> String {
     }
 }
 
+/// The commit the tests are built from, `-dirty` if tracked files differ from it. The matrix
+/// file itself does not count: a run of the same clone may have rewritten it.
+fn commit() -> String {
+    let root = crate::workspace_root();
+    let Ok(head) = output(
+        Command::new("git")
+            .args(["rev-parse", "--short", "HEAD"])
+            .current_dir(&root),
+    ) else {
+        return "unknown (not a git checkout)".into();
+    };
+    let changed = output(
+        Command::new("git")
+            .args(["status", "--porcelain", "--untracked-files=no", "--", "."])
+            .arg(format!(":(exclude){MATRIX}"))
+            .current_dir(&root),
+    )
+    .map_or(true, |s| !s.trim().is_empty());
+    format!("{}{}", head.trim(), if changed { "-dirty" } else { "" })
+}
+
 /// A column from a kernel's stored logs.
 fn column_from_logs(cache: &Path, key: &str) -> Result<Column> {
     let dir = cache.join("results").join(key);
@@ -382,6 +406,9 @@ fn column_from_logs(cache: &Path, key: &str) -> Result<Column> {
     }
     if let Some(v) = get("tcg") {
         facts.push(("TCG".into(), v));
+    }
+    if let Some(v) = get("commit") {
+        facts.push(("tested at commit".into(), v));
     }
     for (k, name) in [
         ("memtotal", "guest MemTotal"),
@@ -451,6 +478,7 @@ fn run_vm(args: &VmTestArgs, suite: &str, common_gz: &Path) -> Result<()> {
     let mut meta: Vec<(String, String)> = vec![
         ("package".into(), format!("{} {}", k.package, k.version)),
         ("release".into(), k.release.clone()),
+        ("commit".into(), commit()),
     ];
     for (name, v) in k.features() {
         meta.push((name.to_owned(), v));
@@ -664,7 +692,10 @@ fn run_host(args: &VmTestArgs, built: &Built) -> Result<()> {
             .collect(),
         modules: PathBuf::new(),
     };
-    let mut meta = vec![("release".to_owned(), release)];
+    let mut meta = vec![
+        ("release".to_owned(), release),
+        ("commit".to_owned(), commit()),
+    ];
     if !k.config.is_empty() {
         for (name, v) in k.features() {
             meta.push((name.to_owned(), v));
@@ -680,18 +711,12 @@ fn header(args: &VmTestArgs, columns: &[Column]) -> String {
         .ok()
         .and_then(|v| v.lines().next().map(str::to_owned))
         .unwrap_or_default();
-    let commit = output(
-        Command::new("git")
-            .args(["describe", "--always", "--dirty"])
-            .current_dir(crate::workspace_root()),
-    )
-    .map(|s| s.trim().to_owned())
-    .unwrap_or_default();
     let mut h = String::new();
     let _ = writeln!(h, "# Kernel × test matrix\n");
     let _ = writeln!(
         h,
-        "Written by `cargo xtask vm-test {}` on {}, at commit {commit}.\n",
+        "Written by `cargo xtask vm-test {}` on {}; the commit each kernel was tested at is in \
+         its column.\n",
         columns
             .iter()
             .map(|c| c.key.as_str())
@@ -789,7 +814,7 @@ pub fn run(args: &VmTestArgs) -> Result<()> {
         }
     }
     let md = report::markdown(&columns, &header(args, &columns));
-    let path = crate::workspace_root().join("results/vm-matrix.md");
+    let path = crate::workspace_root().join(MATRIX);
     std::fs::create_dir_all(path.parent().context("results dir")?)?;
     std::fs::write(&path, &md).with_context(|| format!("{}", path.display()))?;
     println!("{md}");
@@ -813,4 +838,29 @@ pub fn run(args: &VmTestArgs) -> Result<()> {
         bail!("{failed} test runs failed or did not finish (see the matrix)");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commit_names_head_and_ignores_the_matrix_file() {
+        let c = commit();
+        let head = c.strip_suffix("-dirty").unwrap_or(&c);
+        assert!(
+            head.len() >= 7 && head.chars().all(|ch| ch.is_ascii_hexdigit()),
+            "{c}"
+        );
+        let status = output(
+            Command::new("git")
+                .args(["status", "--porcelain", "--untracked-files=no"])
+                .current_dir(crate::workspace_root()),
+        )
+        .unwrap_or_default();
+        let others = status
+            .lines()
+            .any(|l| l.get(3..).is_some_and(|p| p != MATRIX));
+        assert_eq!(c.ends_with("-dirty"), others, "{c} with changes:\n{status}");
+    }
 }
