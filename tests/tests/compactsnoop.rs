@@ -174,7 +174,7 @@ fn huge_page_workload_every_pair_appears_with_stacks_and_zone_figures() {
         name: "wl-huge",
         uid: None,
     };
-    let pid = squeeze.run(&w);
+    let pid = squeeze.reclaim_in(&w);
     wait_quiet();
     let records = rec.stop();
     let plain = plain.interrupt(Duration::from_secs(10));
