@@ -130,3 +130,29 @@ pub fn ktime_now_ns() -> u64 {
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
+
+/// Asserts that two counted sets are equal; on failure names only the keys whose counts
+/// differ (a full dump of thousands of events hides the one that matters).
+pub fn assert_same_counts<K: Ord + std::fmt::Debug>(
+    got: &std::collections::BTreeMap<K, usize>,
+    want: &std::collections::BTreeMap<K, usize>,
+    what: &str,
+) {
+    let keys: std::collections::BTreeSet<&K> = got.keys().chain(want.keys()).collect();
+    let differ: Vec<String> = keys
+        .into_iter()
+        .filter_map(|k| {
+            let (g, w) = (got.get(k).copied(), want.get(k).copied());
+            (g != w).then(|| format!("{k:?}: got {}, want {}", g.unwrap_or(0), w.unwrap_or(0)))
+        })
+        .collect();
+    assert!(
+        differ.is_empty(),
+        "{what}: {} of {} keys differ (got {} in all, want {}):\n{}",
+        differ.len(),
+        got.len().max(want.len()),
+        got.values().sum::<usize>(),
+        want.values().sum::<usize>(),
+        differ.join("\n")
+    );
+}

@@ -72,6 +72,10 @@ impl Workload<'_> {
     /// Starts it held at a gate: `args` must begin with `wait`, which blocks until the gate
     /// opens. The PID is known at once, and nothing runs before the tools are attached, however
     /// long they take to start (seconds under an emulator): a fixed sleep instead is a race.
+    ///
+    /// Returns once the child says it is at the gate: its own start (fork, exec, the loader)
+    /// allocates memory too, and on fragmented memory that alone can fall back or reclaim. A
+    /// recorder started after this sees only what the gated work does.
     pub fn spawn_gated(&self, args: &[&str]) -> Gated {
         assert_eq!(
             args.first(),
@@ -81,12 +85,25 @@ impl Workload<'_> {
         let mut child = self
             .command(args)
             .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start the workload: {e}"));
         let gate = child.stdin.take();
+        let mut said = String::new();
+        let mut out = std::io::BufReader::new(child.stdout.take().expect("piped stdout"));
+        let _ = std::io::BufRead::read_line(&mut out, &mut said);
+        if said != "waiting\n" {
+            let _ = child.kill();
+            let status = child.wait();
+            panic!(
+                "workload {} did not reach its gate (said {said:?}): {status:?}",
+                self.name
+            );
+        }
         Gated {
             child,
             gate,
+            _out: out,
             name: self.name.to_owned(),
         }
     }
@@ -101,6 +118,8 @@ impl Workload<'_> {
 pub struct Gated {
     child: std::process::Child,
     gate: Option<std::process::ChildStdin>,
+    /// Its stdout, kept open until it exits.
+    _out: std::io::BufReader<std::process::ChildStdout>,
     name: String,
 }
 

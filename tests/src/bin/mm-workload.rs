@@ -241,6 +241,11 @@ fn main() -> ExitCode {
                 Ok(())
             }
             "wait" => {
+                // Says it is at the gate: whatever this process did to start (fork, exec, the
+                // loader) is over, and it does nothing more until the gate opens.
+                let mut out = std::io::stdout();
+                let _ = std::io::Write::write_all(&mut out, b"waiting\n")
+                    .and_then(|()| std::io::Write::flush(&mut out));
                 let mut sink = Vec::new();
                 std::io::Read::read_to_end(&mut std::io::stdin(), &mut sink)
                     .map(|_| ())
