@@ -384,7 +384,10 @@ fn soak_huge_page_workload_under_both_tools() {
                 f.stderr.trim()
             ));
         }
-        if f.stderr.contains("events lost") || f.stderr.contains("stacks lost") {
+        if ["events lost", "events missed", "stacks lost"]
+            .iter()
+            .any(|l| f.stderr.contains(l))
+        {
             failures.push(format!("{name}: {}", f.stderr.trim()));
         }
     }

@@ -8,7 +8,7 @@
 use std::{
     collections::HashMap,
     future::poll_fn,
-    os::fd::AsRawFd as _,
+    os::fd::{AsFd as _, AsRawFd as _},
     task::Poll,
     time::{Duration, Instant},
 };
@@ -605,12 +605,37 @@ impl Session {
         aya_log::EbpfLogger::init(&mut self.ebpf).ok()
     }
 
+    /// Times the kernel skipped one of our programs instead of running it, summed over them
+    /// (`recursion_misses`): it does so when a hook fires on a CPU that is already running a
+    /// BPF program (an interrupt during one, or a BPF map syscall in progress). Each skip is an
+    /// event no tool could see. `None` where `bpf_prog_info` has no such field (before 5.12);
+    /// kernels count skips of classic tracepoint programs only from 6.7 on.
+    pub fn kernel_misses(&self) -> Option<u64> {
+        let mut total = None;
+        for (_, program) in self.ebpf.programs() {
+            let Ok(fd) = program.fd() else { continue };
+            if let Some(n) = prog_recursion_misses(fd.as_fd().as_raw_fd()) {
+                *total.get_or_insert(0) += n;
+            }
+        }
+        total
+    }
+
     /// Prints lost-event counts to stderr: `<tool>: N events lost` (documented in the README).
     pub fn report_losses(&self, events: &Events) {
         let c = self.counters();
         let lost = c[Counter::Lost as usize] + events.lost;
         if lost > 0 {
             eprintln!("{}: {lost} events lost", self.tool);
+        }
+        match self.kernel_misses() {
+            Some(0) => {}
+            Some(n) => eprintln!(
+                "{}: {n} events missed: the kernel skipped our program on a CPU that was already \
+                 running a BPF program",
+                self.tool
+            ),
+            None => debug!("this kernel does not report the programs it skipped (recursion_misses)"),
         }
         if c[Counter::StackLost as usize] > 0 {
             eprintln!(
@@ -874,6 +899,38 @@ fn drain(events: &mut Events, sink: &mut dyn Sink) -> bool {
         }
     });
     keep && sink.batch_end()
+}
+
+/// `recursion_misses` of a loaded program, from `BPF_OBJ_GET_INFO_BY_FD` with the kernel's own
+/// `bpf_prog_info`: `None` when the call fails or the kernel's info ends before the field.
+fn prog_recursion_misses(fd: std::os::fd::RawFd) -> Option<u64> {
+    use aya_obj::generated::{bpf_cmd, bpf_prog_info};
+    // The `info` member of `union bpf_attr` for this command.
+    #[repr(C)]
+    struct InfoAttr {
+        bpf_fd: u32,
+        info_len: u32,
+        info: u64,
+    }
+    // SAFETY: a plain C struct of integers, valid when zeroed.
+    let mut info: bpf_prog_info = unsafe { std::mem::zeroed() };
+    let mut attr = InfoAttr {
+        bpf_fd: fd as u32,
+        info_len: std::mem::size_of::<bpf_prog_info>() as u32,
+        info: std::ptr::addr_of_mut!(info) as u64,
+    };
+    // SAFETY: the kernel writes at most `info_len` bytes into `info`, and the new length into
+    // `attr`, both of which live through the call.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            bpf_cmd::BPF_OBJ_GET_INFO_BY_FD as libc::c_long,
+            std::ptr::addr_of_mut!(attr),
+            std::mem::size_of::<InfoAttr>(),
+        )
+    };
+    let end = std::mem::offset_of!(bpf_prog_info, recursion_misses) + std::mem::size_of::<u64>();
+    (rc == 0 && attr.info_len as usize >= end).then_some(info.recursion_misses)
 }
 
 /// Monotonic time in the kernel's `bpf_ktime_get_ns` clock.
