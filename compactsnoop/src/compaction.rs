@@ -429,15 +429,15 @@ impl Sink for Printer {
         let Some(mut ev) = decode::record::<CompactEvent>(data) else {
             return true;
         };
-        if let Some(name) = &self.name {
-            if !comm_str(&ev.comm).contains(name.as_str()) {
-                return true;
-            }
+        if let Some(name) = &self.name
+            && !comm_str(&ev.comm).contains(name.as_str())
+        {
+            return true;
         }
-        if ev.flags & FLAG_ZONE_KNOWN == 0 {
-            if let Some(z) = zones::find(&self.zoneinfo, ev.zone_start_pfn) {
-                ev.node = z.node;
-            }
+        if ev.flags & FLAG_ZONE_KNOWN == 0
+            && let Some(z) = zones::find(&self.zoneinfo, ev.zone_start_pfn)
+        {
+            ev.node = z.node;
         }
         let first = *self.first_ts.get_or_insert(ev.ts_begin_ns);
         let zone = self.zone_name(&ev);
@@ -451,11 +451,9 @@ impl Sink for Printer {
         let columns = self.columns;
         let r = columns.row(self.out.writer(), &row);
         let mut keep = self.out.check(r).unwrap_or(false);
-        if keep {
-            if let Some(stacks) = self.stacks.as_mut() {
-                let r = stacks.write(self.out.writer(), ev.kstack_id);
-                keep = self.out.check(r).unwrap_or(false);
-            }
+        if keep && let Some(stacks) = self.stacks.as_mut() {
+            let r = stacks.write(self.out.writer(), ev.kstack_id);
+            keep = self.out.check(r).unwrap_or(false);
         }
         keep
     }

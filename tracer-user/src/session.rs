@@ -635,7 +635,9 @@ impl Session {
                  running a BPF program",
                 self.tool
             ),
-            None => debug!("this kernel does not report the programs it skipped (recursion_misses)"),
+            None => {
+                debug!("this kernel does not report the programs it skipped (recursion_misses)")
+            }
         }
         if c[Counter::StackLost as usize] > 0 {
             eprintln!(
@@ -872,12 +874,12 @@ pub async fn run(
         if !drain(events, sink) {
             break End::ReaderGone;
         }
-        if let (Some(at), Some(every)) = (next_interval, interval) {
-            if tokio::time::Instant::now() >= at {
-                next_interval = Some(at + every);
-                if !sink.interval() || !sink.batch_end() {
-                    break End::ReaderGone;
-                }
+        if let (Some(at), Some(every)) = (next_interval, interval)
+            && tokio::time::Instant::now() >= at
+        {
+            next_interval = Some(at + every);
+            if !sink.interval() || !sink.batch_end() {
+                break End::ReaderGone;
             }
         }
     };

@@ -84,10 +84,10 @@ impl Format {
                 format.id = id.trim().parse().unwrap_or(0);
             } else if let Some(fmt) = line.strip_prefix("print fmt:") {
                 format.print_fmt = fmt.trim().to_owned();
-            } else if line.starts_with("field:") {
-                if let Some(field) = parse_field(line) {
-                    format.fields.push(field);
-                }
+            } else if line.starts_with("field:")
+                && let Some(field) = parse_field(line)
+            {
+                format.fields.push(field);
             }
         }
         format
@@ -163,7 +163,7 @@ pub fn symbols(print_fmt: &str, field: &str) -> Vec<(String, i64)> {
     out
 }
 
-/// `field:unsigned long pfn;	offset:8;	size:8;	signed:0;`
+/// `field:unsigned long pfn;    offset:8;    size:8;    signed:0;` (tab-separated)
 fn parse_field(line: &str) -> Option<Field> {
     let mut parts = line.split(';').map(str::trim);
     let decl = parts.next()?.strip_prefix("field:")?;

@@ -39,9 +39,13 @@ fn compact_event(i: usize, zoneinfo: &[ZoneInfo]) -> CompactEvent {
         tid: 1000 + (i % 97) as u32,
         node: zone.node,
         zone_idx: zone.index,
-        order: if i % 5 == 0 { -1 } else { (i % 11) as i32 },
+        order: if i.is_multiple_of(5) {
+            -1
+        } else {
+            (i % 11) as i32
+        },
         status: STATUSES[i % STATUSES.len()],
-        sync: (i % 3 == 0) as u8,
+        sync: i.is_multiple_of(3) as u8,
         flags: FLAG_ZONE_KNOWN,
         kstack_id: -1,
         zone_start_pfn: zone.start_pfn,
@@ -56,7 +60,7 @@ fn compact_event(i: usize, zoneinfo: &[ZoneInfo]) -> CompactEvent {
     for o in 0..11 {
         ev.zone.nr_free[o] = ((i * (o + 3)) % 4000) as u64 >> (o / 2);
     }
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         ev.flags |= FLAG_SNAPSHOT;
     }
     ev
@@ -73,7 +77,7 @@ fn extfrag_event(i: usize, zoneinfo: &[ZoneInfo]) -> ExtfragEvent {
         fallback_order: [0, 3, 9, 10][i % 4],
         alloc_migratetype: (i % 3) as i32,
         fallback_migratetype: ((i + 1) % 3) as i32,
-        change_ownership: (i % 7 == 0) as u8,
+        change_ownership: i.is_multiple_of(7) as u8,
         kstack_id: -1,
         comm: comm(i),
         ..Default::default()
