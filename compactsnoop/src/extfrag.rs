@@ -26,7 +26,7 @@ use tracer_user::{
     decode,
     layout::{self, EnumNames},
     output::{Output, comm_str},
-    session::{self, Options, Session, Sink, Stacks},
+    session::{self, Hooks, Options, Session, Sink, Stacks},
     tracefs::{self, Format},
     zones::{self, ZoneInfo},
 };
@@ -77,7 +77,8 @@ pub async fn run(opts: &Opts) -> Result<()> {
             maps: &[names::EXTFRAG_COUNTS, names::STACKS],
             config,
             transport: opts.common.transport,
-            hooks: opts.common.hooks,
+            // The only way to this tracepoint's PFN and ownership (`Opts::check`).
+            hooks: Hooks::Tracepoint,
             debug: opts.common.debug,
             ring_bytes: if opts.summary.is_some() {
                 RING_BYTES_SUMMARY

@@ -9,10 +9,11 @@ mod extfrag;
 use std::{process::ExitCode, time::Duration};
 
 use anyhow::{Context as _, Result};
-use clap::Parser;
+use clap::{CommandFactory as _, Parser, ValueEnum as _};
 use tracer_user::{
     cli::{CommonOpts, parse_duration},
     privilege,
+    session::Hooks,
 };
 
 const EXAMPLES: &str = "\
@@ -48,12 +49,36 @@ pub struct Opts {
     #[arg(short = 'x', long)]
     pub extfrag: bool,
     /// With -x: count events in the kernel and print a table every SECONDS and at exit.
-    #[arg(short, long, value_name = "SECONDS", value_parser = parse_duration, requires = "extfrag", conflicts_with = "kernel_stack")]
+    #[arg(short, long, value_name = "SECONDS", value_parser = parse_duration, requires = "extfrag", conflicts_with_all = ["kernel_stack", "timestamp"])]
     pub summary: Option<Duration>,
+}
+
+impl Opts {
+    /// What clap cannot say: `-x` has one way to hook its tracepoint.
+    fn check(&self) -> Result<(), clap::Error> {
+        if self.extfrag && !matches!(self.common.hooks, Hooks::Auto | Hooks::Tracepoint) {
+            return Err(Opts::command().error(
+                clap::error::ErrorKind::ArgumentConflict,
+                format!(
+                    "-x hooks kmem:mm_page_alloc_extfrag as a classic tracepoint only (the PFN \
+                     and ownership it shows are computed inside the tracepoint): --hooks {} does \
+                     not apply",
+                    self.common.hooks.to_possible_value().map_or_else(
+                        || format!("{:?}", self.common.hooks),
+                        |v| v.get_name().to_owned()
+                    )
+                ),
+            ));
+        }
+        Ok(())
+    }
 }
 
 fn main() -> ExitCode {
     let opts = Opts::parse();
+    if let Err(e) = opts.check() {
+        e.exit();
+    }
     tracer_user::init_logging(opts.common.debug);
     match run(opts) {
         Ok(()) => ExitCode::SUCCESS,
@@ -79,8 +104,6 @@ fn run(opts: Opts) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use clap::CommandFactory;
-
     use super::*;
 
     #[test]
@@ -98,5 +121,23 @@ mod tests {
         assert!(o.extended_fields);
         assert!(Opts::try_parse_from(["compactsnoop", "-s", "5"]).is_err());
         assert!(Opts::try_parse_from(["compactsnoop", "-x", "-e"]).is_err());
+        assert!(Opts::try_parse_from(["compactsnoop", "-x", "-T", "-s", "1"]).is_err());
+    }
+
+    #[test]
+    fn extfrag_takes_only_the_classic_tracepoint() {
+        for (hooks, ok) in [
+            ("auto", true),
+            ("tracepoint", true),
+            ("raw-tp", false),
+            ("tp-btf", false),
+            ("kprobe", false),
+            ("fentry", false),
+        ] {
+            let o = Opts::try_parse_from(["compactsnoop", "-x", "--hooks", hooks]).unwrap();
+            assert_eq!(o.check().is_ok(), ok, "{hooks}");
+            let o = Opts::try_parse_from(["compactsnoop", "--hooks", hooks]).unwrap();
+            assert!(o.check().is_ok(), "{hooks} without -x");
+        }
     }
 }

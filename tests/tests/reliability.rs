@@ -41,7 +41,13 @@ fn bad_input_is_one_clear_error_with_status_2() {
         }
     }
     // Conflicting flags.
-    for args in [&["-x", "-e"][..], &["-s", "5"], &["-x", "-s", "5", "-K"]] {
+    for args in [
+        &["-x", "-e"][..],
+        &["-s", "5"],
+        &["-x", "-s", "5", "-K"],
+        &["-x", "-s", "5", "-T"],
+        &["-x", "--hooks", "raw-tp"],
+    ] {
         let f = tool::run("compactsnoop", args, Duration::from_secs(10));
         assert_eq!(f.status.code(), Some(2), "compactsnoop {args:?}: {f:?}");
     }
