@@ -301,15 +301,21 @@ impl Squeeze {
     /// kswapd often keeps up with it.) Returns `w`'s PID.
     pub fn reclaim_in(&self, w: &Workload<'_>) -> u32 {
         let _thp = ThpGuard::direct_for_madvised();
+        self.while_held(w.binary, || w.run(&["thp", "512"]))
+    }
+
+    /// Runs `f` while a third process (`wl-squeeze`, from `binary`) holds huge pages reserved
+    /// beyond free memory; gives them back after. `reclaim_in` for work that is not one run.
+    pub fn while_held<T>(&self, binary: &str, f: impl FnOnce() -> T) -> T {
         let squeezer = Workload {
-            binary: w.binary,
+            binary,
             name: "wl-squeeze",
             uid: None,
         };
         self.reserve(&squeezer);
-        let pid = w.run(&["thp", "512"]);
+        let out = f();
         self.release(&squeezer);
-        pid
+        out
     }
 
     pub fn fill_path(&self) -> &Path {

@@ -196,11 +196,6 @@ fn filters_keep_exactly_their_rows() {
     // nothing was reclaimed. And the squeezing writer itself, which this test used to count on
     // for wl-root's rows, is not always a direct reclaimer: on 6.12 under TCG kswapd kept up
     // with it.)
-    let squeezer = Workload {
-        binary: WORKLOAD,
-        name: "wl-squeeze",
-        uid: None,
-    };
     let mut root = Workload {
         binary: WORKLOAD,
         name: "wl-root",
@@ -221,12 +216,12 @@ fn filters_keep_exactly_their_rows() {
     let by_uid = tool::start("drsnoop", &["-Uu", &uid, "-n", "wl-user"]);
     let by_name = tool::start("drsnoop", &["-n", "wl-ro"]);
     let ready_ns = ktime_now_ns();
-    squeeze.reserve(&squeezer);
-    root.open();
-    user.open();
-    root.finish();
-    user.finish();
-    squeeze.release(&squeezer);
+    squeeze.while_held(WORKLOAD, || {
+        root.open();
+        user.open();
+        root.finish();
+        user.finish();
+    });
     wait_quiet();
     let records = rec.stop();
     let stop = Duration::from_secs(10);
