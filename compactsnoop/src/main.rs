@@ -8,11 +8,10 @@ mod extfrag;
 
 use std::{process::ExitCode, time::Duration};
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use clap::{CommandFactory as _, Parser, ValueEnum as _};
 use tracer_user::{
     cli::{CommonOpts, parse_duration},
-    privilege,
     session::Hooks,
 };
 
@@ -79,27 +78,14 @@ fn main() -> ExitCode {
     if let Err(e) = opts.check() {
         e.exit();
     }
-    tracer_user::init_logging(opts.common.debug);
-    match run(opts) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("compactsnoop: {e:#}");
-            ExitCode::FAILURE
+    let debug = opts.common.debug;
+    tracer_user::run_tool("compactsnoop", debug, async move {
+        if opts.extfrag {
+            extfrag::run(&opts).await
+        } else {
+            compaction::run(&opts).await
         }
-    }
-}
-
-fn run(opts: Opts) -> Result<()> {
-    privilege::check("compactsnoop")?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the event loop")?;
-    if opts.extfrag {
-        rt.block_on(extfrag::run(&opts))
-    } else {
-        rt.block_on(compaction::run(&opts))
-    }
+    })
 }
 
 #[cfg(test)]

@@ -9,9 +9,8 @@ mod reclaim;
 
 use std::process::ExitCode;
 
-use anyhow::{Context as _, Result};
 use clap::{CommandFactory as _, Parser};
-use tracer_user::{cli::CommonOpts, privilege, session::Hooks};
+use tracer_user::{cli::CommonOpts, session::Hooks};
 
 const EXAMPLES: &str = "\
 columns:
@@ -89,23 +88,7 @@ fn main() -> ExitCode {
             )
             .exit();
     }
-    tracer_user::init_logging(opts.common.debug);
-    match run(opts) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("drsnoop: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn run(opts: Opts) -> Result<()> {
-    privilege::check("drsnoop")?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the event loop")?;
-    rt.block_on(reclaim::run(&opts))
+    tracer_user::run_tool("drsnoop", opts.common.debug, reclaim::run(&opts))
 }
 
 #[cfg(test)]

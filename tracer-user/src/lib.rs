@@ -44,3 +44,27 @@ pub fn init_logging(debug: bool) {
         .format_timestamp(None)
         .try_init();
 }
+
+/// A tool's life after its options: logging, the privilege check, a single-threaded event
+/// loop running `work`, and the exit status (1, with `<tool>: <why>` on stderr, on failure).
+pub fn run_tool<F>(tool: &'static str, debug: bool, work: F) -> std::process::ExitCode
+where
+    F: std::future::Future<Output = anyhow::Result<()>>,
+{
+    use anyhow::Context as _;
+    init_logging(debug);
+    let result = privilege::check(tool).and_then(|()| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting the event loop")?
+            .block_on(work)
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{tool}: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
