@@ -308,13 +308,10 @@ impl Sink for Printer {
             fragmenting: summary::fragmenting(ev.fallback_order, self.pageblock_order),
         };
         let columns = self.columns;
-        let r = columns.row(self.out.writer(), &row);
-        let mut keep = self.out.check(r).unwrap_or(false);
-        if keep && let Some(stacks) = self.stacks.as_mut() {
-            let r = stacks.write(self.out.writer(), ev.kstack_id);
-            keep = self.out.check(r).unwrap_or(false);
-        }
-        keep
+        self.out.event(
+            |w| columns.row(w, &row),
+            self.stacks.as_mut().map(|s| (s, ev.kstack_id)),
+        )
     }
 
     fn batch_end(&mut self) -> bool {

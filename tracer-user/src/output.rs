@@ -50,6 +50,22 @@ impl Output {
         }
     }
 
+    /// Writes one event: its row, then (`-K`) its kernel stack. Returns false once the reader
+    /// has gone away, or on another write error.
+    pub fn event(
+        &mut self,
+        row: impl FnOnce(&mut BufWriter<io::Stdout>) -> io::Result<()>,
+        stack: Option<(&mut crate::session::Stacks, i32)>,
+    ) -> bool {
+        let r = row(&mut self.out);
+        let mut keep = self.check(r).unwrap_or(false);
+        if keep && let Some((stacks, id)) = stack {
+            let r = stacks.write(&mut self.out, id);
+            keep = self.check(r).unwrap_or(false);
+        }
+        keep
+    }
+
     pub fn is_gone(&self) -> bool {
         self.gone
     }
