@@ -13,7 +13,7 @@ use tracer_user::{
     btf::Btf,
     decode,
     layout::{self, CompactionArgs, EnumNames},
-    output::{Output, comm_str},
+    output::{Output, comm_str, truncate},
     probes,
     session::{self, Classic, Hook, Hooks, Options, Session, Sink, Stacks},
     tracefs,
@@ -352,13 +352,6 @@ impl Columns {
         }
         let lat_ms = ev.ts_end_ns.saturating_sub(ev.ts_begin_ns) as f64 / 1e6;
         writeln!(w, "{lat_ms:>9.3} {:>16}", r.status)
-    }
-}
-
-fn truncate(s: &str, max: usize) -> &str {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => &s[..i],
-        None => s,
     }
 }
 

@@ -25,7 +25,7 @@ use tracer_user::{
     btf::Btf,
     decode,
     layout::{self, EnumNames},
-    output::{Output, comm_str},
+    output::{Output, comm_str, truncate},
     session::{self, Hooks, Options, Session, Sink, Stacks},
     tracefs::{self, Format},
     zones::{self, ZoneInfo},
@@ -232,13 +232,6 @@ impl Columns {
             "{comm:<14} {:<6} {node:<4} {:<12} {:<5} {:<8} {:<12} {:<13} {frag:<11} {own}",
             ev.tgid, r.zone, ev.alloc_order, ev.fallback_order, r.alloc_type, r.fallback_type
         )
-    }
-}
-
-fn truncate(s: &str, max: usize) -> &str {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => &s[..i],
-        None => s,
     }
 }
 

@@ -9,7 +9,7 @@ use tracer_common::{names, record};
 use tracer_user::{
     btf::Btf,
     decode, layout,
-    output::{Output, comm_str},
+    output::{Output, comm_str, truncate},
     session::{Classic, Hook, Hooks, Options, Session, Sink, Stacks},
     tracefs::{self, Format},
 };
@@ -311,13 +311,6 @@ pub fn kind_name(kind: u8) -> &'static str {
         KIND_MEMCG => "memcg",
         KIND_MEMCG_SOFT => "memcg_soft",
         _ => "?",
-    }
-}
-
-fn truncate(s: &str, max: usize) -> &str {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => &s[..i],
-        None => s,
     }
 }
 

@@ -87,3 +87,11 @@ pub fn comm_str(comm: &[u8]) -> std::borrow::Cow<'_, str> {
     let end = comm.iter().position(|&b| b == 0).unwrap_or(comm.len());
     String::from_utf8_lossy(&comm[..end])
 }
+
+/// The first `max` characters of `s` (a COMM column is 14 wide, the kernel's comm 15 long).
+pub fn truncate(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
