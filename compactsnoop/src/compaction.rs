@@ -3,7 +3,6 @@
 use std::io::{self, Write};
 
 use anyhow::Result;
-use clap::ValueEnum as _;
 use tracer_common::{
     compact::{CompactEvent, FLAG_SNAPSHOT, FLAG_ZONE_KNOWN, ZoneSnapshot},
     config::{FEATURE_CC_FROM_PROBE, FEATURE_ZONE_SNAPSHOT},
@@ -133,7 +132,7 @@ pub async fn run(opts: &Opts) -> Result<()> {
         Err(e) => anyhow::bail!(
             "--hooks {} needs the kernel's BTF (CONFIG_DEBUG_INFO_BTF), and this kernel has \
              none ({e}); --hooks tracepoint works without it",
-            hooks_name(hooks_asked)
+            hooks_asked.name()
         ),
     };
     let zoneinfo = zones::read().unwrap_or_default();
@@ -252,11 +251,6 @@ pub async fn run(opts: &Opts) -> Result<()> {
         .trace(&mut printer, opts.common.duration, None, opts.common.debug)
         .await?;
     Ok(())
-}
-
-fn hooks_name(h: Hooks) -> String {
-    h.to_possible_value()
-        .map_or_else(|| format!("{h:?}"), |v| v.get_name().to_owned())
 }
 
 /// Names without BTF: zones from /proc/zoneinfo, statuses from the end tracepoint's own

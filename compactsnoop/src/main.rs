@@ -9,7 +9,7 @@ mod extfrag;
 use std::{process::ExitCode, time::Duration};
 
 use anyhow::Result;
-use clap::{CommandFactory as _, Parser, ValueEnum as _};
+use clap::{CommandFactory as _, Parser};
 use tracer_user::{
     cli::{CommonOpts, parse_duration},
     session::Hooks,
@@ -62,10 +62,7 @@ impl Opts {
                     "-x hooks kmem:mm_page_alloc_extfrag as a classic tracepoint only (the PFN \
                      and ownership it shows are computed inside the tracepoint): --hooks {} does \
                      not apply",
-                    self.common.hooks.to_possible_value().map_or_else(
-                        || format!("{:?}", self.common.hooks),
-                        |v| v.get_name().to_owned()
-                    )
+                    self.common.hooks.name()
                 ),
             ));
         }

@@ -71,6 +71,14 @@ pub enum Hooks {
     Fentry,
 }
 
+impl Hooks {
+    /// The name `--hooks` takes for this rung.
+    pub fn name(self) -> String {
+        clap::ValueEnum::to_possible_value(&self)
+            .map_or_else(|| format!("{self:?}"), |v| v.get_name().to_owned())
+    }
+}
+
 /// How the tracepoints of a run are hooked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
