@@ -43,39 +43,10 @@ impl Finished {
 
 /// Runs a tool to completion with stdin closed, returning what it printed.
 pub fn run(tool: &str, args: &[&str], timeout: Duration) -> Finished {
-    let mut child = Command::new(crate::tool_path(tool))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {tool}: {e}"));
-    let started = Instant::now();
-    let mut out = child.stdout.take().expect("piped stdout");
-    let mut err = child.stderr.take().expect("piped stderr");
-    let out_t = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let err_t = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let status = wait_timeout(&mut child, timeout)
-        .unwrap_or_else(|| panic!("{tool} {args:?} did not exit within {timeout:?}"));
-    let elapsed = started.elapsed();
-    let stdout = out_t.join().unwrap_or_default();
-    let stderr = err_t.join().unwrap_or_default();
-    let mut lines = stdout.lines().map(str::to_owned);
-    let header = lines.next().unwrap_or_default();
-    Finished {
-        status,
-        header,
-        rows: lines.collect(),
-        stderr,
-        elapsed,
+    let mut running = spawn(tool, args);
+    match wait_timeout(&mut running.child, timeout) {
+        Some(status) => running.finish(status),
+        None => panic!("{tool} {args:?} did not exit within {timeout:?}"),
     }
 }
 
@@ -97,8 +68,8 @@ fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
 /// How long a tool may take to print its header.
 const HEADER_WITHIN: Duration = Duration::from_secs(90);
 
-/// Starts a tool and waits for its header line: from then on its probes are attached.
-pub fn start(tool: &str, args: &[&str]) -> Running {
+/// Starts a tool with stdin closed, its stdout read line by line as it comes.
+fn spawn(tool: &str, args: &[&str]) -> Running {
     let mut child = Command::new(crate::tool_path(tool))
         .args(args)
         .stdin(Stdio::null())
@@ -122,14 +93,20 @@ pub fn start(tool: &str, args: &[&str]) -> Running {
         let _ = err.read_to_string(&mut s);
         s
     });
-    let mut running = Running {
+    Running {
         child,
         lines,
         stdout: Some(stdout),
         stderr: Some(stderr),
         started,
         ready_after: Duration::ZERO,
-    };
+    }
+}
+
+/// Starts a tool and waits for its header line: from then on its probes are attached.
+pub fn start(tool: &str, args: &[&str]) -> Running {
+    let mut running = spawn(tool, args);
+    let started = running.started;
     // Start-up takes milliseconds on a host and a few seconds under emulation, but a verifier
     // that gives up (1M instructions) takes 20 s per program there: wait long enough for the
     // tool's own error to be the failure message.
