@@ -30,7 +30,16 @@ pub struct Finished {
     pub elapsed: Duration,
 }
 
+/// What the tools say on stderr at exit when some events did not reach the output (README,
+/// "Lost events are never silent").
+pub const LOSS_REPORTS: [&str; 3] = ["events lost", "events missed", "stacks lost"];
+
 impl Finished {
+    /// Whether the tool reported losing events or stacks.
+    pub fn reported_losses(&self) -> bool {
+        LOSS_REPORTS.iter().any(|l| self.stderr.contains(l))
+    }
+
     /// The event rows: output after the header without blank and kernel stack lines.
     pub fn events(&self) -> Vec<&str> {
         self.rows

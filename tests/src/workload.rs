@@ -4,7 +4,7 @@
 use std::{
     io::Write as _,
     os::unix::process::CommandExt as _,
-    path::{Path, PathBuf},
+    path::PathBuf,
     process::{Command, Stdio},
 };
 
@@ -269,7 +269,7 @@ impl Squeeze {
 
     /// How many huge pages to ask for: more than free memory holds, so the writer must
     /// compact and reclaim.
-    pub fn target_hugepages() -> u64 {
+    fn target_hugepages() -> u64 {
         (mem_free_kb() + (1 << 20)) / 2048
     }
 
@@ -283,13 +283,13 @@ impl Squeeze {
 
     /// Reserves huge pages beyond free memory from `w`'s process and keeps them: memory stays
     /// short until `release` (or the drop). Returns the PID of the reserving process.
-    pub fn reserve(&self, w: &Workload<'_>) -> u32 {
+    fn reserve(&self, w: &Workload<'_>) -> u32 {
         let n = Self::target_hugepages().to_string();
         w.run(&["hugepages", &n])
     }
 
     /// Gives the reserved huge pages back.
-    pub fn release(&self, w: &Workload<'_>) {
+    fn release(&self, w: &Workload<'_>) {
         w.run(&["hugepages", self.hugepages.original()]);
     }
 
@@ -316,10 +316,6 @@ impl Squeeze {
         let out = f();
         self.release(&squeezer);
         out
-    }
-
-    pub fn fill_path(&self) -> &Path {
-        &self.fill
     }
 }
 

@@ -384,10 +384,7 @@ fn soak_huge_page_workload_under_both_tools() {
                 f.stderr.trim()
             ));
         }
-        if ["events lost", "events missed", "stacks lost"]
-            .iter()
-            .any(|l| f.stderr.contains(l))
-        {
+        if f.reported_losses() {
             failures.push(format!("{name}: {}", f.stderr.trim()));
         }
     }
