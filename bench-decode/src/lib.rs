@@ -1,12 +1,10 @@
 //! Decode + format throughput of the tools' rows on one core, from a synthetic stream of raw
 //! records: the harness both binaries share.
 //!
-//! The binaries (`decode-compactsnoop`, `decode-drsnoop`) compile their tool's own sources with
-//! `#[path]` (the row code lives in binary crates, which nothing can depend on), so the rows are
-//! written by the tools' own `Columns::row`, the names come from the tools' own tables, and the
-//! bytes go through `tracer_user::decode::record` and `tracer_user::output::Output` exactly as in
-//! the event loop. Only the few lines of each tool's private `Printer::record` that glue these
-//! together are repeated in the binaries.
+//! The binaries (`decode-compactsnoop`, `decode-drsnoop`) drive the library's own printers
+//! (`tracer_user::{compaction, reclaim, extfrag}::printer::Printer`, the event loop's sinks),
+//! record by record and batch by batch as the event loop does: decoding, naming, filtering and
+//! formatting are exactly the tools' own, for rows and for JSON lines.
 //!
 //! Rows go to this process's stdout (`cargo xtask bench` points it at /dev/null, so each batch
 //! costs the same write(2) a tool's batch costs); results go to stderr, one line per case:

@@ -1,10 +1,7 @@
 //! compactsnoop: trace memory compaction, one line per compaction run of one zone.
 //!
-//! Reads top to bottom: options → configuration → load and attach → header → event loop.
-//! The compaction rows live in `compaction.rs`, the external-fragmentation mode in `extfrag.rs`.
-
-mod compaction;
-mod extfrag;
+//! Options → settings → the library's run: compaction runs in `tracer_user::compaction`,
+//! the external-fragmentation mode (`-x`) in `tracer_user::extfrag`.
 
 use std::{process::ExitCode, time::Duration};
 
@@ -12,7 +9,8 @@ use anyhow::Result;
 use clap::{CommandFactory as _, Parser};
 use tracer_user::{
     cli::{CommonOpts, parse_duration},
-    session::Hooks,
+    compaction, extfrag,
+    hooks::Hooks,
 };
 
 const EXAMPLES: &str = "\
@@ -28,7 +26,8 @@ examples:
     ./compactsnoop -K          # output kernel stack trace
     ./compactsnoop -Tep 4242   # timestamps and extended fields for PID 4242
     ./compactsnoop -x          # trace external fragmentation (page allocation fallbacks)
-    ./compactsnoop -x -s 5     # count fallbacks in the kernel, print a table every 5 s";
+    ./compactsnoop -x -s 5     # count fallbacks in the kernel, print a table every 5 s
+    ./compactsnoop -j          # JSON Lines: one object per run";
 
 /// Trace compaction zone events: one line per compaction run of a zone, with its latency.
 #[derive(Debug, Parser)]
@@ -70,6 +69,28 @@ impl Opts {
     }
 }
 
+/// The options, as the library takes them.
+impl From<Opts> for Mode {
+    fn from(o: Opts) -> Mode {
+        if o.extfrag {
+            Mode::Extfrag(extfrag::Settings {
+                common: o.common,
+                summary: o.summary,
+            })
+        } else {
+            Mode::Compaction(compaction::Settings {
+                common: o.common,
+                extended: o.extended_fields,
+            })
+        }
+    }
+}
+
+enum Mode {
+    Compaction(compaction::Settings),
+    Extfrag(extfrag::Settings),
+}
+
 fn main() -> ExitCode {
     let opts = Opts::parse();
     if let Err(e) = opts.check() {
@@ -77,10 +98,9 @@ fn main() -> ExitCode {
     }
     let debug = opts.common.debug;
     tracer_user::run_tool("compactsnoop", debug, async move {
-        if opts.extfrag {
-            extfrag::run(&opts).await
-        } else {
-            compaction::run(&opts).await
+        match Mode::from(opts) {
+            Mode::Compaction(settings) => compaction::run(&settings).await,
+            Mode::Extfrag(settings) => extfrag::run(&settings).await,
         }
     })
 }

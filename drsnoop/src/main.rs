@@ -1,16 +1,11 @@
 //! drsnoop: trace direct reclaim, one line per reclaim with its latency and the pages it freed.
 //!
-//! Reads top to bottom: options → configuration → load and attach → header → event loop.
-//! The rows live in `reclaim.rs`, the gfp flag names in `gfp.rs`, FREE(KB) in `free.rs`.
-
-mod free;
-mod gfp;
-mod reclaim;
+//! Options → settings → the library's run (`tracer_user::reclaim`).
 
 use std::process::ExitCode;
 
 use clap::{CommandFactory as _, Parser};
-use tracer_user::{cli::CommonOpts, session::Hooks};
+use tracer_user::{cli::CommonOpts, hooks::Hooks, reclaim};
 
 const EXAMPLES: &str = "\
 columns:
@@ -40,7 +35,8 @@ examples:
     ./drsnoop -m           # also trace memory cgroup reclaim, with a KIND column
     ./drsnoop -K           # output kernel stack trace
     ./drsnoop -Uu 1000     # UID column, only UID 1000
-    ./drsnoop -Tp 4242     # timestamps for PID 4242";
+    ./drsnoop -Tp 4242     # timestamps for PID 4242
+    ./drsnoop -j           # JSON Lines: one object per reclaim";
 
 /// Trace direct reclaim: one line per reclaim, with its latency and the pages it reclaimed.
 #[derive(Debug, Parser)]
@@ -62,15 +58,14 @@ pub struct Opts {
     pub memcg: bool,
 }
 
-impl Opts {
-    pub fn columns(&self) -> reclaim::Columns {
-        reclaim::Columns {
-            timestamp: self.common.timestamp,
-            uid: self.print_uid,
-            tid: self.common.tid.is_some(),
-            verbose: self.verbose,
-            kind: self.memcg,
-            extended: self.extended,
+impl From<Opts> for reclaim::Settings {
+    fn from(o: Opts) -> reclaim::Settings {
+        reclaim::Settings {
+            common: o.common,
+            print_uid: o.print_uid,
+            verbose: o.verbose,
+            extended: o.extended,
+            memcg: o.memcg,
         }
     }
 }
@@ -88,7 +83,13 @@ fn main() -> ExitCode {
             )
             .exit();
     }
-    tracer_user::run_tool("drsnoop", opts.common.debug, reclaim::run(&opts))
+    let debug = opts.common.debug;
+    let settings = reclaim::Settings::from(opts);
+    tracer_user::run_tool(
+        "drsnoop",
+        debug,
+        async move { reclaim::run(&settings).await },
+    )
 }
 
 #[cfg(test)]
@@ -156,7 +157,7 @@ mod tests {
                 ..Default::default()
             }
         );
-        assert!(o.columns().tid);
+        assert!(reclaim::Settings::from(o).columns().tid);
     }
 
     #[test]

@@ -1,29 +1,39 @@
-//! compactsnoop's compaction mode with a raw record (`compaction::Printer::record`): decode,
-//! COMM and the `-n` filter, the zone (from the event, else by its first PFN), the status name.
-//! Not reached (compactsnoop's binary crate): `compaction::Columns::row`, with
-//! `compaction::watermarks` and `compaction::fragmentation_index` for `-e`.
+//! compactsnoop's compaction mode with a raw record: `compaction::printer::Printer::record`
+//! (decode, COMM and the `-n` filter, the zone from the event or by its first PFN, the status
+//! name, and with `-T -e` the fragmentation index and watermarks), written as a row and as a
+//! JSON line.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tracer_common::compact::{CompactEvent, FLAG_ZONE_KNOWN};
-use tracer_fuzz::{comm, decode, name, names, zone_of, zoneinfo};
+use tracer_common::compaction::CompactEvent;
+use tracer_fuzz::{check_output, comm, decode, names, outputs, zoneinfo};
+use tracer_user::{
+    compaction::{
+        columns::Columns,
+        event::{Decoder, Names},
+        printer::Printer,
+    },
+    event_loop::Sink,
+};
 
 fuzz_target!(|data: &[u8]| {
-    let Some(mut ev) = decode::<CompactEvent>(data) else {
-        return;
-    };
-    comm(&ev.comm);
-    let zone_idx = if ev.flags & FLAG_ZONE_KNOWN != 0 {
-        Some(i64::from(ev.zone_idx))
-    } else {
-        let zone = zone_of(zoneinfo(), ev.zone_start_pfn);
-        if let Some(z) = zone {
-            ev.node = z.node;
-        }
-        zone.map(|z| i64::from(z.index))
-    };
-    if let Some(idx) = zone_idx {
-        name(&names().zones, idx);
+    if let Some(ev) = decode::<CompactEvent>(data) {
+        comm(&ev.comm);
     }
-    name(&names().results, i64::from(ev.status));
+    for out in outputs("compactsnoop") {
+        let decoder = Decoder {
+            names: Names {
+                zones: names().zones.clone(),
+                results: names().results.clone(),
+            },
+            zoneinfo: zoneinfo().to_vec(),
+        };
+        let columns = Columns {
+            timestamp: true,
+            extended: true,
+        };
+        let mut printer = Printer::new(columns, None, decoder, None, out);
+        printer.record(data).expect("writing to memory cannot fail");
+        check_output(printer.into_output(), "compaction");
+    }
 });

@@ -1,9 +1,7 @@
-//! What the fuzz targets share: the steps the tools take with a raw record from the kernel, as
-//! far as those steps live in `tracer-user`, each checked for what it must keep on any input.
-//!
-//! The rows themselves are written by the tools' binary crates (`compaction::Columns::row`,
-//! `reclaim::Columns::row`, `extfrag::Columns::row` and their helpers), which a fuzz crate
-//! cannot import: the targets stop where the tools hand the decoded, named values to them.
+//! What the fuzz targets share: the steps the tools take with a raw record from the kernel,
+//! each checked for what it must keep on any input. The targets drive the library's own
+//! printers (`tracer_user::{compaction, reclaim, extfrag}::printer::Printer`) as the event loop
+//! does, into memory, in both output styles, and check what they wrote (`check_output`).
 //!
 //! Names are those the tools print: enumerations read from the running kernel's BTF by
 //! `tracer_user::layout`, or a fixed table of 6.x names where there is no BTF. Zone spans come
@@ -15,11 +13,52 @@ use std::{fmt::Debug, sync::OnceLock};
 use aya::Pod;
 use tracer_user::{
     btf::Btf,
+    clock::WallClock,
     decode,
     layout::{self, EnumNames},
-    output::comm_str,
+    output::{Output, Style, comm_str},
     zones::{self, ZoneInfo},
 };
+
+/// The two output styles, each into memory: columns, and JSON Lines with a fixed clock.
+pub fn outputs(tool: &'static str) -> [Output<Vec<u8>>; 2] {
+    [
+        Output::new(Vec::new(), tool, Style::Columns),
+        Output::new(
+            Vec::new(),
+            tool,
+            Style::Json(WallClock::with_offset(1_795_375_805_000_000_000)),
+        ),
+    ]
+}
+
+/// What a printer wrote for one record: nothing (the record was too short, or filtered out),
+/// or exactly one line, which in columns holds no control character and in JSON is an object
+/// whose `event` is `event` and whose `ts_ns` is a number.
+pub fn check_output(out: Output<Vec<u8>>, event: &str) {
+    let json = out.is_json();
+    let bytes = out.into_inner().expect("writing to memory cannot fail");
+    if bytes.is_empty() {
+        return;
+    }
+    let text = std::str::from_utf8(&bytes).expect("output is UTF-8");
+    let line = text
+        .strip_suffix('\n')
+        .unwrap_or_else(|| panic!("no newline at the end of {text:?}"));
+    assert!(!line.contains('\n'), "more than one line: {text:?}");
+    if json {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert_eq!(v["event"], event, "{line}");
+        assert!(v["ts_ns"].is_u64(), "{line}");
+        assert!(v["time"].is_string(), "{line}");
+    } else {
+        assert!(
+            !line.contains(char::is_control),
+            "control character in {line:?}"
+        );
+    }
+}
 
 /// The enumerations a row names.
 pub struct Names {
@@ -119,13 +158,18 @@ pub fn decode<T: Pod + PartialEq + Debug>(data: &[u8]) -> Option<T> {
 }
 
 /// `tracer_user::output::comm_str`, as the tools show COMM and match `-n NAME`: the bytes up to
-/// the first NUL, exactly when they are UTF-8, never a NUL, at most one character per byte.
+/// the first NUL, exactly when they are UTF-8 (control characters as `?`), never a NUL or other
+/// control character, at most one character per byte.
 pub fn comm(raw: &[u8]) -> String {
     let shown = comm_str(raw);
     let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
     assert!(!shown.contains('\0'), "NUL in COMM {shown:?}");
+    assert!(
+        !shown.contains(char::is_control),
+        "control character in {shown:?}"
+    );
     match std::str::from_utf8(&raw[..end]) {
-        Ok(s) => assert_eq!(shown, s),
+        Ok(s) => assert_eq!(shown, s.replace(char::is_control, "?")),
         Err(_) => assert!(
             shown.contains(char::REPLACEMENT_CHARACTER),
             "{raw:?} shown as {shown:?}"
@@ -135,25 +179,6 @@ pub fn comm(raw: &[u8]) -> String {
     // The `-n NAME` filter.
     let _ = shown.contains("wl-");
     shown.into_owned()
-}
-
-/// `EnumNames::name`, as a row shows a kernel value: its name, or the number itself; one
-/// column either way.
-pub fn name(names: &EnumNames, value: i64) -> String {
-    let shown = names.name(value);
-    match names.get(value) {
-        Some(n) => assert_eq!(shown, n),
-        None => assert_eq!(
-            shown.parse::<i64>().ok(),
-            Some(value),
-            "{value} shown as {shown:?}"
-        ),
-    }
-    assert!(
-        !shown.is_empty() && !shown.contains(char::is_whitespace),
-        "{value} shown as {shown:?}"
-    );
-    shown
 }
 
 /// `tracer_user::zones::find`, as the tools place a PFN: the first zone spanning it, or none

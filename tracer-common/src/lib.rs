@@ -5,7 +5,7 @@
 //! on the user side, because a value the kernel writes may have no Rust variant.
 #![no_std]
 
-pub mod compact;
+pub mod compaction;
 pub mod config;
 pub mod extfrag;
 pub mod reclaim;
@@ -35,6 +35,83 @@ pub mod names {
     /// In-kernel counts of extfrag events for the summary mode.
     pub const EXTFRAG_COUNTS: &str = "EXTFRAG_COUNTS";
     pub const COMPACT_CC: &str = "COMPACT_CC";
+}
+
+/// The programs' names, as the kernel side names its functions (an eBPF program's name is its
+/// function's name): the user side attaches by these, and a unit test of `tracer-user` checks
+/// that the built object has exactly these programs.
+pub mod programs {
+    /// The programs that can hook one tracepoint, one per rung of the hook ladder.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct Rungs {
+        /// tp_btf.
+        pub btf: &'static str,
+        /// Raw tracepoint.
+        pub raw: &'static str,
+        /// Classic tracepoint (record fields at offsets from tracefs).
+        pub classic: &'static str,
+    }
+
+    /// `<base>_btf`, `<base>_raw`, and the classic program `<classic>_tp`.
+    macro_rules! rungs {
+        ($base:literal, $classic:literal) => {
+            Rungs {
+                btf: concat!($base, "_btf"),
+                raw: concat!($base, "_raw"),
+                classic: concat!($classic, "_tp"),
+            }
+        };
+        ($base:literal) => {
+            rungs!($base, $base)
+        };
+    }
+
+    /// Compaction, where the tracepoints pass `struct compact_control *` (5.18+).
+    pub const COMPACT_BEGIN: Rungs = rungs!("compact_begin");
+    pub const COMPACT_END: Rungs = rungs!("compact_end");
+    /// Compaction, where they pass PFNs only (before 5.18); the classic programs are the same.
+    pub const COMPACT_BEGIN_PFNS: Rungs = rungs!("compact_begin_pfns", "compact_begin");
+    pub const COMPACT_END_PFNS: Rungs = rungs!("compact_end_pfns", "compact_end");
+    pub const COMPACT_FINISHED: Rungs = rungs!("compact_finished");
+    /// Probes on compact_zone() for the run's `compact_control` (`--hooks kprobe|fentry`).
+    pub const COMPACT_ZONE_KPROBE: &str = "compact_zone_kprobe";
+    pub const COMPACT_ZONE_FENTRY: &str = "compact_zone_fentry";
+
+    pub const DIRECT_BEGIN: Rungs = rungs!("direct_begin");
+    pub const DIRECT_END: Rungs = rungs!("direct_end");
+    pub const MEMCG_BEGIN: Rungs = rungs!("memcg_begin");
+    pub const MEMCG_END: Rungs = rungs!("memcg_end");
+    pub const MEMCG_SOFT_BEGIN: Rungs = rungs!("memcg_soft_begin");
+    pub const MEMCG_SOFT_END: Rungs = rungs!("memcg_soft_end");
+
+    /// `kmem:mm_page_alloc_extfrag`, a classic tracepoint only.
+    pub const EXTFRAG: &str = "extfrag_tp";
+
+    /// Every program of the object, each name once.
+    pub fn all() -> impl Iterator<Item = &'static str> {
+        let rungs = [
+            COMPACT_BEGIN,
+            COMPACT_END,
+            COMPACT_BEGIN_PFNS,
+            COMPACT_END_PFNS,
+            COMPACT_FINISHED,
+            DIRECT_BEGIN,
+            DIRECT_END,
+            MEMCG_BEGIN,
+            MEMCG_END,
+            MEMCG_SOFT_BEGIN,
+            MEMCG_SOFT_END,
+        ];
+        let pfns = [COMPACT_BEGIN_PFNS, COMPACT_END_PFNS];
+        rungs
+            .into_iter()
+            .flat_map(move |r| {
+                // The PFN rungs share their classic programs with the others.
+                let classic = (!pfns.contains(&r)).then_some(r.classic);
+                [Some(r.btf), Some(r.raw), classic].into_iter().flatten()
+            })
+            .chain([COMPACT_ZONE_KPROBE, COMPACT_ZONE_FENTRY, EXTFRAG])
+    }
 }
 
 /// Implements `aya::Pod` for plain-data structs on the user side.

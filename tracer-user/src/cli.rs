@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tracer_common::config::{Config, FEATURE_KSTACK, FILTER_TGID, FILTER_TID, FILTER_UID, Filter};
 
-use crate::session::{Hooks, Transport};
+use crate::{hooks::Hooks, transport::Transport};
 
 /// The options both tools take, flattened into each tool's own.
 #[derive(Clone, Debug, clap::Args)]
@@ -28,6 +28,10 @@ pub struct CommonOpts {
     /// Stop after this many seconds.
     #[arg(short, long, value_name = "SECONDS", value_parser = parse_duration)]
     pub duration: Option<Duration>,
+    /// Print JSON Lines instead of columns: one object per event, after a start line and
+    /// before an end line (fields in the README).
+    #[arg(short = 'j', long)]
+    pub json: bool,
     /// Show the kernel stack of each event.
     #[arg(short = 'K', long = "kernel-stack")]
     pub kernel_stack: bool,

@@ -14,7 +14,7 @@ pub fn record<T: Pod>(data: &[u8]) -> Option<T> {
 
 #[cfg(test)]
 mod tests {
-    use tracer_common::compact::CompactEvent;
+    use tracer_common::compaction::CompactEvent;
 
     use super::*;
 

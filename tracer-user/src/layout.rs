@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use anyhow::{Context as _, Result, bail};
 use tracer_common::{
-    compact::MAX_ORDERS,
+    compaction::MAX_ORDERS,
     config::{ABSENT, CompactControlLayout, ZoneLayout},
 };
 

@@ -1,17 +1,40 @@
-//! The user side both tools share: kernel layout discovery (`btf`, `layout`, `tracefs`,
-//! `zones`), loading and attaching with the event loop (`session`), symbolization (`ksyms`),
-//! record decoding (`decode`), option values (`cli`), privileges and output.
+//! The library behind compactsnoop and drsnoop: everything between a tool's options and its
+//! output.
+//!
+//! One module per event kind, each holding the same steps in the order the data flows
+//! (the README's "Layout" walks one event through them):
+//! - `compaction`: compaction runs (compactsnoop),
+//! - `reclaim`: direct and memory-cgroup reclaim (drsnoop),
+//! - `extfrag`: external fragmentation (compactsnoop -x),
+//!
+//! each with `setup` (hooks and kernel layout → configuration, and the run), `event` (the
+//! record decoded into a typed event with every value named) and `columns` (bcc's rows); JSON
+//! Lines is serde over the same typed events (`json`).
+//!
+//! What is not specific to an event kind: the kernel's layout (`btf`, `layout`, `tracefs`,
+//! `zones`, `ksyms`, `probes`), the hook ladder (`hooks`), loading and attaching (`session`),
+//! the record stream (`transport`, `decode`), the loop (`event_loop`), kernel stacks
+//! (`stacks`), output (`output`, `json`), clocks, options and privileges.
 
 pub mod btf;
 pub mod cli;
+pub mod clock;
+pub mod compaction;
 pub mod decode;
+pub mod event_loop;
+pub mod extfrag;
+pub mod hooks;
+pub mod json;
 pub mod ksyms;
 pub mod layout;
 pub mod output;
 pub mod privilege;
 pub mod probes;
+pub mod reclaim;
 pub mod session;
+pub mod stacks;
 pub mod tracefs;
+pub mod transport;
 pub mod zones;
 
 /// The longest process name (`comm`) the kernel keeps, without its NUL.
@@ -65,6 +88,22 @@ where
         Err(e) => {
             eprintln!("{tool}: {e:#}");
             std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    /// The names the user side attaches by are exactly the programs of both built objects.
+    #[test]
+    fn program_names_are_the_objects_programs() {
+        let named: BTreeSet<&str> = tracer_common::programs::all().collect();
+        for object in [super::RINGBUF_OBJECT, super::PERFBUF_OBJECT] {
+            let parsed = aya_obj::Object::parse(object).expect("parsing the built object");
+            let built: BTreeSet<&str> = parsed.programs.keys().map(String::as_str).collect();
+            assert_eq!(named, built);
         }
     }
 }

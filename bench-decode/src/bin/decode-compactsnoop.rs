@@ -1,31 +1,21 @@
-//! compactsnoop's rows (compaction runs, `-T -e`, and `-x` fallbacks) from synthetic records,
-//! decoded and formatted by compactsnoop's own code on one core. See the crate docs.
-#![allow(dead_code, unused_imports)]
-// main.rs declares the row modules too: they are compiled twice, which is harmless here.
-#![allow(clippy::duplicate_mod)]
+//! compactsnoop's output (compaction runs as rows, `-T -e` rows, JSON lines, and `-x`
+//! fallbacks) from synthetic records, decoded and written by the library's own printers on one
+//! core. See the crate docs.
 
-// compactsnoop's sources, compiled here: `main.rs` for `Opts` (which the row modules import as
-// `crate::Opts`), and the row modules themselves, public so that their `Columns`, `Row` and
-// `Names` can be used.
-#[path = "../../../compactsnoop/src"]
-mod cs {
-    pub mod compaction;
-    pub mod extfrag;
-    #[path = "main.rs"]
-    pub mod main;
-}
-
-use cs::main::Opts;
+use std::{cell::RefCell, io};
 
 use bench_decode::{Pool, comm, events_from_args, measure, pin_to_one_cpu};
 use tracer_common::{
-    compact::{CompactEvent, FLAG_SNAPSHOT, FLAG_ZONE_KNOWN},
+    compaction::{CompactEvent, FLAG_SNAPSHOT, FLAG_ZONE_KNOWN},
     extfrag::ExtfragEvent,
 };
 use tracer_user::{
     btf::Btf,
-    decode, layout,
-    output::{Output, comm_str},
+    clock::WallClock,
+    compaction, decode,
+    event_loop::Sink,
+    extfrag, layout,
+    output::{Output, Style},
     zones::{self, ZoneInfo},
 };
 
@@ -115,105 +105,80 @@ fn main() -> anyhow::Result<()> {
     );
     std::hint::black_box(sum);
 
-    for (name, columns) in [
+    let json = Style::Json(WallClock::now());
+    for (name, columns, style) in [
         (
             "compactsnoop",
-            cs::compaction::Columns {
+            compaction::columns::Columns {
                 timestamp: false,
                 extended: false,
             },
+            Style::Columns,
         ),
         (
             "compactsnoop -T -e",
-            cs::compaction::Columns {
+            compaction::columns::Columns {
                 timestamp: true,
                 extended: true,
             },
+            Style::Columns,
+        ),
+        (
+            "compactsnoop -j -e",
+            compaction::columns::Columns {
+                timestamp: false,
+                extended: true,
+            },
+            json,
         ),
     ] {
-        let names = cs::compaction::Names {
-            zones: zone_names.clone(),
-            results: result_names.clone(),
+        let decoder = compaction::event::Decoder {
+            names: compaction::event::Names {
+                zones: zone_names.clone(),
+                results: result_names.clone(),
+            },
+            zoneinfo: zoneinfo.clone(),
         };
-        let out = std::cell::RefCell::new(Output::default());
-        let mut first_ts: Option<u64> = None;
-        // As compaction.rs's Printer::record, without -n and -K.
+        let out = Output::new(io::stdout(), "compactsnoop", style);
+        let printer = RefCell::new(compaction::printer::Printer::new(
+            columns, None, decoder, None, out,
+        ));
         measure(
             name,
             events,
             &pool,
-            |data| {
-                let Some(mut ev) = decode::record::<CompactEvent>(data) else {
-                    return true;
-                };
-                if ev.flags & FLAG_ZONE_KNOWN == 0
-                    && let Some(z) = zones::find(&zoneinfo, ev.zone_start_pfn)
-                {
-                    ev.node = z.node;
-                }
-                let first = *first_ts.get_or_insert(ev.ts_begin_ns);
-                let idx = if ev.flags & FLAG_ZONE_KNOWN != 0 {
-                    Some(ev.zone_idx as i64)
-                } else {
-                    zones::find(&zoneinfo, ev.zone_start_pfn).map(|z| z.index as i64)
-                };
-                let zone = idx.map_or_else(|| "?".to_owned(), |i| names.zones.name(i));
-                let status = names.results.name(ev.status as i64);
-                let row = cs::compaction::Row {
-                    ev: &ev,
-                    time_s: ev.ts_begin_ns.saturating_sub(first) as f64 / 1e9,
-                    zone: &zone,
-                    status: &status,
-                };
-                let mut out = out.borrow_mut();
-                let r = columns.row(out.writer(), &row);
-                out.check(r).unwrap_or(false)
-            },
-            || out.borrow_mut().flush().unwrap_or(false),
+            |data| printer.borrow_mut().record(data).is_ok(),
+            || printer.borrow_mut().batch_end().is_ok(),
         );
     }
 
-    // -x: as extfrag.rs's Printer::record, without -n and -K.
+    // -x, as rows and as JSON lines.
     let pool = Pool::new(4096, |i| extfrag_event(i, &zoneinfo));
-    let pageblock_order = 9;
-    let names = cs::extfrag::Names {
-        zones: zone_names.clone(),
-        migratetypes,
-    };
-    let columns = cs::extfrag::Columns { timestamp: false };
-    let out = std::cell::RefCell::new(Output::default());
-    let mut first_ts: Option<u64> = None;
-    measure(
-        "compactsnoop -x",
-        events,
-        &pool,
-        |data| {
-            let Some(ev) = decode::record::<ExtfragEvent>(data) else {
-                return true;
-            };
-            let first = *first_ts.get_or_insert(ev.ts_ns);
-            let (node, zone) = match zones::find(&zoneinfo, ev.pfn) {
-                Some(z) => (Some(z.node), names.zones.name(i64::from(z.index))),
-                None => (None, "?".to_owned()),
-            };
-            let alloc_type = names.migratetypes.name(i64::from(ev.alloc_migratetype));
-            let fallback_type = names.migratetypes.name(i64::from(ev.fallback_migratetype));
-            let row = cs::extfrag::Row {
-                ev: &ev,
-                time_s: ev.ts_ns.saturating_sub(first) as f64 / 1e9,
-                node,
-                zone: &zone,
-                alloc_type: &alloc_type,
-                fallback_type: &fallback_type,
-                // summary::fragmenting, private to compactsnoop's extfrag module.
-                fragmenting: i64::from(ev.fallback_order) < i64::from(pageblock_order),
-            };
-            let mut out = out.borrow_mut();
-            let r = columns.row(out.writer(), &row);
-            out.check(r).unwrap_or(false)
-        },
-        || out.borrow_mut().flush().unwrap_or(false),
-    );
-    let _ = comm_str(b"");
+    for (name, style) in [
+        ("compactsnoop -x", Style::Columns),
+        ("compactsnoop -x -j", json),
+    ] {
+        let decoder = extfrag::event::Decoder {
+            names: extfrag::event::Names {
+                zones: zone_names.clone(),
+                migratetypes: migratetypes.clone(),
+            },
+            pageblock_order: 9,
+            zoneinfo: zoneinfo.clone(),
+            zoneinfo_read: std::time::Instant::now(),
+        };
+        let columns = extfrag::columns::Columns { timestamp: false };
+        let out = Output::new(io::stdout(), "compactsnoop", style);
+        let printer = RefCell::new(extfrag::printer::Printer::new(
+            columns, None, decoder, None, out,
+        ));
+        measure(
+            name,
+            events,
+            &pool,
+            |data| printer.borrow_mut().record(data).is_ok(),
+            || printer.borrow_mut().batch_end().is_ok(),
+        );
+    }
     Ok(())
 }

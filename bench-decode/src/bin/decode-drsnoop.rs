@@ -1,39 +1,20 @@
-//! drsnoop's rows (plain, and `-T -U -v -e`) from synthetic records, decoded and formatted by
-//! drsnoop's own code on one core. See the crate docs.
-#![allow(dead_code, unused_imports)]
+//! drsnoop's output (rows, `-T -U -v -e` rows, JSON lines) from synthetic records, decoded
+//! and written by the library's own printer on one core. See the crate docs.
 
-// drsnoop's sources, compiled here: the modules `reclaim.rs` imports as `crate::{free, gfp}`.
-#[path = "../../../drsnoop/src"]
-mod ds {
-    pub mod free;
-    pub mod gfp;
-    pub mod reclaim;
-}
-
-use ds::{free, gfp};
-
-/// What `reclaim.rs` reads of drsnoop's options in its `run`, which is never called here.
-/// drsnoop's real `Opts` (main.rs) cannot be used: its `columns()` returns the `Columns` of
-/// main.rs's own copy of `reclaim`, a type distinct from the one compiled here.
-pub struct Opts {
-    pub common: tracer_user::cli::CommonOpts,
-    pub print_uid: bool,
-    pub verbose: bool,
-    pub extended: bool,
-    pub memcg: bool,
-}
-
-impl Opts {
-    pub fn columns(&self) -> ds::reclaim::Columns {
-        unreachable!("drsnoop's options are not used by the benchmark")
-    }
-}
+use std::{cell::RefCell, io};
 
 use bench_decode::{Pool, comm, events_from_args, measure, pin_to_one_cpu};
 use tracer_common::reclaim::{KIND_DIRECT, ReclaimEvent};
-use tracer_user::{decode, output::Output, tracefs};
+use tracer_user::{
+    clock::WallClock,
+    event_loop::Sink,
+    output::{Output, Style},
+    reclaim::{
+        columns::Columns, event::Decoder, free::FreeMemory, gfp::GfpNames, printer::Printer,
+    },
+    tracefs,
+};
 
-/// gfp values seen on a real machine: THP faults, page cache, slab, a value with unnamed bits.
 const GFPS: [u64; 5] = [0x1c24ca, 0x140cca, 0xcc0, 0x152c4a, 0x1_0000_0cc0];
 
 fn reclaim_event(i: usize) -> ReclaimEvent {
@@ -55,13 +36,13 @@ fn reclaim_event(i: usize) -> ReclaimEvent {
     }
 }
 
-fn gfp_names() -> gfp::GfpNames {
+fn gfp_names() -> GfpNames {
     let live = tracefs::root()
         .and_then(|root| tracefs::Format::read(&root, "vmscan", "mm_vmscan_direct_reclaim_begin"))
-        .and_then(|f| gfp::GfpNames::from_print_fmt(&f.print_fmt));
+        .and_then(|f| GfpNames::from_print_fmt(&f.print_fmt));
     live.or_else(|_| {
-        gfp::GfpNames::from_print_fmt(include_str!(
-            "../../../drsnoop/test_data/mm_vmscan_direct_reclaim_begin.format"
+        GfpNames::from_print_fmt(include_str!(
+            "../../../tracer-user/test_data/mm_vmscan_direct_reclaim_begin.format"
         ))
     })
     .unwrap_or_default()
@@ -74,56 +55,30 @@ fn main() -> anyhow::Result<()> {
     let names = gfp_names();
     let pool = Pool::new(4096, reclaim_event);
 
-    for (name, columns) in [
-        ("drsnoop", ds::reclaim::Columns::default()),
-        (
-            "drsnoop -T -U -v -e",
-            ds::reclaim::Columns {
-                timestamp: true,
-                uid: true,
-                verbose: true,
-                extended: true,
-                ..Default::default()
-            },
-        ),
+    let all = Columns {
+        timestamp: true,
+        uid: true,
+        verbose: true,
+        extended: true,
+        ..Default::default()
+    };
+    for (name, columns, style) in [
+        ("drsnoop", Columns::default(), Style::Columns),
+        ("drsnoop -T -U -v -e", all, Style::Columns),
+        ("drsnoop -j -v -e", all, Style::Json(WallClock::now())),
     ] {
-        let out = std::cell::RefCell::new(Output::default());
-        let free = std::cell::RefCell::new(free::FreeMemory::default());
-        let mut first_ts: Option<u64> = None;
-        // As reclaim.rs's Printer::record and batch_end, without -n and -K.
+        let decoder = Decoder {
+            gfp: columns.extended.then(|| names.clone()),
+            free: columns.verbose.then(FreeMemory::default),
+        };
+        let out = Output::new(io::stdout(), "drsnoop", style);
+        let printer = RefCell::new(Printer::new(columns, None, decoder, None, out));
         measure(
             name,
             events,
             &pool,
-            |data| {
-                let Some(ev) = decode::record::<ReclaimEvent>(data) else {
-                    return true;
-                };
-                let first = *first_ts.get_or_insert(ev.ts_end_ns);
-                let free_kib = if columns.verbose {
-                    free.borrow_mut().kib(ev.free_pages)
-                } else {
-                    0
-                };
-                let gfp = if columns.extended {
-                    names.decode(ev.gfp)
-                } else {
-                    String::new()
-                };
-                let row = ds::reclaim::Row {
-                    ev: &ev,
-                    time_s: (ev.ts_end_ns as i128 - first as i128) as f64 / 1e9,
-                    free_kib,
-                    gfp: &gfp,
-                };
-                let mut out = out.borrow_mut();
-                let r = columns.row(out.writer(), &row);
-                out.check(r).unwrap_or(false)
-            },
-            || {
-                free.borrow_mut().new_batch();
-                out.borrow_mut().flush().unwrap_or(false)
-            },
+            |data| printer.borrow_mut().record(data).is_ok(),
+            || printer.borrow_mut().batch_end().is_ok(),
         );
     }
     Ok(())

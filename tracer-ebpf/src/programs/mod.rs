@@ -1,6 +1,6 @@
 //! The programs, included by both objects (`bin/tracer-ringbuf.rs`, `bin/tracer-perfbuf.rs`),
 //! which differ only in `crate::transport`.
 
-pub mod compact;
+pub mod compaction;
 pub mod extfrag;
 pub mod reclaim;

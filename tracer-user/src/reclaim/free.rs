@@ -15,12 +15,12 @@
 
 use std::path::Path;
 
+use crate::btf::{Btf, Kind};
 use anyhow::{Context as _, Result, bail};
 use tracer_common::{
     config::{ABSENT, ZoneLayout},
     reclaim::{FREE_UNKNOWN, FreePagesLayout, MAX_FREE_NODES, MAX_FREE_ZONES},
 };
-use tracer_user::btf::{Btf, Kind};
 
 fn offset32(off: u64) -> Result<u32> {
     u32::try_from(off)

@@ -345,11 +345,11 @@ impl Parser<'_> {
 
 #[cfg(test)]
 mod tests {
-    use tracer_user::tracefs::Format;
+    use crate::tracefs::Format;
 
     use super::*;
 
-    const FORMAT: &str = include_str!("../test_data/mm_vmscan_direct_reclaim_begin.format");
+    const FORMAT: &str = include_str!("../../test_data/mm_vmscan_direct_reclaim_begin.format");
 
     fn names() -> GfpNames {
         GfpNames::from_print_fmt(&Format::parse(FORMAT).print_fmt).unwrap()

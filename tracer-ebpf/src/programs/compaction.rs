@@ -23,7 +23,7 @@ use aya_ebpf::{
     },
 };
 use tracer_common::{
-    compact::{
+    compaction::{
         CompactEvent, FLAG_ORDER_KNOWN, FLAG_SNAPSHOT, FLAG_ZONE_KNOWN, MAX_ORDERS, ZoneSnapshot,
     },
     config::{ABSENT, Config, FEATURE_CC_FROM_PROBE, FEATURE_ZONE_SNAPSHOT, ZoneLayout},

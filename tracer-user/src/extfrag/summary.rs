@@ -20,22 +20,26 @@
 use std::{
     collections::BTreeMap,
     io::{self, Write},
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant, SystemTime},
 };
+
+use std::borrow::Cow;
 
 use anyhow::{Context as _, Result};
 use aya::maps::{MapData, PerCpuHashMap};
+use serde::Serialize;
 use tracer_common::extfrag::ExtfragKey;
-use tracer_user::{
-    output::{Output, comm_str},
-    session::Sink,
-};
 
-use super::Names;
+use super::event::{Names, fragmenting, name, ownership};
+use crate::{
+    clock::{ktime_ns, utc_rfc3339},
+    event_loop::{Ending, Sink},
+    output::{Output, comm_str},
+};
 
 /// What a row counts: the kinds of fallback, over all tasks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Kind {
+pub struct FallbackKind {
     pub alloc_migratetype: i32,
     pub fallback_migratetype: i32,
     pub alloc_order: i32,
@@ -43,9 +47,9 @@ pub struct Kind {
     pub claim: bool,
 }
 
-impl From<&ExtfragKey> for Kind {
-    fn from(k: &ExtfragKey) -> Kind {
-        Kind {
+impl From<&ExtfragKey> for FallbackKind {
+    fn from(k: &ExtfragKey) -> FallbackKind {
+        FallbackKind {
             alloc_migratetype: k.alloc_migratetype,
             fallback_migratetype: k.fallback_migratetype,
             alloc_order: k.alloc_order,
@@ -55,7 +59,7 @@ impl From<&ExtfragKey> for Kind {
     }
 }
 
-pub type Counts = BTreeMap<Kind, u64>;
+pub type Counts = BTreeMap<FallbackKind, u64>;
 
 /// Counts in `now` that were not yet in `before` (both cumulative).
 pub fn difference(now: &Counts, before: &Counts) -> Counts {
@@ -79,12 +83,6 @@ pub fn totals(counts: &Counts, pageblock_order: u32) -> (u64, u64) {
     })
 }
 
-/// The kernel's definition: a fallback smaller than a pageblock leaves a pageblock of mixed
-/// migrate types.
-pub fn fragmenting(fallback_order: i32, pageblock_order: u32) -> bool {
-    i64::from(fallback_order) < i64::from(pageblock_order)
-}
-
 /// One table as printed.
 pub struct Table<'a> {
     /// Seconds since the Unix epoch when the table was taken.
@@ -95,6 +93,35 @@ pub struct Table<'a> {
     pub total_counts: &'a Counts,
     pub pageblock_order: u32,
     pub names: &'a Names,
+}
+
+/// One row of a table: how often the interval saw one kind of fallback.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FallbackCount<'a> {
+    pub alloc_type: Cow<'a, str>,
+    pub fallback_type: Cow<'a, str>,
+    pub alloc_order: i32,
+    pub fallback_order: i32,
+    pub fragmenting: bool,
+    pub ownership: &'static str,
+    pub count: u64,
+}
+
+/// One table in JSON: the interval's counts by kind and its totals, and the totals since the
+/// start.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Interval<'a> {
+    /// Kernel time the table was taken (CLOCK_MONOTONIC, ns).
+    pub ts_ns: u64,
+    /// The length of the interval it covers (the last one is usually shorter).
+    pub interval_s: f64,
+    /// Time since tracing started.
+    pub elapsed_s: f64,
+    pub counts: Vec<FallbackCount<'a>>,
+    pub events: u64,
+    pub fragmenting: u64,
+    pub total_events: u64,
+    pub total_fragmenting: u64,
 }
 
 /// The line before the first table, saying what the numbers mean.
@@ -120,7 +147,42 @@ fn share(frag: u64, all: u64) -> f64 {
     }
 }
 
-impl Table<'_> {
+impl<'a> Table<'a> {
+    /// The interval's counts by kind, most frequent first, named.
+    pub fn rows(&self) -> Vec<FallbackCount<'a>> {
+        let mut rows: Vec<(&FallbackKind, u64)> =
+            self.interval_counts.iter().map(|(k, &n)| (k, n)).collect();
+        rows.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        let types = &self.names.migratetypes;
+        rows.into_iter()
+            .map(|(k, count)| FallbackCount {
+                alloc_type: name(types, i64::from(k.alloc_migratetype)),
+                fallback_type: name(types, i64::from(k.fallback_migratetype)),
+                alloc_order: k.alloc_order,
+                fallback_order: k.fallback_order,
+                fragmenting: fragmenting(k.fallback_order, self.pageblock_order),
+                ownership: ownership(k.claim),
+                count,
+            })
+            .collect()
+    }
+
+    /// The table as JSON's `extfrag_interval` line takes it.
+    pub fn interval(&self, ts_ns: u64) -> Interval<'a> {
+        let (events, fragmenting) = totals(self.interval_counts, self.pageblock_order);
+        let (total_events, total_fragmenting) = totals(self.total_counts, self.pageblock_order);
+        Interval {
+            ts_ns,
+            interval_s: self.interval.as_secs_f64(),
+            elapsed_s: self.elapsed.as_secs_f64(),
+            counts: self.rows(),
+            events,
+            fragmenting,
+            total_events,
+            total_fragmenting,
+        }
+    }
+
     pub fn write(&self, w: &mut impl Write) -> io::Result<()> {
         writeln!(
             w,
@@ -133,25 +195,17 @@ impl Table<'_> {
             "{:<12} {:<13} {:<5} {:<8} {:<11} {:<9} {:>8}",
             "ALLOC_TYPE", "FALLBACK_TYPE", "ORDER", "FB_ORDER", "FRAGMENTING", "OWNERSHIP", "COUNT"
         )?;
-        let mut rows: Vec<(&Kind, u64)> =
-            self.interval_counts.iter().map(|(k, &n)| (k, n)).collect();
-        rows.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-        for (k, n) in rows {
-            let alloc = self.names.migratetypes.name(i64::from(k.alloc_migratetype));
-            let fallback = self
-                .names
-                .migratetypes
-                .name(i64::from(k.fallback_migratetype));
-            let frag = if fragmenting(k.fallback_order, self.pageblock_order) {
-                "yes"
-            } else {
-                "no"
-            };
-            let own = if k.claim { "claim" } else { "steal" };
+        for r in self.rows() {
+            let frag = if r.fragmenting { "yes" } else { "no" };
             writeln!(
                 w,
-                "{alloc:<12} {fallback:<13} {:<5} {:<8} {frag:<11} {own:<9} {n:>8}",
-                k.alloc_order, k.fallback_order
+                "{:<12} {:<13} {:<5} {:<8} {frag:<11} {:<9} {:>8}",
+                r.alloc_type,
+                r.fallback_type,
+                r.alloc_order,
+                r.fallback_order,
+                r.ownership,
+                r.count
             )?;
         }
         let (all, frag) = totals(self.interval_counts, self.pageblock_order);
@@ -168,33 +222,6 @@ impl Table<'_> {
             self.elapsed.as_secs_f64()
         )
     }
-}
-
-/// `2026-11-22T19:30:05Z`.
-pub fn utc_rfc3339(t: SystemTime) -> String {
-    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (y, m, d) = civil_from_days(days as i64);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 /// The sink of the summary mode: no records arrive; the map is read at each interval.
@@ -223,35 +250,36 @@ impl Summary {
                 continue;
             }
             let n: u64 = per_cpu.iter().sum();
-            *counts.entry(Kind::from(&key)).or_default() += n;
+            *counts.entry(FallbackKind::from(&key)).or_default() += n;
         }
         Ok(counts)
     }
 }
 
 impl Sink for Summary {
-    fn header(&mut self) -> std::io::Result<bool> {
-        let r = header(self.out.writer(), self.every);
-        Ok(self.out.check(r)? && self.out.flush()?)
+    fn header(&mut self) -> io::Result<()> {
+        let every = self.every;
+        self.out.header(|w| header(w, every))
     }
 
-    fn record(&mut self, _data: &[u8]) -> bool {
-        true
+    fn record(&mut self, _data: &[u8]) -> io::Result<()> {
+        Ok(())
     }
 
-    fn batch_end(&mut self) -> bool {
-        self.out.flush().unwrap_or(false)
+    fn batch_end(&mut self) -> io::Result<()> {
+        self.out.flush()
     }
 
-    fn interval(&mut self) -> bool {
+    fn interval(&mut self) -> io::Result<()> {
         let now = match self.snapshot() {
             Ok(now) => now,
             Err(e) => {
                 eprintln!("compactsnoop: {e:#}");
-                return true;
+                return Ok(());
             }
         };
         let at = Instant::now();
+        let ts_ns = ktime_ns();
         let interval_counts = difference(&now, &self.previous);
         let table = Table {
             wall: SystemTime::now(),
@@ -262,18 +290,28 @@ impl Sink for Summary {
             pageblock_order: self.pageblock_order,
             names: &self.names,
         };
-        let r = table.write(self.out.writer());
+        let r = if self.out.is_json() {
+            self.out
+                .json_line("extfrag_interval", ts_ns, &table.interval(ts_ns))
+        } else {
+            table.write(self.out.writer())
+        };
         self.last = at;
         self.previous = now;
-        self.out.check(r).unwrap_or(false)
+        r
+    }
+
+    fn end(&mut self, ending: &Ending) -> io::Result<()> {
+        self.out.end(ending)
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use tracer_user::layout::EnumNames;
+    use std::time::UNIX_EPOCH;
 
     use super::*;
+    use crate::layout::EnumNames;
 
     fn names() -> Names {
         let mt = [
@@ -295,23 +333,14 @@ mod tests {
         }
     }
 
-    fn kind(alloc: i32, fallback: i32, order: i32, fb_order: i32, claim: bool) -> Kind {
-        Kind {
+    fn kind(alloc: i32, fallback: i32, order: i32, fb_order: i32, claim: bool) -> FallbackKind {
+        FallbackKind {
             alloc_migratetype: alloc,
             fallback_migratetype: fallback,
             alloc_order: order,
             fallback_order: fb_order,
             claim,
         }
-    }
-
-    #[test]
-    fn dates() {
-        assert_eq!(utc_rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
-        let t = UNIX_EPOCH + Duration::from_secs(1_795_375_805);
-        assert_eq!(utc_rfc3339(t), "2026-11-22T19:30:05Z");
-        let leap = UNIX_EPOCH + Duration::from_secs(951_782_400);
-        assert_eq!(utc_rfc3339(leap), "2000-02-29T00:00:00Z");
     }
 
     #[test]

@@ -1,0 +1,148 @@
+//! Compaction runs as bcc's compactsnoop prints them.
+
+use std::io::{self, Write};
+
+use super::event::CompactionRun;
+use crate::output::truncate;
+
+/// Which columns are shown.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Columns {
+    /// `-T`: TIME(s), seconds from the begin of the first run shown.
+    pub timestamp: bool,
+    /// `-e`: FRAGIDX MIN LOW HIGH FREE.
+    pub extended: bool,
+}
+
+impl Columns {
+    pub fn header(&self, w: &mut impl Write) -> io::Result<()> {
+        if self.timestamp {
+            write!(w, "{:<14} ", "TIME(s)")?;
+        }
+        write!(
+            w,
+            "{:<14} {:<6} {:<4} {:<12} {:<5} {:<7} ",
+            "COMM", "PID", "NODE", "ZONE", "ORDER", "MODE"
+        )?;
+        if self.extended {
+            write!(
+                w,
+                "{:<8} {:<8} {:<8} {:<8} {:<8} ",
+                "FRAGIDX", "MIN", "LOW", "HIGH", "FREE"
+            )?;
+        }
+        writeln!(w, "{:>9} {:>16}", "LAT(ms)", "STATUS")
+    }
+
+    /// The run's row; `time_s` is its TIME(s).
+    pub fn row(&self, w: &mut impl Write, run: &CompactionRun<'_>, time_s: f64) -> io::Result<()> {
+        if self.timestamp {
+            write!(w, "{time_s:<14.9} ")?;
+        }
+        let comm = truncate(&run.comm, 14);
+        let zone = run.zone.as_deref().unwrap_or("?");
+        match run.node {
+            Some(node) => write!(w, "{comm:<14} {:<6} {node:<4} ", run.pid)?,
+            None => write!(w, "{comm:<14} {:<6} {:<4} ", run.pid, "?")?,
+        }
+        write!(w, "{zone:<12} {:<5} {:<7} ", run.order, run.mode)?;
+        if self.extended {
+            match &run.zone_state {
+                Some(z) => write!(
+                    w,
+                    "{:<8.3} {:<8} {:<8} {:<8} {:<8} ",
+                    z.fragidx, z.wmark_min, z.wmark_low, z.wmark_high, z.free_pages
+                )?,
+                None => write!(w, "{:<8} {:<8} {:<8} {:<8} {:<8} ", "?", "?", "?", "?", "?")?,
+            }
+        }
+        writeln!(w, "{:>9.3} {:>16}", run.latency_ms, run.status)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+
+    use super::*;
+    use crate::compaction::event::ZoneState;
+
+    fn run() -> CompactionRun<'static> {
+        CompactionRun {
+            ts_ns: 1_000_000,
+            latency_ns: 2_500_000,
+            latency_ms: 2.5,
+            comm: Cow::Borrowed("bash"),
+            pid: 4242,
+            tid: 4242,
+            uid: 0,
+            node: Some(0),
+            zone: Some(Cow::Borrowed("ZONE_NORMAL")),
+            order: 9,
+            mode: "ASYNC",
+            status: Cow::Borrowed("complete"),
+            zone_state: None,
+            kstack_id: -1,
+        }
+    }
+
+    fn render(cols: Columns, run: &CompactionRun<'_>, time_s: f64) -> Vec<String> {
+        let mut out = Vec::new();
+        cols.header(&mut out).unwrap();
+        cols.row(&mut out, run, time_s).unwrap();
+        String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn rows_use_bccs_widths() {
+        let cols = Columns {
+            timestamp: true,
+            extended: false,
+        };
+        assert_eq!(
+            render(cols, &run(), 0.5),
+            [
+                "TIME(s)        COMM           PID    NODE ZONE         ORDER MODE      LAT(ms)           STATUS",
+                "0.500000000    bash           4242   0    ZONE_NORMAL  9     ASYNC       2.500         complete",
+            ]
+        );
+    }
+
+    #[test]
+    fn extended_rows_and_unknowns() {
+        let cols = Columns {
+            timestamp: false,
+            extended: true,
+        };
+        let mut r = run();
+        r.zone_state = Some(ZoneState {
+            fragidx: 0.912,
+            wmark_min: 1000,
+            wmark_low: 1250,
+            wmark_high: 1500,
+            free_pages: 20480,
+        });
+        r.comm = Cow::Borrowed("a-very-long-name");
+        assert_eq!(
+            render(cols, &r, 0.0),
+            [
+                "COMM           PID    NODE ZONE         ORDER MODE    FRAGIDX  MIN      LOW      HIGH     FREE       LAT(ms)           STATUS",
+                "a-very-long-na 4242   0    ZONE_NORMAL  9     ASYNC   0.912    1000     1250     1500     20480        2.500         complete",
+            ]
+        );
+        r.zone_state = None;
+        r.node = None;
+        r.zone = None;
+        r.order = -1;
+        r.mode = "SYNC";
+        r.status = Cow::Borrowed("skipped");
+        assert_eq!(
+            render(cols, &r, 0.0)[1],
+            "a-very-long-na 4242   ?    ?            -1    SYNC    ?        ?        ?        ?        ?            2.500          skipped"
+        );
+    }
+}

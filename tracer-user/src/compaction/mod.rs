@@ -1,0 +1,14 @@
+//! Compaction runs (compactsnoop): one event per compaction run of one zone.
+//!
+//! In the order the data flows: the kernel programs (`tracer-ebpf/src/programs/compaction.rs`)
+//! emit the record of `tracer_common::compaction`; `setup` chooses the hooks and reads the
+//! kernel's layout into the programs' configuration; `event` decodes each record into a
+//! `CompactionRun` with every value named; `columns` writes it as bcc's row, `json` (serde
+//! over the same struct) as a JSON line. Tested in `tests/tests/compaction.rs`.
+
+pub mod columns;
+pub mod event;
+pub mod printer;
+mod setup;
+
+pub use setup::{Settings, run};

@@ -1,0 +1,87 @@
+//! The compaction events' output: each record decoded (`event`), filtered by name, and written as
+//! a row (`columns`) or a JSON line, with its kernel stack under `-K`. Generic over the writer,
+//! so tests, the benchmark and the fuzz targets drive exactly what the tool runs.
+
+use std::io::{self, Write};
+
+use tracer_common::compaction::CompactEvent;
+
+use super::{columns::Columns, event::Decoder};
+use crate::{
+    decode,
+    event_loop::{Ending, Sink},
+    output::Output,
+    stacks::Stacks,
+};
+
+/// The compaction mode's output: each record decoded, filtered by name, written.
+pub struct Printer<W: Write = io::Stdout> {
+    pub columns: Columns,
+    pub name: Option<String>,
+    pub decoder: Decoder,
+    /// Begin of the first run shown, which TIME(s) counts from.
+    first_ts: Option<u64>,
+    stacks: Option<Stacks>,
+    out: Output<W>,
+}
+
+impl<W: Write> Printer<W> {
+    pub fn new(
+        columns: Columns,
+        name: Option<String>,
+        decoder: Decoder,
+        stacks: Option<Stacks>,
+        out: Output<W>,
+    ) -> Printer<W> {
+        Printer {
+            columns,
+            name,
+            decoder,
+            first_ts: None,
+            stacks,
+            out,
+        }
+    }
+
+    /// The output, for what was written (tests and benchmarks).
+    pub fn into_output(self) -> Output<W> {
+        self.out
+    }
+}
+
+impl<W: Write> Sink for Printer<W> {
+    fn header(&mut self) -> io::Result<()> {
+        let columns = self.columns;
+        self.out.header(|w| columns.header(w))
+    }
+
+    fn record(&mut self, data: &[u8]) -> io::Result<()> {
+        let Some(raw) = decode::record::<CompactEvent>(data) else {
+            return Ok(());
+        };
+        let run = self.decoder.decode(&raw);
+        if let Some(name) = &self.name
+            && !run.comm.contains(name.as_str())
+        {
+            return Ok(());
+        }
+        let first = *self.first_ts.get_or_insert(run.ts_ns);
+        let time_s = run.ts_ns.saturating_sub(first) as f64 / 1e9;
+        let columns = self.columns;
+        self.out.event(
+            "compaction",
+            run.ts_ns,
+            &run,
+            |w| columns.row(w, &run, time_s),
+            self.stacks.as_mut().map(|s| (s, run.kstack_id)),
+        )
+    }
+
+    fn batch_end(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+
+    fn end(&mut self, ending: &Ending) -> io::Result<()> {
+        self.out.end(ending)
+    }
+}

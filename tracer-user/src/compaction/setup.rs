@@ -1,0 +1,257 @@
+//! Compaction runs, set up: which hooks and where each run's zone and order come from on this
+//! kernel (BTF, tracefs), the programs' configuration, then the run itself.
+
+use anyhow::Result;
+use tracer_common::{
+    config::{FEATURE_CC_FROM_PROBE, FEATURE_ZONE_SNAPSHOT},
+    names,
+    programs::{self, Rungs},
+    record,
+};
+
+use super::{
+    columns::Columns,
+    event::{Decoder, Names},
+    printer::Printer,
+};
+use crate::{
+    btf::Btf,
+    cli::CommonOpts,
+    clock::elapsed_ms,
+    hooks::{Classic, Hook, Hooks},
+    layout::{self, CompactionArgs, EnumNames},
+    output::Output,
+    probes,
+    session::{Options, Session},
+    tracefs,
+    zones::{self, ZoneInfo},
+};
+
+/// What a compaction trace is asked to do.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub common: CommonOpts,
+    /// `-e`: the zone's fragmentation index, watermarks and free pages at each run's begin.
+    pub extended: bool,
+}
+
+/// The classic records' fields, in the order of the pre-5.18 raw arguments.
+const BEGIN_FIELDS: &[&str] = &["zone_start", "migrate_pfn", "free_pfn", "zone_end", "sync"];
+const END_FIELDS: &[&str] = &[
+    "zone_start",
+    "migrate_pfn",
+    "free_pfn",
+    "zone_end",
+    "sync",
+    "status",
+];
+const FINISHED_FIELDS: &[&str] = &["nid", "idx", "order"];
+
+const fn hook(event: &'static str, programs: Rungs, classic: Classic) -> Hook {
+    Hook {
+        system: "compaction",
+        event,
+        programs,
+        classic,
+    }
+}
+
+const BEGIN: Classic = Classic {
+    global: record::globals::COMPACT_BEGIN,
+    fields: BEGIN_FIELDS,
+};
+const END: Classic = Classic {
+    global: record::globals::COMPACT_END,
+    fields: END_FIELDS,
+};
+const FINISHED: Classic = Classic {
+    global: record::globals::COMPACT_FINISHED,
+    fields: FINISHED_FIELDS,
+};
+
+/// Kernels whose compaction tracepoints pass `struct compact_control *` (5.18+): begin and
+/// end carry everything.
+const HOOKS_CC: [Hook; 2] = [
+    hook("mm_compaction_begin", programs::COMPACT_BEGIN, BEGIN),
+    hook("mm_compaction_end", programs::COMPACT_END, END),
+];
+
+/// Kernels whose compaction tracepoints pass PFNs only (before 5.18), and classic tracepoints
+/// everywhere: the run's zone and order come from its first `mm_compaction_finished`.
+const HOOKS_PFNS: [Hook; 3] = [
+    hook("mm_compaction_begin", programs::COMPACT_BEGIN_PFNS, BEGIN),
+    hook("mm_compaction_end", programs::COMPACT_END_PFNS, END),
+    hook(
+        "mm_compaction_finished",
+        programs::COMPACT_FINISHED,
+        FINISHED,
+    ),
+];
+
+/// Where a run's zone and order come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Detail {
+    /// The tracepoints' `struct compact_control *` (5.18+).
+    Control,
+    /// The run's first `mm_compaction_finished`.
+    Finished,
+    /// A kprobe on compact_zone(), which is handed the run's `compact_control`.
+    Kprobe,
+    /// An fentry program on compact_zone().
+    Fentry,
+}
+
+/// The function whose first argument is the run's `struct compact_control *`.
+const COMPACT_ZONE: &str = "compact_zone";
+
+pub async fn run(opts: &Settings) -> Result<()> {
+    let t0 = std::time::Instant::now();
+    let hooks_asked = opts.common.hooks;
+    let btf = match Btf::from_sys_fs() {
+        Ok(btf) => Some(btf),
+        Err(e) if matches!(hooks_asked, Hooks::Auto | Hooks::Tracepoint) => {
+            log::debug!("no kernel BTF ({e}): classic tracepoints, zones from /proc/zoneinfo");
+            None
+        }
+        Err(e) => anyhow::bail!(
+            "--hooks {} needs the kernel's BTF (CONFIG_DEBUG_INFO_BTF), and this kernel has \
+             none ({e}); --hooks tracepoint works without it",
+            hooks_asked.name()
+        ),
+    };
+    let zoneinfo = zones::read().unwrap_or_default();
+    let mut config = opts.common.base_config();
+    let (names, args) = match &btf {
+        Some(btf) => {
+            config.zone = layout::zone_layout(btf)?;
+            let args = layout::compaction_args(btf)?;
+            if args == CompactionArgs::ControlBlock || hooks_asked != Hooks::Tracepoint {
+                config.cc = layout::compact_control_layout(btf)?;
+            }
+            let names = Names {
+                zones: layout::zone_names(btf)?,
+                results: layout::compact_result_names(btf)?,
+            };
+            (names, Some(args))
+        }
+        None => (fallback_names(&zoneinfo)?, None),
+    };
+    let classic = btf.is_none() || hooks_asked == Hooks::Tracepoint;
+    let detail = match (hooks_asked, args) {
+        _ if classic => Detail::Finished,
+        (Hooks::Kprobe, _) => Detail::Kprobe,
+        (Hooks::Fentry, _) => Detail::Fentry,
+        (_, Some(CompactionArgs::ControlBlock)) => Detail::Control,
+        _ => Detail::Finished,
+    };
+    let hooks: &[Hook] = match (args, detail) {
+        (_, Detail::Finished) => &HOOKS_PFNS,
+        (Some(CompactionArgs::ControlBlock), _) => &HOOKS_CC,
+        _ => &HOOKS_PFNS[..2],
+    };
+    // Whether the probe can be placed, before anything is loaded.
+    let probe_symbol = match detail {
+        Detail::Kprobe => Some(probes::kprobe_target(COMPACT_ZONE)?),
+        Detail::Fentry => Some(probes::function_symbol(COMPACT_ZONE)?),
+        Detail::Control | Detail::Finished => None,
+    };
+    if probe_symbol.is_some() {
+        config.features |= FEATURE_CC_FROM_PROBE;
+    }
+    log::debug!(
+        "compaction tracepoints pass {}; zone and order from {}",
+        match args {
+            Some(CompactionArgs::ControlBlock) => "struct compact_control * (5.18+)",
+            Some(CompactionArgs::Pfns) => "PFNs only (before 5.18)",
+            None => "an unknown argument layout (no BTF)",
+        },
+        match detail {
+            Detail::Control => "the tracepoints' compact_control",
+            Detail::Finished => "each run's first mm_compaction_finished",
+            Detail::Kprobe => "a kprobe on compact_zone()",
+            Detail::Fentry => "an fentry program on compact_zone()",
+        }
+    );
+    let snapshot = opts.extended && !classic;
+    if snapshot {
+        config.features |= FEATURE_ZONE_SNAPSHOT;
+    } else if opts.extended {
+        eprintln!(
+            "compactsnoop: FRAGIDX MIN LOW HIGH FREE are unavailable (shown as ?): {}",
+            if btf.is_none() {
+                "this kernel has no BTF to find them in struct zone"
+            } else {
+                "classic tracepoints do not pass the run's struct zone"
+            }
+        );
+    }
+    log::debug!("kernel layout read in {:.1} ms", elapsed_ms(t0));
+
+    let mut session = Session::load(
+        &Options {
+            tool: "compactsnoop",
+            maps: &[names::COMPACT_BEGIN, names::COMPACT_CC, names::STACKS],
+            config,
+            transport: opts.common.transport,
+            hooks: if classic {
+                Hooks::Tracepoint
+            } else {
+                hooks_asked
+            },
+            debug: opts.common.debug,
+            ring_bytes: 256 * 1024,
+        },
+        btf.as_ref(),
+        hooks,
+    )?;
+    drop(btf);
+    log::debug!("object loaded at {:.1} ms", elapsed_ms(t0));
+    session.attach(hooks)?;
+    match (detail, probe_symbol) {
+        (Detail::Kprobe, Some(symbol)) => {
+            session.attach_kprobe(programs::COMPACT_ZONE_KPROBE, &symbol)?
+        }
+        (Detail::Fentry, Some(_)) => {
+            session.attach_fentry(programs::COMPACT_ZONE_FENTRY, COMPACT_ZONE)?
+        }
+        _ => {}
+    }
+    log::debug!("attached at {:.1} ms", elapsed_ms(t0));
+    let stacks = if opts.common.kernel_stack {
+        Some(session.stacks()?)
+    } else {
+        None
+    };
+
+    let mut printer = Printer::new(
+        Columns {
+            timestamp: opts.common.timestamp,
+            extended: opts.extended,
+        },
+        opts.common.name.clone(),
+        Decoder { names, zoneinfo },
+        stacks,
+        Output::stdout("compactsnoop", opts.common.json),
+    );
+    session
+        .trace(&mut printer, opts.common.duration, None, opts.common.debug)
+        .await?;
+    Ok(())
+}
+
+/// Names without BTF: zones from /proc/zoneinfo, statuses from the end tracepoint's own
+/// print format (`__print_symbolic(REC->status, ...)`).
+fn fallback_names(zoneinfo: &[ZoneInfo]) -> Result<Names> {
+    let tracefs = tracefs::root()?;
+    let format = tracefs::Format::read(&tracefs, "compaction", "mm_compaction_end")?;
+    let results = tracefs::symbols(&format.print_fmt, "REC->status");
+    if results.is_empty() {
+        anyhow::bail!(
+            "mm_compaction_end's format names no statuses, and this kernel has no BTF to name them"
+        );
+    }
+    Ok(Names {
+        zones: layout::zone_names_from_zoneinfo(zoneinfo),
+        results: EnumNames::new(results, |n| Some(n.to_owned())),
+    })
+}

@@ -1,0 +1,132 @@
+//! How records travel from the kernel to us: a BPF ring buffer or a perf event array, behind
+//! one `Events` stream.
+
+use std::{future::poll_fn, os::fd::AsRawFd as _, task::Poll};
+
+use anyhow::{Result, anyhow};
+use aya::maps::{MapData, PerfEventArray, RingBuf, perf::PerfEvent, perf::PerfEventArrayBuffer};
+use tokio::io::unix::AsyncFd;
+
+/// How events reach user space.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Transport {
+    /// The BPF ring buffer (5.8+), woken in batches.
+    Ringbuf,
+    /// A perf event array, one buffer per CPU.
+    Perfbuf,
+}
+
+/// Pages of each CPU's perf buffer (1 MiB with 4 KiB pages).
+const PERF_PAGES_PER_CPU: usize = 256;
+
+pub fn ringbuf_supported() -> bool {
+    aya::sys::is_map_supported(aya::maps::MapType::RingBuf).unwrap_or(false)
+}
+
+enum Source {
+    Ring(AsyncFd<RingBuf<MapData>>),
+    // The array is kept so the buffers stay registered in it.
+    Perf(
+        Vec<AsyncFd<PerfEventArrayBuffer<MapData>>>,
+        #[allow(dead_code)] PerfEventArray<MapData>,
+    ),
+}
+
+/// The stream of raw records from the kernel.
+pub struct Events {
+    source: Source,
+    /// Records the perf buffers reported dropped.
+    pub lost: u64,
+}
+
+impl Events {
+    /// The stream of the object's `EVENTS` map, read as `transport`.
+    pub fn open(map: aya::maps::Map, transport: Transport) -> Result<Events> {
+        let source = match transport {
+            Transport::Ringbuf => {
+                let ring = RingBuf::try_from(map)?;
+                // SAFETY: the ring buffer owns its map fd and lives inside the AsyncFd, so the
+                // fd stays open for as long as it is registered.
+                Source::Ring(unsafe { AsyncFd::register(ring) }.map_err(|e| anyhow!("{e}"))?)
+            }
+            Transport::Perfbuf => {
+                let mut array = PerfEventArray::try_from(map)?;
+                let cpus = aya::util::online_cpus().map_err(|(_, e)| e)?;
+                let mut buffers = Vec::with_capacity(cpus.len());
+                for cpu in cpus {
+                    let buf = array.open(cpu, Some(PERF_PAGES_PER_CPU))?;
+                    // SAFETY: each buffer owns its perf fd and lives inside its AsyncFd.
+                    buffers.push(unsafe { AsyncFd::register(buf) }.map_err(|e| anyhow!("{e}"))?);
+                }
+                Source::Perf(buffers, array)
+            }
+        };
+        Ok(Events { source, lost: 0 })
+    }
+
+    /// Hands every waiting record to `f`. Returns the number of records read.
+    pub fn drain(&mut self, f: &mut dyn FnMut(&[u8])) -> usize {
+        let mut n = 0;
+        match &mut self.source {
+            Source::Ring(fd) => {
+                let ring = fd.get_mut();
+                while let Some(item) = ring.next() {
+                    f(&item);
+                    n += 1;
+                }
+            }
+            Source::Perf(buffers, _) => {
+                let mut scratch = Vec::new();
+                let lost = &mut self.lost;
+                for buf in buffers.iter_mut() {
+                    buf.get_mut().for_each(|event| match event {
+                        PerfEvent::Sample { head, tail } => {
+                            if tail.is_empty() {
+                                f(head);
+                            } else {
+                                scratch.clear();
+                                scratch.extend_from_slice(head);
+                                scratch.extend_from_slice(tail);
+                                f(&scratch);
+                            }
+                            n += 1;
+                        }
+                        PerfEvent::Lost { count } => *lost += count,
+                    });
+                }
+            }
+        }
+        n
+    }
+
+    /// Waits until the kernel wakes us: the ring buffer once a batch is waiting, a perf
+    /// buffer at every event (aya opens them so).
+    pub(crate) async fn woken(&mut self) {
+        match &mut self.source {
+            Source::Ring(fd) => {
+                if let Ok(mut guard) = fd.readable_mut().await {
+                    guard.clear_ready();
+                }
+            }
+            Source::Perf(buffers, _) => {
+                poll_fn(|cx| {
+                    for fd in buffers.iter_mut() {
+                        if let Poll::Ready(Ok(mut guard)) = fd.poll_read_ready_mut(cx) {
+                            guard.clear_ready();
+                            return Poll::Ready(());
+                        }
+                    }
+                    Poll::Pending
+                })
+                .await
+            }
+        }
+    }
+
+    pub fn raw_fd(&self) -> Option<i32> {
+        match &self.source {
+            Source::Ring(fd) => Some(fd.get_ref().as_raw_fd()),
+            Source::Perf(..) => None,
+        }
+    }
+}
