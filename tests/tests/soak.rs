@@ -1,4 +1,4 @@
-//! Soak: the huge-page workload of `drsnoop.rs` and `compactsnoop.rs`, again and again for
+//! Soak: the huge-page workload of `reclaim.rs` and `compaction.rs`, again and again for
 //! `SOAK_SECS` seconds (default 300), under compactsnoop and drsnoop, each started once.
 //!
 //! Checks that neither tool grows (VmRSS, sampled every second, may not rise more than 1 MiB
@@ -348,7 +348,7 @@ fn soak_huge_page_workload_under_both_tools() {
     let started = Instant::now();
     let sampler = RssSampler::start(vec![compact.pid(), reclaim.pid()]);
 
-    // The workload as drsnoop.rs runs it, from a fresh page cache each time: fill 3 GiB, then
+    // The workload as reclaim.rs runs it, from a fresh page cache each time: fill 3 GiB, then
     // reserve huge pages beyond free memory (direct compaction and reclaim), then release them.
     let w = Workload {
         binary: WORKLOAD,

@@ -1,0 +1,606 @@
+//! JSON Lines (`-j`) against the running kernel: every mode's events compared one to one with
+//! the kernel's own record, as the row tests do; the stream's first and last lines after
+//! `-d`, SIGTERM and SIGINT; and output errors that must not pass silently.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+use serde_json::Value;
+use tests::{
+    assert_same_counts, kernel_available, ktime_now_ns, serial,
+    tool::{self, Finished},
+    tracefs::{self, Record, Recorder, wait_quiet},
+    workload::{HugepagesGuard, Squeeze, Workload, require_memory},
+};
+
+const WORKLOAD: &str = env!("CARGO_BIN_EXE_mm-workload");
+
+/// A finished `-j` run, parsed: its start line, its event lines and its end line. Panics with
+/// the line if any line is not a JSON object, or the stream lacks its first or last line.
+struct Stream {
+    start: Value,
+    events: Vec<Value>,
+    end: Value,
+}
+
+fn stream(f: &Finished) -> Stream {
+    let mut lines: Vec<Value> = std::iter::once(&f.header)
+        .chain(&f.rows)
+        .map(|l| {
+            let v: Value =
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l:?}"));
+            assert!(v.is_object(), "not an object: {l}");
+            v
+        })
+        .collect();
+    assert!(
+        lines.len() >= 2,
+        "no start and end lines: {lines:?}\n{}",
+        f.stderr
+    );
+    let end = lines.pop().expect("a last line");
+    let start = lines.remove(0);
+    assert_eq!(start["event"], "start", "first line: {start}");
+    assert_eq!(end["event"], "end", "last line: {end}");
+    assert_eq!(
+        end["events"].as_u64(),
+        Some(lines.len() as u64),
+        "the end line counts the lines between: {end}"
+    );
+    Stream {
+        start,
+        events: lines,
+        end,
+    }
+}
+
+fn proc_value(name: &str) -> String {
+    std::fs::read_to_string(format!("/proc/sys/kernel/{name}"))
+        .expect("reading /proc/sys/kernel")
+        .trim()
+        .to_owned()
+}
+
+/// The start line says what ran where and when; every event carries both clocks, and the
+/// wall-clock time agrees with the kernel time through the start line's pair.
+fn check_clocks_and_start(s: &Stream, tool: &str, args: &[&str]) {
+    let st = &s.start;
+    assert_eq!(st["tool"], tool, "{st}");
+    assert_eq!(st["version"], env!("CARGO_PKG_VERSION"), "{st}");
+    let options: Vec<&str> = st["options"]
+        .as_array()
+        .expect("options")
+        .iter()
+        .map(|o| o.as_str().expect("an option is a string"))
+        .collect();
+    assert_eq!(options, args, "{st}");
+    assert_eq!(st["host"], proc_value("hostname"), "{st}");
+    assert_eq!(st["kernel"], proc_value("osrelease"), "{st}");
+    assert_eq!(st["boot_id"], proc_value("random/boot_id"), "{st}");
+    let start_ts = st["ts_ns"].as_u64().expect("ts_ns");
+    let start_wall = rfc3339_ns(st["time"].as_str().expect("time"));
+    for ev in s.events.iter().chain([&s.end]) {
+        let ts = ev["ts_ns"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("ts_ns in {ev}"));
+        let wall = rfc3339_ns(
+            ev["time"]
+                .as_str()
+                .unwrap_or_else(|| panic!("time in {ev}")),
+        );
+        // One offset between the clocks for the whole run (nanosecond arithmetic).
+        assert_eq!(
+            wall - start_wall,
+            i128::from(ts) - i128::from(start_ts),
+            "wall clock and kernel clock disagree: {ev}"
+        );
+    }
+}
+
+/// Nanoseconds since the epoch of `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`.
+fn rfc3339_ns(t: &str) -> i128 {
+    let bad = "not an RFC 3339 UTC time with nanoseconds";
+    let (date, rest) = t.split_once('T').unwrap_or_else(|| panic!("{bad}: {t}"));
+    let rest = rest.strip_suffix('Z').unwrap_or_else(|| panic!("{bad}: {t}"));
+    let (hms, frac) = rest.split_once('.').unwrap_or_else(|| panic!("{bad}: {t}"));
+    let num = |s: &str| s.parse::<i64>().unwrap_or_else(|_| panic!("{bad}: {t}"));
+    let d: Vec<i64> = date.split('-').map(num).collect();
+    let h: Vec<i64> = hms.split(':').map(num).collect();
+    assert!(d.len() == 3 && h.len() == 3 && frac.len() == 9, "{t}");
+    // Days from civil (Howard Hinnant), independent of the tools' own conversion.
+    let (y, m) = if d[1] <= 2 {
+        (d[0] - 1, d[1] + 9)
+    } else {
+        (d[0], d[1] - 3)
+    };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * m + 2) / 5 + d[2] - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + h[0] * 3600 + h[1] * 60 + h[2];
+    i128::from(secs) * 1_000_000_000 + i128::from(num(frac))
+}
+
+fn text<'a>(v: &'a Value, key: &str) -> &'a str {
+    v[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("no string {key} in {v}"))
+}
+
+fn int(v: &Value, key: &str) -> i64 {
+    v[key]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no integer {key} in {v}"))
+}
+
+/// The allowance for latencies measured by two probes on the same tracepoints (see the
+/// drsnoop row test): 1 ms plus the largest CPU stall this machine shows.
+fn latency_tolerance_ns() -> i64 {
+    let stall = tests::largest_stall(Duration::from_millis(1500));
+    1_000_000 + stall.as_nanos() as i64
+}
+
+#[test]
+fn compaction_json_matches_tracefs_with_zone_figures_stacks_and_a_deadline_end() {
+    if !kernel_available() {
+        return;
+    }
+    let _serial = serial();
+    let rec = Recorder::start(&[
+        "compaction/mm_compaction_begin",
+        "compaction/mm_compaction_end",
+    ]);
+    let args = ["-j", "-e", "-K", "-d", "3"];
+    let tool = tool::start("compactsnoop", &args);
+    let pid = Workload {
+        binary: WORKLOAD,
+        name: "wl-compact",
+        uid: None,
+    }
+    .compact();
+    let done = tool.wait(Duration::from_secs(10));
+    let records = rec.stop();
+    assert!(done.status.success(), "{:?}\n{}", done.status, done.stderr);
+    let s = stream(&done);
+    check_clocks_and_start(&s, "compactsnoop", &args);
+    assert_eq!(s.end["reason"], "deadline", "{}", s.end);
+
+    let kernel: Vec<(&Record, &Record)> =
+        tracefs::pairs(&records, "mm_compaction_begin", "mm_compaction_end")
+            .into_iter()
+            .filter(|(b, _)| b.pid == pid)
+            .collect();
+    assert!(
+        !kernel.is_empty(),
+        "the kernel recorded no compaction by the writer"
+    );
+    let ours: Vec<&Value> = s
+        .events
+        .iter()
+        .filter(|e| int(e, "pid") == i64::from(pid))
+        .collect();
+    assert_eq!(ours.len(), kernel.len(), "one object per run: {ours:#?}");
+    let tolerance = latency_tolerance_ns();
+    let zones = zone_spans();
+    let kallsyms = std::fs::read_to_string("/proc/kallsyms").expect("kallsyms");
+    let symbols: BTreeSet<&str> = kallsyms
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(2))
+        .collect();
+    for ((b, e), ev) in kernel.iter().zip(ours) {
+        assert_eq!(ev["event"], "compaction", "{ev}");
+        assert_eq!(text(ev, "comm"), "wl-compact", "{ev}");
+        assert_eq!(int(ev, "tid"), i64::from(b.pid), "{ev}");
+        assert_eq!(int(ev, "order"), -1, "{ev}");
+        assert_eq!(text(ev, "mode"), "SYNC", "{ev}");
+        assert_eq!(text(ev, "status"), e.field("status"), "{ev}");
+        let start = b.num("zone_start") as u64;
+        let (_, _, zone, node) = zones
+            .iter()
+            .find(|(st, sp, ..)| *sp > 0 && start >= *st && start < st + sp)
+            .unwrap_or_else(|| panic!("pfn {start:#x} is in no zone"));
+        assert_eq!(text(ev, "zone"), zone, "{ev}");
+        assert_eq!(ev["node"].to_string(), *node, "{ev}");
+        // Both clocks are CLOCK_MONOTONIC: the run began when tracefs saw it begin.
+        let kernel_lat = (e.ts_ns - b.ts_ns) as i64;
+        assert!(
+            (int(ev, "ts_ns") - b.ts_ns as i64).abs() < tolerance,
+            "{ev} vs {b:?}"
+        );
+        assert!(
+            (int(ev, "latency_ns") - kernel_lat).abs() < tolerance,
+            "{ev}"
+        );
+        let ms = ev["latency_ms"].as_f64().expect("latency_ms");
+        assert!(
+            (ms * 1e6 - int(ev, "latency_ns") as f64).abs() < 1.0,
+            "{ev}"
+        );
+        // -e: numbers, where the rows print them; whole-zone compaction has no index.
+        assert_eq!(ev["fragidx"].as_f64(), Some(-1.0), "{ev}");
+        let [min, low, high] = ["wmark_min", "wmark_low", "wmark_high"].map(|k| int(ev, k));
+        assert!(0 < min && min <= low && low <= high, "{ev}");
+        assert!(ev["free_pages"].is_u64(), "{ev}");
+        // -K: the stack as an array of frames, each a kernel symbol with its offset.
+        let stack = ev["stack"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no stack: {ev}"));
+        assert!(!stack.is_empty(), "{ev}");
+        for f in stack {
+            let f = f
+                .as_str()
+                .unwrap_or_else(|| panic!("a frame is a string: {ev}"));
+            let sym = f.split('+').next().unwrap_or(f);
+            assert!(
+                symbols.contains(sym),
+                "frame {f} is not a kernel symbol: {ev}"
+            );
+        }
+    }
+}
+
+/// (start, spanned, "ZONE_NAME", node) of every zone, from /proc/zoneinfo.
+fn zone_spans() -> Vec<(u64, u64, String, String)> {
+    let text = std::fs::read_to_string("/proc/zoneinfo").expect("zoneinfo");
+    let mut out: Vec<(u64, u64, String, String)> = Vec::new();
+    for line in text.lines().map(str::trim) {
+        if let Some(rest) = line.strip_prefix("Node ") {
+            let (node, name) = rest.split_once(", zone").expect("zone line");
+            out.push((
+                0,
+                0,
+                format!("ZONE_{}", name.trim().to_uppercase()),
+                node.trim().to_owned(),
+            ));
+        } else if let (Some(z), Some(v)) = (out.last_mut(), line.strip_prefix("spanned")) {
+            z.1 = v.trim().parse().unwrap_or(0);
+        } else if let (Some(z), Some(v)) = (out.last_mut(), line.strip_prefix("start_pfn:")) {
+            z.0 = v.trim().parse().unwrap_or(0);
+        }
+    }
+    out
+}
+
+#[test]
+fn reclaim_json_matches_tracefs_with_every_field_and_a_sigterm_end() {
+    if !kernel_available() {
+        return;
+    }
+    let _serial = serial();
+    let squeeze = Squeeze::prepare();
+    let rec = Recorder::start(&[
+        "vmscan/mm_vmscan_direct_reclaim_begin",
+        "vmscan/mm_vmscan_direct_reclaim_end",
+    ]);
+    let args = ["-j", "-U", "-v", "-e", "-m"];
+    let tool = tool::start("drsnoop", &args);
+    let ready_ns = ktime_now_ns();
+    let pid = squeeze.reclaim_in(&Workload {
+        binary: WORKLOAD,
+        name: "wl-huge",
+        uid: None,
+    });
+    wait_quiet();
+    let records = rec.stop();
+    tool.signal(libc::SIGTERM);
+    let done = tool.wait(Duration::from_secs(10));
+    drop(squeeze);
+    assert!(done.status.success(), "{:?}\n{}", done.status, done.stderr);
+    assert!(!rec.overran(), "the tracefs buffer overran");
+    let s = stream(&done);
+    check_clocks_and_start(&s, "drsnoop", &args);
+    assert_eq!(s.end["reason"], "signal", "{}", s.end);
+    assert_eq!(s.end["lost"], 0, "{}", s.end);
+
+    let kernel: Vec<(&Record, &Record)> = tracefs::pairs(
+        &records,
+        "mm_vmscan_direct_reclaim_begin",
+        "mm_vmscan_direct_reclaim_end",
+    )
+    .into_iter()
+    .filter(|(b, _)| b.ts_ns >= ready_ns)
+    .collect();
+    assert!(
+        kernel.iter().any(|(b, _)| b.pid == pid),
+        "the workload did no direct reclaim: a failed workload"
+    );
+    let direct: Vec<&Value> = s.events.iter().filter(|e| e["kind"] == "direct").collect();
+    assert_eq!(direct.len(), kernel.len(), "one object per direct reclaim");
+    let tolerance = latency_tolerance_ns();
+    let tids: BTreeSet<u32> = kernel.iter().map(|(b, _)| b.pid).collect();
+    for tid in tids {
+        let k: Vec<_> = kernel.iter().filter(|(b, _)| b.pid == tid).collect();
+        let o: Vec<_> = direct
+            .iter()
+            .filter(|e| int(e, "tid") == i64::from(tid))
+            .collect();
+        assert_eq!(o.len(), k.len(), "objects of thread {tid}");
+        for ((b, e), ev) in k.iter().zip(o) {
+            assert_eq!(ev["event"], "reclaim", "{ev}");
+            assert_eq!(int(ev, "pages"), e.num("nr_reclaimed"), "{ev}");
+            assert_eq!(int(ev, "order"), b.num("order"), "{ev}");
+            // Named as the kernel's own print format names them, which tracefs prints.
+            assert_eq!(text(ev, "gfp"), b.field("gfp_flags"), "{ev}");
+            assert!(ev["gfp_flags"].is_u64(), "{ev}");
+            assert!(ev["uid"].is_u64() && ev["free_kb"].is_u64(), "{ev}");
+            let kernel_lat = (e.ts_ns - b.ts_ns) as i64;
+            assert!(
+                (int(ev, "latency_ns") - kernel_lat).abs() < tolerance,
+                "{ev}"
+            );
+            assert!(
+                (int(ev, "ts_ns") - b.ts_ns as i64).abs() < tolerance,
+                "{ev}"
+            );
+        }
+    }
+}
+
+#[test]
+fn extfrag_json_events_and_intervals_match_tracefs() {
+    if !kernel_available() {
+        return;
+    }
+    let _serial = serial();
+    require_memory();
+    let _hugepages = HugepagesGuard::new();
+    let mut target = Workload {
+        binary: WORKLOAD,
+        name: "wl-frag",
+        uid: None,
+    }
+    .spawn_gated(&["wait", "fragment"]);
+    let rec = Recorder::with_buffer(&["kmem/mm_page_alloc_extfrag"], 64 << 10);
+    let pid = target.pid().to_string();
+    let events = tool::start("compactsnoop", &["-x", "-j", "-p", &pid]);
+    let intervals = tool::start("compactsnoop", &["-x", "-j", "-s", "1", "-p", &pid]);
+    target.open();
+    target.finish();
+    std::thread::sleep(Duration::from_millis(500));
+    let records = rec.stop();
+    let overran = rec.overran();
+    let (events, intervals) = (
+        events.interrupt(Duration::from_secs(20)),
+        intervals.interrupt(Duration::from_secs(20)),
+    );
+    for f in [&events, &intervals] {
+        assert!(f.status.success(), "{}", f.stderr);
+        assert!(!f.reported_losses(), "lost events: {}", f.stderr);
+    }
+    assert!(!overran, "the tracefs buffer overran");
+    let pid_num: u32 = pid.parse().expect("pid");
+    let kernel: Vec<&Record> = records.iter().filter(|r| r.pid == pid_num).collect();
+    assert!(!kernel.is_empty(), "the workload made no fallback");
+
+    // Per event, the kernel's values: orders, migrate types (by /proc/pagetypeinfo's names),
+    // ownership and the PFN itself.
+    let types = migrate_types();
+    let ty = |r: &Record, f: &str| types[r.num(f) as usize].clone();
+    type Key = (u64, i64, i64, String, String, String);
+    let mut expected: BTreeMap<Key, usize> = BTreeMap::new();
+    for r in &kernel {
+        let own = if r.num("change_ownership") != 0 {
+            "claim"
+        } else {
+            "steal"
+        };
+        let key = (
+            r.num("pfn") as u64,
+            r.num("alloc_order"),
+            r.num("fallback_order"),
+            ty(r, "alloc_migratetype"),
+            ty(r, "fallback_migratetype"),
+            own.to_owned(),
+        );
+        *expected.entry(key).or_default() += 1;
+    }
+    let s_events = stream(&events);
+    let mut ours: BTreeMap<Key, usize> = BTreeMap::new();
+    for ev in &s_events.events {
+        assert_eq!(ev["event"], "extfrag", "{ev}");
+        assert_eq!(int(ev, "pid").to_string(), pid, "{ev}");
+        let key = (
+            ev["pfn"].as_u64().expect("pfn"),
+            int(ev, "alloc_order"),
+            int(ev, "fallback_order"),
+            text(ev, "alloc_type").to_owned(),
+            text(ev, "fallback_type").to_owned(),
+            text(ev, "ownership").to_owned(),
+        );
+        *ours.entry(key).or_default() += 1;
+        assert!(
+            ev["fragmenting"].is_boolean() && ev["zone"].is_string(),
+            "{ev}"
+        );
+    }
+    assert_same_counts(
+        &ours,
+        &expected,
+        "every fallback, once, with the kernel's values",
+    );
+
+    // Intervals: counted in the kernel; their counts add up to the kernel's record, and the
+    // last one's running total is the whole run.
+    let s_intervals = stream(&intervals);
+    assert!(!s_intervals.events.is_empty(), "no interval line");
+    let mut sum = 0;
+    for iv in &s_intervals.events {
+        assert_eq!(iv["event"], "extfrag_interval", "{iv}");
+        let rows: i64 = iv["counts"]
+            .as_array()
+            .expect("counts")
+            .iter()
+            .map(|c| int(c, "count"))
+            .sum();
+        assert_eq!(
+            rows,
+            int(iv, "events"),
+            "the rows add up to the interval: {iv}"
+        );
+        sum += int(iv, "events");
+    }
+    let last = s_intervals.events.last().expect("an interval");
+    assert_eq!(sum as usize, kernel.len(), "intervals vs tracefs");
+    assert_eq!(int(last, "total_events") as usize, kernel.len(), "{last}");
+}
+
+/// Migrate type names in the kernel's own order, as /proc/pagetypeinfo lists them.
+fn migrate_types() -> Vec<String> {
+    let text = std::fs::read_to_string("/proc/pagetypeinfo").expect("pagetypeinfo");
+    let mut names: Vec<String> = Vec::new();
+    for line in text
+        .lines()
+        .filter(|l| l.starts_with("Node") && l.contains(" type "))
+    {
+        let name = line
+            .split(" type ")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .unwrap_or_default();
+        if names.iter().any(|n| n == name) {
+            break;
+        }
+        names.push(name.to_owned());
+    }
+    names
+}
+
+#[test]
+fn sigint_ends_every_json_stream_with_its_end_line() {
+    if !kernel_available() {
+        return;
+    }
+    let _serial = serial();
+    for (tool_name, args) in [
+        ("compactsnoop", &["-j"][..]),
+        ("compactsnoop", &["-x", "-j"]),
+        ("compactsnoop", &["-x", "-j", "-s", "1"]),
+        ("drsnoop", &["-j", "-m"]),
+    ] {
+        let t = tool::start(tool_name, args);
+        std::thread::sleep(Duration::from_millis(200));
+        let done = t.interrupt(Duration::from_secs(10));
+        assert!(
+            done.status.success(),
+            "{tool_name} {args:?}: {}",
+            done.stderr
+        );
+        let s = stream(&done);
+        check_clocks_and_start(&s, tool_name, args);
+        assert_eq!(s.end["reason"], "signal", "{tool_name} {args:?}: {}", s.end);
+    }
+}
+
+/// A tmpfs of `kib` KiB, unmounted and removed on drop.
+struct SmallFs {
+    dir: PathBuf,
+}
+
+impl SmallFs {
+    fn mount(kib: u32) -> SmallFs {
+        let dir = std::env::temp_dir().join(format!("tracer-full-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("creating the mount point");
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={kib}k"), "tracer-full"])
+            .arg(&dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "cannot mount a tmpfs on {}", dir.display());
+        SmallFs { dir }
+    }
+
+    fn file(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.dir).status();
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
+/// Runs a tool with stdout into `path` until it exits by itself (or `timeout`, a failure).
+fn run_into(tool_name: &str, args: &[&str], path: &Path, during: impl FnOnce()) -> (i32, String) {
+    let out = std::fs::File::create(path).expect("creating the output file");
+    let mut child = Command::new(tests::tool_path(tool_name))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting the tool");
+    // Give it time to attach (the header needs no room beyond what the file has).
+    std::thread::sleep(Duration::from_millis(500));
+    during();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waiting") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{tool_name} {args:?} went on writing to a full file system");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    use std::io::Read as _;
+    let _ = child
+        .stderr
+        .take()
+        .expect("piped")
+        .read_to_string(&mut stderr);
+    (status.code().unwrap_or(-1), stderr)
+}
+
+#[test]
+fn a_full_disk_ends_rows_and_json_with_status_1_and_the_error() {
+    if !kernel_available() {
+        return;
+    }
+    let _serial = serial();
+    // No room at all: the header already fails.
+    for (tool_name, args) in [
+        ("compactsnoop", &["-d", "5"][..]),
+        ("compactsnoop", &["-j", "-d", "5"]),
+        ("drsnoop", &["-d", "5"]),
+        ("drsnoop", &["-j", "-d", "5"]),
+    ] {
+        let (code, stderr) = run_into(tool_name, args, Path::new("/dev/full"), || {});
+        assert_eq!(code, 1, "{tool_name} {args:?} into /dev/full: {stderr}");
+        assert!(
+            stderr.contains("No space left on device") && stderr.lines().count() == 1,
+            "{tool_name} {args:?}: one sentence naming the error: {stderr:?}"
+        );
+    }
+    // Room for the header, not for the events: a stream of fallbacks fills it.
+    require_memory();
+    let _hugepages = HugepagesGuard::new();
+    let fs = SmallFs::mount(16);
+    for args in [&["-x"][..], &["-x", "-j"]] {
+        let path = fs.file("out");
+        let (code, stderr) = run_into("compactsnoop", args, &path, || {
+            Workload {
+                binary: WORKLOAD,
+                name: "wl-frag",
+                uid: None,
+            }
+            .run(&["fragment"]);
+        });
+        assert_eq!(code, 1, "compactsnoop {args:?} into a full tmpfs: {stderr}");
+        assert!(
+            stderr.contains("No space left on device"),
+            "compactsnoop {args:?}: {stderr:?}"
+        );
+        let written = std::fs::read_to_string(&path).expect("reading what was written");
+        assert!(written.len() > 100, "the header was written: {written:?}");
+        std::fs::remove_file(&path).expect("emptying the tmpfs");
+    }
+}
