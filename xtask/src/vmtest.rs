@@ -458,7 +458,8 @@ fn run_vm(args: &VmTestArgs, suite: &str, common_gz: &Path) -> Result<()> {
         format!("thread={}, -cpu {}", args.tcg_thread, args.cpu_model),
     ));
 
-    let lock = qemu::lock()?;
+    // A VM squeezing 8 GiB of guest memory with two busy vCPUs is a memory workload too.
+    let lock = test_kit::lock_workloads("xtask: vm-test")?;
     let available = qemu::host_available_mib();
     if available < args.memory + 1024 {
         meta.push((
