@@ -1,8 +1,19 @@
-//! The integration test harness: run the real tools as a user's script would, make the kernel
-//! do the work on demand, and record the kernel's own event stream through tracefs as ground
-//! truth.
+//! The test kit: run the real tools as a user's script would, make the kernel do the work on
+//! demand, and record the kernel's own event stream through tracefs as ground truth. Used by
+//! the integration tests (tests/tests), the soak (`cargo xtask soak`) and the benchmark
+//! (bench/, `cargo xtask bench`); `cargo xtask vm-test` takes its workload lock.
+//!
+//! - `tracefs`: the recorder (an instance of our own) and the parser of its lines;
+//! - `workload`: the processes that make the kernel work, the page-cache fill, the squeeze;
+//! - `child`: a child process with its output read line by line, each line timestamped;
+//!   `tool` runs our tools with it as a user's script would;
+//! - `cleanup`: what a run changed, undone however it ends;
+//! - `lock_workloads` / `serial`: one memory workload at a time on the machine.
 
 pub mod bpf;
+pub mod child;
+pub mod cleanup;
+pub mod sys;
 pub mod tool;
 pub mod tracefs;
 pub mod workload;
@@ -22,9 +33,7 @@ pub fn required() -> bool {
 /// Call first in every integration test. Returns false (the test returns early, saying why)
 /// only where the tests are not required and cannot run; panics where they are required.
 pub fn kernel_available() -> bool {
-    // SAFETY: no arguments, cannot fail.
-    let root = unsafe { libc::geteuid() } == 0;
-    if root {
+    if is_root() {
         return true;
     }
     let why = "integration tests load eBPF programs and need root (run `sudo -E cargo xtask test`)";
@@ -35,38 +44,62 @@ pub fn kernel_available() -> bool {
     false
 }
 
+pub fn is_root() -> bool {
+    // SAFETY: no arguments, cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
 static SERIAL: Mutex<()> = Mutex::new(());
 
-/// The machine-wide lock every memory workload holds (`flock`), so that test runs, soak runs
-/// and benchmarks in other processes never squeeze memory at the same time.
+/// The machine-wide lock every memory workload holds (`flock`), so that test runs, soak runs,
+/// benchmarks and vm-test's guests in other processes never squeeze memory at the same time.
 pub const WORKLOAD_LOCK: &str = "/tmp/tracer-tests.lock";
+
+/// The machine-wide workload lock, held while it lives.
+pub struct WorkloadLock {
+    _file: std::fs::File,
+}
+
+/// Takes the machine-wide workload lock, waiting as long as someone else holds it (saying so
+/// on stderr, as `who`).
+pub fn lock_workloads(who: &str) -> anyhow::Result<WorkloadLock> {
+    use anyhow::Context as _;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(WORKLOAD_LOCK)
+        .with_context(|| format!("cannot open {WORKLOAD_LOCK}"))?;
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&file);
+    // SAFETY: flock on a descriptor we own; released when the file is closed.
+    if unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        eprintln!(
+            "{who}: waiting for {WORKLOAD_LOCK} (another test run, soak, benchmark or vm-test holds it)"
+        );
+        // SAFETY: as above, blocking.
+        if unsafe { libc::flock(fd, libc::LOCK_EX) } != 0 {
+            anyhow::bail!(
+                "cannot lock {WORKLOAD_LOCK}: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+    }
+    Ok(WorkloadLock { _file: file })
+}
 
 /// Held while a test uses the kernel: one test at a time in this process and on the machine.
 pub struct Serial {
     _thread: MutexGuard<'static, ()>,
-    _file: std::fs::File,
+    _lock: WorkloadLock,
 }
 
 /// Tests share one kernel: run them one at a time even under a parallel test runner, and
 /// across processes.
 pub fn serial() -> Serial {
     let thread = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(WORKLOAD_LOCK)
-        .unwrap_or_else(|e| panic!("cannot open {WORKLOAD_LOCK}: {e}"));
-    // SAFETY: flock on a descriptor we own; released when the file is closed.
-    let rc = unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&file), libc::LOCK_EX) };
-    assert_eq!(
-        rc,
-        0,
-        "cannot lock {WORKLOAD_LOCK}: {}",
-        std::io::Error::last_os_error()
-    );
+    let lock = lock_workloads("tests").unwrap_or_else(|e| panic!("{e:#}"));
     Serial {
         _thread: thread,
-        _file: file,
+        _lock: lock,
     }
 }
 

@@ -1,19 +1,15 @@
 //! Runs a tool as a user's script would: arguments, stdout lines, stderr, exit status.
 
 use std::{
-    io::{BufRead as _, BufReader, Read as _},
-    process::{Child, Command, ExitStatus, Stdio},
-    sync::{Arc, Mutex},
-    thread::JoinHandle,
+    process::{Command, ExitStatus},
     time::{Duration, Instant},
 };
 
+use crate::child::{self, NotReady, Proc};
+
 /// A running tool whose header has been printed: its probes are attached.
 pub struct Running {
-    child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
-    stdout: Option<JoinHandle<()>>,
-    stderr: Option<JoinHandle<String>>,
+    proc: Proc,
     pub started: Instant,
     pub ready_after: Duration,
 }
@@ -52,165 +48,97 @@ impl Finished {
 
 /// Runs a tool to completion with stdin closed, returning what it printed.
 pub fn run(tool: &str, args: &[&str], timeout: Duration) -> Finished {
-    let mut running = spawn(tool, args);
-    match wait_timeout(&mut running.child, timeout) {
-        Some(status) => running.finish(status),
-        None => panic!("{tool} {args:?} did not exit within {timeout:?}"),
+    let mut proc = spawn(tool, args);
+    let f = proc.finish(timeout);
+    if f.killed {
+        panic!("{tool} {args:?} did not exit within {timeout:?}");
     }
-}
-
-fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            return Some(status);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    finished(&proc, f)
 }
 
 /// How long a tool may take to print its header.
 const HEADER_WITHIN: Duration = Duration::from_secs(90);
 
 /// Starts a tool with stdin closed, its stdout read line by line as it comes.
-fn spawn(tool: &str, args: &[&str]) -> Running {
-    let mut child = Command::new(crate::tool_path(tool))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {tool}: {e}"));
-    let started = Instant::now();
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    let out = child.stdout.take().expect("piped stdout");
-    let sink = Arc::clone(&lines);
-    let stdout = std::thread::spawn(move || {
-        for line in BufReader::new(out).lines() {
-            let Ok(line) = line else { break };
-            sink.lock().unwrap_or_else(|e| e.into_inner()).push(line);
-        }
-    });
-    let mut err = child.stderr.take().expect("piped stderr");
-    let stderr = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    Running {
-        child,
-        lines,
-        stdout: Some(stdout),
-        stderr: Some(stderr),
-        started,
-        ready_after: Duration::ZERO,
+fn spawn(tool: &str, args: &[&str]) -> Proc {
+    let mut cmd = Command::new(crate::tool_path(tool));
+    cmd.args(args);
+    Proc::spawn(tool, &mut cmd).unwrap_or_else(|e| panic!("{e:#}"))
+}
+
+/// The tool's output split into header and rows.
+fn finished(proc: &Proc, f: child::Finished) -> Finished {
+    let status = f.status.expect("waiting for the tool");
+    let mut lines = f.lines.into_iter().map(|l| l.text);
+    let header = lines.next().unwrap_or_default();
+    Finished {
+        status,
+        header,
+        rows: lines.collect(),
+        stderr: f.stderr,
+        elapsed: Duration::from_nanos(f.exited_ns.saturating_sub(proc.spawned_ns)),
     }
 }
 
 /// Starts a tool and waits for its header line: from then on its probes are attached.
 pub fn start(tool: &str, args: &[&str]) -> Running {
-    let mut running = spawn(tool, args);
-    let started = running.started;
+    let mut proc = spawn(tool, args);
     // Start-up takes milliseconds on a host and a few seconds under emulation, but a verifier
     // that gives up (1M instructions) takes 20 s per program there: wait long enough for the
     // tool's own error to be the failure message.
-    let deadline = started + HEADER_WITHIN;
-    loop {
-        if !running
-            .lines
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_empty()
-        {
-            running.ready_after = started.elapsed();
-            return running;
-        }
-        if let Ok(Some(status)) = running.child.try_wait() {
-            let f = running.finish(status);
-            panic!(
-                "{tool} {args:?} exited ({}) before printing its header; stderr:\n{}",
-                f.status, f.stderr
-            );
-        }
-        if Instant::now() > deadline {
+    match proc.wait_line(HEADER_WITHIN, |_| true) {
+        Ok(_) => Running {
+            started: proc.started,
+            ready_after: proc.started.elapsed(),
+            proc,
+        },
+        Err(NotReady::Exited { status, stderr, .. }) => panic!(
+            "{tool} {args:?} exited ({status}) before printing its header; stderr:\n{stderr}"
+        ),
+        Err(NotReady::Timeout { .. }) => {
             // What it said so far tells a slow start (the verifier, on 6.1 for -e) from a hang.
-            let _ = running.child.kill();
-            let status = running.child.wait().expect("waiting for the killed tool");
-            let f = running.finish(status);
+            let f = proc.finish(Duration::ZERO);
             let tail: Vec<&str> = f.stderr.lines().rev().take(8).collect();
             panic!(
                 "{tool} {args:?} printed no header within {HEADER_WITHIN:?}; last lines of its stderr:\n{}",
                 tail.into_iter().rev().collect::<Vec<_>>().join("\n")
             );
         }
-        std::thread::sleep(Duration::from_millis(5));
     }
 }
 
 impl Running {
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.proc.pid
     }
 
     /// Lines printed so far, header first.
     pub fn lines_so_far(&self) -> Vec<String> {
-        self.lines.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.proc
+            .lines_so_far()
+            .into_iter()
+            .map(|l| l.text)
+            .collect()
     }
 
     /// Sends a signal.
     pub fn signal(&self, sig: i32) {
-        // SAFETY: sending a signal to our own child.
-        unsafe { libc::kill(self.child.id() as i32, sig) };
+        self.proc.signal(sig);
     }
 
     /// Waits for the tool to exit by itself.
     pub fn wait(mut self, timeout: Duration) -> Finished {
-        match wait_timeout(&mut self.child, timeout) {
-            Some(status) => self.finish(status),
-            None => panic!("the tool did not exit within {timeout:?}"),
+        let f = self.proc.finish(timeout);
+        if f.killed {
+            panic!("the tool did not exit within {timeout:?}");
         }
+        finished(&self.proc, f)
     }
 
     /// SIGINT, then waits.
     pub fn interrupt(self, timeout: Duration) -> Finished {
         self.signal(libc::SIGINT);
         self.wait(timeout)
-    }
-
-    fn finish(&mut self, status: ExitStatus) -> Finished {
-        let elapsed = self.started.elapsed();
-        if let Some(t) = self.stdout.take() {
-            let _ = t.join();
-        }
-        let stderr = self
-            .stderr
-            .take()
-            .map(|t| t.join().unwrap_or_default())
-            .unwrap_or_default();
-        let mut lines =
-            std::mem::take(&mut *self.lines.lock().unwrap_or_else(|e| e.into_inner())).into_iter();
-        let header = lines.next().unwrap_or_default();
-        Finished {
-            status,
-            header,
-            rows: lines.collect(),
-            stderr,
-            elapsed,
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
     }
 }
 

@@ -1,5 +1,8 @@
 //! Ground truth: the kernel's own event stream, recorded in a tracefs instance of our own so
-//! that other users of tracefs are not disturbed.
+//! that other users of tracefs are not disturbed, and the parser of tracefs's lines.
+//!
+//! The panicking calls are for tests; the `try_` ones return errors (the benchmark goes on to
+//! its next run).
 
 use std::{
     collections::HashMap,
@@ -7,25 +10,45 @@ use std::{
     sync::atomic::{AtomicU32, Ordering},
 };
 
+use anyhow::{Context as _, Result, bail};
+
+use crate::{cleanup, sys};
+
 const ROOTS: [&str; 2] = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"];
 
-fn root() -> PathBuf {
+/// The tracefs mount point, mounting tracefs when nobody has.
+pub fn try_root() -> Result<PathBuf> {
     if let Some(r) = ROOTS
         .iter()
         .map(Path::new)
         .find(|p| p.join("instances").is_dir())
     {
-        return r.to_owned();
+        return Ok(r.to_owned());
     }
     let status = std::process::Command::new("mount")
         .args(["-t", "tracefs", "nodev", ROOTS[0]])
         .status();
-    assert!(
-        status.is_ok_and(|s| s.success()) && Path::new(ROOTS[0]).join("instances").is_dir(),
-        "tracefs is not mounted and cannot be mounted at {}",
-        ROOTS[0]
-    );
-    PathBuf::from(ROOTS[0])
+    if !status.is_ok_and(|s| s.success()) || !Path::new(ROOTS[0]).join("instances").is_dir() {
+        bail!(
+            "tracefs is not mounted and cannot be mounted at {}",
+            ROOTS[0]
+        );
+    }
+    Ok(PathBuf::from(ROOTS[0]))
+}
+
+fn root() -> PathBuf {
+    try_root().unwrap_or_else(|e| panic!("{e:#}"))
+}
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// A fresh instance path of ours: `tracer-<what>-<pid>-<n>` (recorders: `what` = `tests`).
+pub fn instance_path(what: &str) -> Result<PathBuf> {
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    Ok(try_root()?
+        .join("instances")
+        .join(format!("tracer-{what}-{}-{n}", std::process::id())))
 }
 
 /// One line of the trace.
@@ -53,23 +76,27 @@ impl Record {
 
     pub fn num(&self, name: &str) -> i64 {
         let v = self.field(name);
-        let parsed = match v.strip_prefix("0x") {
-            Some(hex) => i64::from_str_radix(hex, 16),
-            None => v.parse(),
-        };
-        parsed.unwrap_or_else(|_| panic!("field {name}={v} is not a number"))
+        self.number(name)
+            .unwrap_or_else(|| panic!("field {name}={v} is not a number"))
+    }
+
+    /// A numeric field (decimal, or hexadecimal with `0x`), if present and a number.
+    pub fn number(&self, name: &str) -> Option<i64> {
+        let v = self.fields.get(name)?;
+        match v.strip_prefix("0x") {
+            Some(hex) => i64::from_str_radix(hex, 16).ok(),
+            None => v.parse().ok(),
+        }
     }
 }
 
-/// A tracefs instance recording some events while it lives.
+/// A tracefs instance recording some events, on the monotonic clock, while it lives.
 pub struct Recorder {
     dir: PathBuf,
     /// `trace_pipe`, opened non-blocking by the first `take`, and the incomplete last line of
     /// what it returned.
     pipe: Option<(std::fs::File, String)>,
 }
-
-static NEXT: AtomicU32 = AtomicU32::new(0);
 
 impl Recorder {
     /// Starts recording `system/event` events with the monotonic clock (the one
@@ -80,32 +107,36 @@ impl Recorder {
 
     /// As `start`, with a per-CPU buffer of `kb` KiB for event storms.
     pub fn with_buffer(events: &[&str], kb: u32) -> Recorder {
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let dir = root()
-            .join("instances")
-            .join(format!("tracer-tests-{}-{n}", std::process::id()));
-        std::fs::create_dir(&dir)
-            .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
-        let rec = Recorder { dir, pipe: None };
-        rec.write("trace_clock", "mono");
-        rec.write("buffer_size_kb", &kb.to_string());
-        for ev in events {
-            rec.write(&format!("events/{ev}/enable"), "1");
-        }
-        rec.write("tracing_on", "1");
-        rec
+        Recorder::try_start(events, kb).unwrap_or_else(|e| panic!("{e:#}"))
     }
 
-    fn write(&self, file: &str, value: &str) {
-        let path = self.dir.join(file);
-        std::fs::write(&path, value)
-            .unwrap_or_else(|e| panic!("cannot write {value} to {}: {e}", path.display()));
+    /// As `with_buffer`, failing with an error.
+    pub fn try_start(events: &[&str], kb: u32) -> Result<Recorder> {
+        let dir = instance_path("tests")?;
+        cleanup::add_instance(&dir);
+        // From here the drop takes the instance down, also when it is only half set up.
+        let rec = Recorder { dir, pipe: None };
+        std::fs::create_dir(&rec.dir)
+            .with_context(|| format!("cannot create {}", rec.dir.display()))?;
+        rec.write("tracing_on", "0")?;
+        rec.write("trace_clock", "mono")?;
+        rec.write("buffer_size_kb", &kb.to_string())?;
+        for ev in events {
+            rec.write(&format!("events/{ev}/enable"), "1")?;
+        }
+        rec.write("tracing_on", "1")?;
+        Ok(rec)
+    }
+
+    fn write(&self, file: &str, value: &str) -> Result<()> {
+        sys::write(self.dir.join(file), value)
     }
 
     /// Also records each event's process (`options/record-tgid`): `Record::tgid`. Events
     /// recorded before the call have none.
     pub fn record_tgid(&self) {
-        self.write("options/record-tgid", "1");
+        self.write("options/record-tgid", "1")
+            .unwrap_or_else(|e| panic!("{e:#}"));
     }
 
     /// The records that arrived since the last call (or since the start), without stopping:
@@ -144,23 +175,25 @@ impl Recorder {
 
     /// Stops recording and returns everything recorded.
     pub fn stop(&self) -> Vec<Record> {
-        self.write("tracing_on", "0");
-        let text = std::fs::read_to_string(self.dir.join("trace")).expect("reading the trace");
-        parse(&text)
+        self.try_stop().unwrap_or_else(|e| panic!("{e:#}"))
+    }
+
+    /// As `stop`, failing with an error.
+    pub fn try_stop(&self) -> Result<Vec<Record>> {
+        self.write("tracing_on", "0")?;
+        Ok(parse(&sys::read(self.dir.join("trace"))?))
+    }
+
+    /// Stops recording and takes the instance down: everything recorded, and whether any
+    /// CPU's buffer overflowed.
+    pub fn try_finish(self) -> Result<(Vec<Record>, bool)> {
+        let records = self.try_stop()?;
+        Ok((records, self.overran()))
     }
 
     /// Whether any CPU's buffer overflowed (the ground truth would be incomplete).
     pub fn overran(&self) -> bool {
-        let cpus = std::fs::read_dir(self.dir.join("per_cpu"))
-            .into_iter()
-            .flatten()
-            .flatten();
-        cpus.map(|c| std::fs::read_to_string(c.path().join("stats")).unwrap_or_default())
-            .any(|stats| {
-                stats
-                    .lines()
-                    .any(|l| l.starts_with("overrun:") && l.split_whitespace().nth(1) != Some("0"))
-            })
+        overruns(&self.dir) > 0
     }
 }
 
@@ -168,21 +201,37 @@ impl Drop for Recorder {
     fn drop(&mut self) {
         // An instance with an open file cannot be removed.
         self.pipe = None;
-        let _ = std::fs::write(self.dir.join("tracing_on"), "0");
-        let _ = std::fs::write(self.dir.join("events/enable"), "0");
-        let _ = std::fs::remove_dir(&self.dir);
+        cleanup::remove_instance(&self.dir);
     }
+}
+
+/// Events an instance lost because a CPU's buffer was full (sum of `overrun:` over CPUs).
+pub fn overruns(dir: &Path) -> u64 {
+    let cpus = std::fs::read_dir(dir.join("per_cpu"))
+        .into_iter()
+        .flatten()
+        .flatten();
+    cpus.map(|c| std::fs::read_to_string(c.path().join("stats")).unwrap_or_default())
+        .map(|stats| {
+            stats
+                .lines()
+                .filter_map(|l| l.strip_prefix("overrun:"))
+                .filter_map(|v| v.trim().parse::<u64>().ok())
+                .sum::<u64>()
+        })
+        .sum()
 }
 
 /// Parses `trace` text: `  comm-1234   [001] d..1.  123.456789: event: k=v k=v`.
 pub fn parse(text: &str) -> Vec<Record> {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(parse_line)
-        .collect()
+    text.lines().filter_map(parse_line).collect()
 }
 
-fn parse_line(line: &str) -> Option<Record> {
+/// Parses one line of `trace` or `trace_pipe`; `None` for comments and anything else.
+pub fn parse_line(line: &str) -> Option<Record> {
+    if line.starts_with('#') {
+        return None;
+    }
     let open = line.find(" [")?;
     let close = open + line[open..].find("] ")?;
     // `comm-pid`, or with `options/record-tgid` `comm-pid (tgid)` (`(-------)` if unknown).
@@ -205,7 +254,7 @@ fn parse_line(line: &str) -> Option<Record> {
         .collect();
     Some(Record {
         comm: comm.to_owned(),
-        pid: pid.parse().ok()?,
+        pid: pid.trim().parse().ok()?,
         tgid,
         ts_ns,
         event,
@@ -278,6 +327,33 @@ mod tests {
         assert_eq!(r[0].num("zone_end"), 0x1000);
         assert_eq!((r[1].comm.as_str(), r[1].pid), ("kcompactd0", 45));
         assert_eq!((r[0].tgid, r[1].tgid), (None, None));
+        assert_eq!(r[0].number("zone_start"), Some(1));
+        assert_eq!(r[0].number("mode"), None);
+        assert_eq!(r[0].number("no_such_field"), None);
+        assert!(parse_line("# tracer: nop").is_none());
+        assert!(parse_line("").is_none());
+    }
+
+    #[test]
+    fn pairs_begin_and_end_per_thread() {
+        let r = parse(
+            "  a-1 [000] ..... 1.0: mm_vmscan_direct_reclaim_begin: order=0\n\
+             b-2 [001] ..... 1.1: mm_vmscan_direct_reclaim_begin: order=9\n\
+             a-1 [000] ..... 1.5: mm_vmscan_direct_reclaim_end: nr_reclaimed=3\n\
+             c-3 [000] ..... 1.6: mm_vmscan_direct_reclaim_end: nr_reclaimed=4\n\
+             b-2 [001] ..... 2.0: mm_vmscan_direct_reclaim_end: nr_reclaimed=5\n",
+        );
+        let p = pairs(
+            &r,
+            "mm_vmscan_direct_reclaim_begin",
+            "mm_vmscan_direct_reclaim_end",
+        );
+        // In order of their ends; an end without a begin (c-3) is no pair.
+        let got: Vec<(u32, u64, i64)> = p
+            .iter()
+            .map(|(b, e)| (b.pid, e.ts_ns - b.ts_ns, e.num("nr_reclaimed")))
+            .collect();
+        assert_eq!(got, [(1, 500_000_000, 3), (2, 900_000_000, 5)]);
     }
 
     #[test]

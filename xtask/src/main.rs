@@ -109,11 +109,6 @@ fn build(release: bool) -> Result<()> {
     run_cmd(&mut cmd)
 }
 
-fn is_root() -> bool {
-    // SAFETY: no arguments, cannot fail.
-    unsafe { libc::geteuid() == 0 }
-}
-
 fn run_tool(tool: &str, args: &[String]) -> Result<()> {
     if !TOOLS.contains(&tool) {
         bail!("unknown tool `{tool}`: choose one of {}", TOOLS.join(", "));
@@ -121,7 +116,7 @@ fn run_tool(tool: &str, args: &[String]) -> Result<()> {
     setup::run()?;
     build(true)?;
     let binary = workspace_root().join("target/release").join(tool);
-    let mut cmd = if is_root() {
+    let mut cmd = if test_kit::is_root() {
         Command::new(&binary)
     } else {
         let mut sudo = Command::new("sudo");
@@ -213,7 +208,7 @@ fn run_tests(filter: Option<&str>, tally: &mut Tally) -> Result<()> {
     // Integration tests: the real binaries against the running kernel. They need root and
     // must run: TRACER_REQUIRE_KERNEL turns every "cannot run here" into a failure.
     build(false)?;
-    if !is_root() {
+    if !test_kit::is_root() {
         bail!(
             "the integration tests load eBPF programs and need root: run `sudo -E cargo xtask test`"
         );

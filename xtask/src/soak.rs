@@ -20,7 +20,7 @@ pub fn run(args: &SoakArgs) -> Result<()> {
     crate::setup::run()?;
     // The debug build, as `cargo xtask test` runs the integration tests against.
     crate::build(false)?;
-    if !crate::is_root() {
+    if !test_kit::is_root() {
         bail!(
             "the soak loads eBPF programs and squeezes memory, and needs root: run `sudo -E cargo xtask soak`"
         );

@@ -13,9 +13,9 @@
 //! `/var/cache/tracer-vmtest` unless `--cache-dir` says otherwise. Each VM boot holds the
 //! machine-wide workload lock (`/tmp/tracer-tests.lock`), as the tests and benchmarks do.
 
+mod artifacts;
 mod debian;
 mod initramfs;
-mod json;
 mod qemu;
 mod report;
 
@@ -119,9 +119,8 @@ struct Built {
     suites: BTreeMap<String, PathBuf>,
 }
 
-/// Artifacts of a cargo command run with `--message-format=json-render-diagnostics`:
-/// (kind, target name, is a test, executable).
-fn cargo_artifacts(args: &[&str]) -> Result<Vec<(String, String, bool, PathBuf)>> {
+/// The executables a cargo command built, read from its `--message-format=json-render-diagnostics`.
+fn cargo_artifacts(args: &[&str]) -> Result<Vec<artifacts::Artifact>> {
     let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     cmd.current_dir(crate::workspace_root())
         .args(args)
@@ -134,36 +133,10 @@ fn cargo_artifacts(args: &[&str]) -> Result<Vec<(String, String, bool, PathBuf)>
     if !out.status.success() {
         bail!("{cmd:?} failed ({})", out.status);
     }
-    let mut found = Vec::new();
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let Ok(v) = json::parse(line) else { continue };
-        if v.get("reason").and_then(json::Value::as_str) != Some("compiler-artifact") {
-            continue;
-        }
-        let Some(exe) = v.get("executable").and_then(json::Value::as_str) else {
-            continue;
-        };
-        let target = v.get("target");
-        let name = target
-            .and_then(|t| t.get("name"))
-            .and_then(json::Value::as_str)
-            .unwrap_or("")
-            .to_owned();
-        let kind = target
-            .and_then(|t| t.get("kind"))
-            .map(|k| k.as_array())
-            .and_then(|k| k.first())
-            .and_then(json::Value::as_str)
-            .unwrap_or("")
-            .to_owned();
-        let test = v
-            .get("profile")
-            .and_then(|p| p.get("test"))
-            .and_then(json::Value::as_bool)
-            .unwrap_or(false);
-        found.push((kind, name, test, PathBuf::from(exe)));
-    }
-    Ok(found)
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(artifacts::parse_line)
+        .collect())
 }
 
 fn build() -> Result<Built> {
@@ -173,28 +146,25 @@ fn build() -> Result<Built> {
     for tool in ["compactsnoop", "drsnoop"] {
         let exe = tools_found
             .iter()
-            .find(|(k, n, t, _)| k == "bin" && n == tool && !t)
+            .find(|a| a.kind == "bin" && a.name == tool && !a.test)
             .with_context(|| format!("cargo build named no {tool} executable"))?;
-        tools.push(exe.3.clone());
+        tools.push(exe.executable.clone());
     }
     let test_found = cargo_artifacts(&["test", "-p", "tests", "--no-run"])?;
     let workload = test_found
         .iter()
-        .find(|(k, n, t, _)| k == "bin" && n == "mm-workload" && !t)
+        .find(|a| a.kind == "bin" && a.name == "mm-workload" && !a.test)
         .context("cargo test --no-run named no mm-workload executable")?
-        .3
+        .executable
         .clone();
     let mut suites = BTreeMap::new();
-    for (kind, name, test, exe) in test_found {
-        if !test {
-            continue;
-        }
-        let suite = match kind.as_str() {
-            "test" => name,
-            "lib" => format!("{name}-lib"),
-            other => format!("{name}-{other}"),
+    for a in test_found.into_iter().filter(|a| a.test) {
+        let suite = match a.kind.as_str() {
+            "test" => a.name,
+            "lib" => format!("{}-lib", a.name),
+            other => format!("{}-{other}", a.name),
         };
-        suites.insert(suite, exe);
+        suites.insert(suite, a.executable);
     }
     if suites.is_empty() {
         bail!("cargo test --no-run named no test executable");
@@ -488,7 +458,8 @@ fn run_vm(args: &VmTestArgs, suite: &str, common_gz: &Path) -> Result<()> {
         format!("thread={}, -cpu {}", args.tcg_thread, args.cpu_model),
     ));
 
-    let lock = qemu::lock()?;
+    // A VM squeezing 8 GiB of guest memory with two busy vCPUs is a memory workload too.
+    let lock = test_kit::lock_workloads("xtask: vm-test")?;
     let available = qemu::host_available_mib();
     if available < args.memory + 1024 {
         meta.push((

@@ -8,38 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::{Context as _, Result, bail};
-
-/// The machine-wide lock every memory workload on this machine holds (tests/src/lib.rs): a VM
-/// squeezing 8 GiB of guest memory with two busy vCPUs is one.
-pub const WORKLOAD_LOCK: &str = "/tmp/tracer-tests.lock";
-
-/// Holds `WORKLOAD_LOCK` while it lives.
-pub struct Lock {
-    _file: std::fs::File,
-}
-
-pub fn lock() -> Result<Lock> {
-    use std::os::fd::AsRawFd as _;
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(WORKLOAD_LOCK)
-        .with_context(|| format!("cannot open {WORKLOAD_LOCK}"))?;
-    let fd = file.as_raw_fd();
-    // SAFETY: flock on a descriptor we own; released when the file is closed.
-    if unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        eprintln!("xtask: vm-test: waiting for {WORKLOAD_LOCK} (another test run or benchmark)");
-        // SAFETY: as above.
-        if unsafe { libc::flock(fd, libc::LOCK_EX) } != 0 {
-            bail!(
-                "cannot lock {WORKLOAD_LOCK}: {}",
-                std::io::Error::last_os_error()
-            );
-        }
-    }
-    Ok(Lock { _file: file })
-}
+use anyhow::{Context as _, Result};
 
 /// MemAvailable of the host, in MiB.
 pub fn host_available_mib() -> u64 {

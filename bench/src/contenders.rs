@@ -5,10 +5,12 @@ use std::{collections::HashMap, path::PathBuf, process::Command, time::Duration}
 
 use anyhow::{Context as _, Result};
 
-use super::{
+use test_kit::{
     child::{Finished, Line, Proc},
-    cleanup, sys, trace,
+    cleanup, ktime_now_ns, tracefs,
 };
+
+use super::sys;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Family {
@@ -229,7 +231,7 @@ impl Spec {
                 (cmd, None)
             }
             Program::Tracefs(events) => {
-                let dir = trace::instance_path("pipe")?;
+                let dir = tracefs::instance_path("bench-pipe")?;
                 cleanup::add_instance(&dir);
                 let mut cmd = Command::new("sh");
                 cmd.arg("-c")
@@ -270,7 +272,7 @@ impl Spec {
 impl Running {
     pub fn snapshot(&self) -> Snapshot {
         Snapshot {
-            at_ns: sys::mono_ns(),
+            at_ns: ktime_now_ns(),
             hwm_kb: sys::vm_hwm_kb(self.proc.pid).unwrap_or(0),
             cpu_ns: sys::cpu_ns(self.proc.pid).unwrap_or(0),
             progs: sys::bpf_progs(self.proc.pid),
@@ -287,7 +289,7 @@ impl Running {
         let f = proc.stop(Duration::from_secs(5));
         let mut lost = 0;
         if let Some(dir) = &instance {
-            lost = trace::overruns(dir);
+            lost = tracefs::overruns(dir);
             cleanup::remove_instance(dir);
         }
         split(&spec, f, lost)

@@ -1,46 +1,12 @@
-//! What the benchmark reads of the machine and of the processes it measures: clocks, /proc,
-//! sysctls, the machine-wide workload lock.
+//! What the benchmark reads of the machine and of the processes it measures: /proc, BPF
+//! program statistics, the date. (Files, the clock and the workload lock: the test kit.)
 
 use std::{
     collections::HashMap,
-    fs::File,
-    os::fd::AsRawFd as _,
-    path::Path,
     time::{SystemTime, UNIX_EPOCH},
 };
 
-use anyhow::{Context as _, Result, bail};
-
-/// CLOCK_MONOTONIC in nanoseconds: the clock of `bpf_ktime_get_ns` and of tracefs's `mono`.
-pub fn mono_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: a valid timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
-pub fn read(path: impl AsRef<Path>) -> Result<String> {
-    let path = path.as_ref();
-    std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
-}
-
-pub fn write(path: impl AsRef<Path>, value: &str) -> Result<()> {
-    let path = path.as_ref();
-    std::fs::write(path, value)
-        .with_context(|| format!("cannot write `{value}` to {}", path.display()))
-}
-
-/// A `Key:   value kB` line of /proc/meminfo, in KiB.
-pub fn meminfo_kb(key: &str) -> Result<u64> {
-    let text = read("/proc/meminfo")?;
-    text.lines()
-        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .with_context(|| format!("no {key} in /proc/meminfo"))
-}
+use test_kit::sys::meminfo_kb;
 
 /// /proc/vmstat counters.
 pub fn vmstat() -> HashMap<String, u64> {
@@ -227,47 +193,4 @@ pub fn loadavg() -> String {
         .take(3)
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-/// The machine-wide lock every memory workload holds (`tests::WORKLOAD_LOCK`): no two test or
-/// benchmark runs squeeze memory at the same time.
-pub const WORKLOAD_LOCK: &str = "/tmp/tracer-tests.lock";
-
-/// Held while it lives.
-pub struct Lock {
-    _file: File,
-}
-
-pub fn lock() -> Result<Lock> {
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(WORKLOAD_LOCK)
-        .with_context(|| format!("cannot open {WORKLOAD_LOCK}"))?;
-    let fd = file.as_raw_fd();
-    // SAFETY: flock on a descriptor we own; released when the file is closed.
-    if unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        eprintln!(
-            "bench: waiting for {WORKLOAD_LOCK} (another test or benchmark is squeezing memory)"
-        );
-        // SAFETY: as above, blocking.
-        if unsafe { libc::flock(fd, libc::LOCK_EX) } != 0 {
-            bail!(
-                "cannot lock {WORKLOAD_LOCK}: {}",
-                std::io::Error::last_os_error()
-            );
-        }
-    }
-    Ok(Lock { _file: file })
-}
-
-pub fn is_root() -> bool {
-    // SAFETY: no arguments, cannot fail.
-    unsafe { libc::geteuid() == 0 }
-}
-
-/// Sends a signal to a process (errors ignored: it may have exited).
-pub fn kill(pid: u32, sig: i32) {
-    // SAFETY: sending a signal to a process id we started.
-    unsafe { libc::kill(pid as i32, sig) };
 }

@@ -776,11 +776,11 @@ fn section_method(r: &Results, s: &mut String) {
          - **bpftrace one-liners** (tracepoints; this kernel has no kprobes): compaction pairs \
          `compaction:mm_compaction_begin/end` per thread in a map and prints comm, pid, mode, latency and status; \
          reclaim pairs `vmscan:mm_vmscan_direct_reclaim_begin/end` and prints comm, pid, latency and pages reclaimed; \
-         `-x` prints every `kmem:mm_page_alloc_extfrag`. Their text is in `xtask/src/bench/contenders.rs`.\n\
+         `-x` prints every `kmem:mm_page_alloc_extfrag`. Their text is in `bench/src/contenders.rs`.\n\
          - **Our display latency** is bounded by design: the ring buffer wakes user space only once `wakeup_bytes` \
          are pending, and the tools drain it every 50 ms regardless.\n\
          - Figures are medians over runs with (min–max); targets compare medians.",
-        gib = super::workload::FILL_BYTES >> 30,
+        gib = test_kit::workload::FILL_BYTES >> 30,
         runs = r.runs
     );
     let _ = writeln!(s);

@@ -1,20 +1,29 @@
-//! Everything the benchmark changes on the machine, restored however it ends: normally, by an
-//! error or a panic (the `Guard` drops), or by SIGINT/SIGTERM/SIGHUP (a thread waits for them).
+//! What a run changes on the machine, kept in one process-wide list so that it can be undone
+//! however the run ends. Each of the kit's resources (a `tracefs::Recorder`, a
+//! `workload::Fill`, a `child::Proc`) adds itself here and takes itself off when dropped;
+//! `run_all` undoes whatever is still outstanding.
 //!
-//! Restored: `vm.nr_hugepages` and `kernel.bpf_stats_enabled` to what they were, the fill file
-//! removed, our tracefs instances removed, the processes we started killed.
+//! A test undoes its changes by unwinding (the resources drop). A program that must also undo
+//! them on SIGINT, SIGTERM or SIGHUP (the benchmark) calls `install_signal_thread` first: then
+//! its children run in process groups of their own, so that a Ctrl-C reaches only it and it
+//! stops them in order.
+//!
+//! Restored: `vm.nr_hugepages` and `kernel.bpf_stats_enabled` to what they were, files removed,
+//! our tracefs instances removed, the processes we started killed.
 
 use std::{
     path::{Path, PathBuf},
-    sync::Mutex,
+    sync::{
+        Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
 };
 
-use super::sys;
+use crate::sys;
 
-const NR_HUGEPAGES: &str = "/proc/sys/vm/nr_hugepages";
+pub(crate) const NR_HUGEPAGES: &str = "/proc/sys/vm/nr_hugepages";
 const BPF_STATS: &str = "/proc/sys/kernel/bpf_stats_enabled";
 
-#[derive(Default)]
 struct State {
     hugepages: Option<String>,
     bpf_stats: Option<String>,
@@ -31,18 +40,20 @@ static STATE: Mutex<State> = Mutex::new(State {
     children: Vec::new(),
 });
 
+static SIGNAL_THREAD: AtomicBool = AtomicBool::new(false);
+
 fn state() -> std::sync::MutexGuard<'static, State> {
     STATE.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Remembers `nr_hugepages` (restored at the end). Call before any workload.
+/// Remembers `nr_hugepages` (restored by `restore_hugepages` and at the end) and returns it.
+/// Call before any workload; later calls keep the first value.
 pub fn remember_hugepages() -> anyhow::Result<String> {
     let value = sys::read(NR_HUGEPAGES)?.trim().to_owned();
-    state().hugepages.get_or_insert(value.clone());
-    Ok(value)
+    Ok(state().hugepages.get_or_insert(value).clone())
 }
 
-/// Gives the huge pages back: `nr_hugepages` as it was.
+/// Gives the huge pages back: `nr_hugepages` as remembered (0 if nothing was).
 pub fn restore_hugepages() -> anyhow::Result<()> {
     let original = state().hugepages.clone().unwrap_or_else(|| "0".to_owned());
     sys::write(NR_HUGEPAGES, &original)
@@ -95,10 +106,7 @@ fn teardown_instance(path: &Path) {
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    eprintln!(
-        "bench: could not remove the tracefs instance {}",
-        path.display()
-    );
+    eprintln!("could not remove the tracefs instance {}", path.display());
 }
 
 pub fn add_child(pid: u32) {
@@ -107,6 +115,11 @@ pub fn add_child(pid: u32) {
 
 pub fn remove_child(pid: u32) {
     state().children.retain(|&p| p != pid);
+}
+
+/// Whether `install_signal_thread` was called: signals are this process's to handle.
+pub fn handles_signals() -> bool {
+    SIGNAL_THREAD.load(Ordering::Relaxed)
 }
 
 /// Restores everything still outstanding. Idempotent.
@@ -126,7 +139,7 @@ pub fn run_all() {
     if let Some(h) = hugepages
         && let Err(e) = sys::write(NR_HUGEPAGES, &h)
     {
-        eprintln!("bench: could not restore nr_hugepages: {e:#}");
+        eprintln!("could not restore nr_hugepages: {e:#}");
     }
     restore_bpf_stats();
     for i in instances {
@@ -148,8 +161,9 @@ impl Drop for Guard {
 
 /// Blocks SIGINT, SIGTERM and SIGHUP in this thread (call before starting any other thread, so
 /// that all inherit it) and starts a thread that, on any of them, restores everything and exits
-/// with status 130. Children must unblock them (`child::Proc` does, before exec).
-pub fn install_signal_thread() -> Guard {
+/// with status 130. Children unblock them (`child::Proc` does, before exec). `who` names the
+/// program in the message.
+pub fn install_signal_thread(who: &'static str) -> Guard {
     // SAFETY: building a signal set and changing this thread's mask.
     let set = unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
@@ -160,12 +174,13 @@ pub fn install_signal_thread() -> Guard {
         libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
         set
     };
+    SIGNAL_THREAD.store(true, Ordering::Relaxed);
     std::thread::spawn(move || {
         let mut sig = 0;
         // SAFETY: waiting on a signal set that is blocked in every thread.
         unsafe { libc::sigwait(&set, &mut sig) };
         eprintln!(
-            "\nbench: signal {sig}: restoring nr_hugepages and bpf_stats_enabled, removing our files"
+            "\n{who}: signal {sig}: restoring nr_hugepages and bpf_stats_enabled, removing our files"
         );
         run_all();
         std::process::exit(130);

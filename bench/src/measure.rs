@@ -3,10 +3,9 @@
 
 use std::collections::HashMap;
 
-use super::{
-    contenders::{Kind, Snapshot, Stopped},
-    trace::{self, Record},
-};
+use test_kit::tracefs::{self, Record};
+
+use super::contenders::{Kind, Snapshot, Stopped};
 
 /// Median, minimum and maximum of some values.
 #[derive(Clone, Copy, Debug)]
@@ -128,26 +127,26 @@ fn rows_for_pid(s: &Stopped, pid: u32) -> Vec<RowSample> {
 
 fn truth_for_pid(records: &[Record], kind: Kind, pid: u32) -> Vec<TruthSample> {
     match kind {
-        Kind::Compaction => trace::pairs(records, "mm_compaction_begin", "mm_compaction_end")
+        Kind::Compaction => tracefs::pairs(records, "mm_compaction_begin", "mm_compaction_end")
             .into_iter()
-            .filter(|p| p.pid == pid)
-            .map(|p| TruthSample {
-                end_ns: p.end_ns,
-                lat_ns: Some((p.end_ns - p.begin_ns) as i64),
+            .filter(|(b, _)| b.pid == pid)
+            .map(|(b, e)| TruthSample {
+                end_ns: e.ts_ns,
+                lat_ns: Some((e.ts_ns - b.ts_ns) as i64),
                 key: None,
             })
             .collect(),
-        Kind::Reclaim => trace::pairs(
+        Kind::Reclaim => tracefs::pairs(
             records,
             "mm_vmscan_direct_reclaim_begin",
             "mm_vmscan_direct_reclaim_end",
         )
         .into_iter()
-        .filter(|p| p.pid == pid)
-        .map(|p| TruthSample {
-            end_ns: p.end_ns,
-            lat_ns: Some((p.end_ns - p.begin_ns) as i64),
-            key: p.end.num("nr_reclaimed"),
+        .filter(|(b, _)| b.pid == pid)
+        .map(|(b, e)| TruthSample {
+            end_ns: e.ts_ns,
+            lat_ns: Some((e.ts_ns - b.ts_ns) as i64),
+            key: e.number("nr_reclaimed"),
         })
         .collect(),
         Kind::Extfrag => records
@@ -157,8 +156,8 @@ fn truth_for_pid(records: &[Record], kind: Kind, pid: u32) -> Vec<TruthSample> {
                 end_ns: r.ts_ns,
                 lat_ns: None,
                 key: Some(
-                    r.num("alloc_order").unwrap_or(-1) * 100
-                        + r.num("fallback_order").unwrap_or(-1),
+                    r.number("alloc_order").unwrap_or(-1) * 100
+                        + r.number("fallback_order").unwrap_or(-1),
                 ),
             })
             .collect(),
@@ -194,7 +193,7 @@ pub fn display(s: &Stopped, records: &[Record], wl_pid: u32, kinds: &[Kind]) -> 
         // tracefs lines carry their own timestamp: the event's.
         let mut samples = Vec::new();
         for l in &s.rows {
-            if let Some(r) = trace::parse_line(&l.text)
+            if let Some(r) = tracefs::parse_line(&l.text)
                 && r.pid == wl_pid
                 && END_EVENTS.contains(&r.event.as_str())
             {
@@ -247,17 +246,17 @@ pub fn display(s: &Stopped, records: &[Record], wl_pid: u32, kinds: &[Kind]) -> 
 pub fn expected_rows(records: &[Record], kind: Kind, ready_ns: u64, until_ns: u64) -> usize {
     let within = |b: u64, e: u64| b >= ready_ns && e <= until_ns;
     match kind {
-        Kind::Compaction => trace::pairs(records, "mm_compaction_begin", "mm_compaction_end")
+        Kind::Compaction => tracefs::pairs(records, "mm_compaction_begin", "mm_compaction_end")
             .iter()
-            .filter(|p| within(p.begin_ns, p.end_ns))
+            .filter(|(b, e)| within(b.ts_ns, e.ts_ns))
             .count(),
-        Kind::Reclaim => trace::pairs(
+        Kind::Reclaim => tracefs::pairs(
             records,
             "mm_vmscan_direct_reclaim_begin",
             "mm_vmscan_direct_reclaim_end",
         )
         .iter()
-        .filter(|p| within(p.begin_ns, p.end_ns))
+        .filter(|(b, e)| within(b.ts_ns, e.ts_ns))
         .count(),
         Kind::Extfrag => records
             .iter()
@@ -277,7 +276,7 @@ pub fn event_rows(s: &Stopped) -> usize {
             .rows
             .iter()
             .filter(|l| {
-                trace::parse_line(&l.text).is_some_and(|r| END_EVENTS.contains(&r.event.as_str()))
+                tracefs::parse_line(&l.text).is_some_and(|r| END_EVENTS.contains(&r.event.as_str()))
             })
             .count(),
         _ => s.rows.len(),
@@ -342,7 +341,8 @@ pub fn peak_rate(ts: &[u64], window_ns: u64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::{child::Line, contenders::Stopped};
+    use crate::contenders::Stopped;
+    use test_kit::child::Line;
 
     #[test]
     fn stats() {
@@ -359,7 +359,7 @@ mod tests {
     }
 
     fn rec(line: &str) -> Record {
-        trace::parse_line(line).unwrap()
+        tracefs::parse_line(line).unwrap()
     }
 
     #[test]

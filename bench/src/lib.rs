@@ -1,0 +1,961 @@
+//! The benchmark: our tools against bpftrace and raw tracefs, side by side on the same
+//! workloads, on this machine. Prints a table and writes `results/bench.md`.
+//!
+//! `cargo xtask bench` installs bpftrace and bpftool, builds the tools, the workload and the
+//! decode benchmark (release) and this crate, then runs the `bench` binary; the workloads, the
+//! ground-truth recorder, the child runner, the clean-up and the workload lock are the test
+//! kit's (the `tests` crate's library).
+//!
+//! Phases, in this order (each tracer's figure is the median over `--runs` runs, with min and
+//! max):
+//!
+//! 1. Time to ready: each tracer started alone on an idle machine, from `exec` to its header
+//!    read from its stdout (bpftrace: the header its `BEGIN` prints once every probe is
+//!    attached; tracefs: events enabled and `trace_pipe` open).
+//! 2. High rate: `mm-workload fragment` (tens of thousands of page-allocation fallbacks a
+//!    second) under `compactsnoop -x`, alone, then side by side with bpftrace and tracefs.
+//! 3. Side by side: every tracer attached at once (our tools, `compactsnoop -e`, `drsnoop -v`,
+//!    `drsnoop -K`, the bpftrace one-liners, a `cat` of `trace_pipe`), plus a tracefs instance of
+//!    our own recording the same tracepoints as ground truth, over the huge-page squeeze:
+//!    peak RSS, in-kernel cost per program (`kernel.bpf_stats_enabled=1`), display latency,
+//!    CPU per 1,000 events, losses.
+//! 4. Cost to the workload: the squeeze timed with no tracer, with our two tools, with the two
+//!    bpftrace one-liners, and with tracefs, interleaved run by run (and each tracer's in-kernel
+//!    cost alone).
+//! 5. Decode + format throughput on one core (the `bench-decode` binaries).
+//!
+//! Everything it changes is restored however it ends (`test_kit::cleanup`); memory is squeezed
+//! only while holding the machine-wide workload lock.
+
+mod contenders;
+mod measure;
+mod report;
+mod sys;
+mod workload;
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result, bail};
+use test_kit::{child, cleanup, tracefs};
+
+use contenders::{Bins, Family, Kind, Running, Spec, Stopped};
+use measure::Series;
+
+static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+
+/// When the benchmark started: the first call to this or to `progress!` in this process,
+/// unless `run` was told it started earlier (`Built::since_start_secs`).
+pub fn started() -> Instant {
+    *START.get_or_init(Instant::now)
+}
+
+/// Prints a progress line (`progress!`).
+pub fn progress_line(text: std::fmt::Arguments<'_>) {
+    eprintln!("bench [{:6.1} s] {text}", started().elapsed().as_secs_f64());
+}
+
+/// A progress line on stderr, with the time since the benchmark started.
+#[macro_export]
+macro_rules! progress {
+    ($($arg:tt)*) => {
+        $crate::progress_line(format_args!($($arg)*))
+    };
+}
+
+/// What to measure and where to write it: the options of `cargo xtask bench`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Args {
+    /// Runs of each measurement (figures are the median, min and max over them).
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
+    /// Runs of the fragmenting workload under `compactsnoop -x` alone (one more runs it side by
+    /// side with bpftrace and tracefs).
+    #[arg(long, default_value_t = 2)]
+    pub fragment_runs: usize,
+    /// Records per timed repetition of the decode + format benchmark.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub decode_events: u64,
+    /// Where to write the results (relative to the workspace root).
+    #[arg(long, default_value = "results/bench.md")]
+    pub output: PathBuf,
+}
+
+impl Args {
+    /// The command line that gives these arguments.
+    pub fn to_command_line(&self) -> Vec<std::ffi::OsString> {
+        vec![
+            "--runs".into(),
+            self.runs.to_string().into(),
+            "--fragment-runs".into(),
+            self.fragment_runs.to_string().into(),
+            "--decode-events".into(),
+            self.decode_events.to_string().into(),
+            "--output".into(),
+            self.output.clone().into(),
+        ]
+    }
+}
+
+/// What the benchmark is told by whoever built what it measures (`cargo xtask bench`).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct Built {
+    /// Seconds spent before the benchmark started (installing, building): its progress lines
+    /// and phases count from the start of that.
+    #[arg(long, default_value_t = 0.0, hide = true)]
+    pub since_start_secs: f64,
+    /// Seconds the build took, for the report.
+    #[arg(long, default_value_t = 0.0, hide = true)]
+    pub build_secs: f64,
+    /// Why the decode benchmark's binaries could not be built (its figures are then missing).
+    #[arg(long, hide = true)]
+    pub decode_unbuilt: Option<String>,
+}
+
+/// The workspace: binaries in target/release, results written below it.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("bench lives in the workspace")
+        .to_owned()
+}
+
+/// Contenders of the side-by-side runs, started in this order.
+const SIDE_BY_SIDE: [Spec; 8] = [
+    contenders::COMPACTSNOOP,
+    contenders::COMPACTSNOOP_E,
+    contenders::DRSNOOP,
+    contenders::DRSNOOP_V,
+    contenders::DRSNOOP_K,
+    contenders::BPFTRACE_COMPACTION,
+    contenders::BPFTRACE_RECLAIM,
+    contenders::TRACEFS,
+];
+
+/// Contenders whose time to ready is measured alone.
+const READY: [Spec; 5] = [
+    contenders::COMPACTSNOOP,
+    contenders::DRSNOOP,
+    contenders::BPFTRACE_COMPACTION,
+    contenders::BPFTRACE_RECLAIM,
+    contenders::TRACEFS,
+];
+
+/// Tracer configurations of the workload-cost runs.
+const CONFIGS: [(&str, &[Spec]); 4] = [
+    ("no tracer", &[]),
+    (
+        "ours (compactsnoop + drsnoop)",
+        &[contenders::COMPACTSNOOP, contenders::DRSNOOP],
+    ),
+    (
+        "bpftrace (both one-liners)",
+        &[
+            contenders::BPFTRACE_COMPACTION,
+            contenders::BPFTRACE_RECLAIM,
+        ],
+    ),
+    ("tracefs (trace_pipe)", &[contenders::TRACEFS]),
+];
+
+/// One decode + format case.
+#[derive(Clone, Debug)]
+pub struct DecodeCase {
+    pub name: String,
+    pub rate: f64,
+    pub min: f64,
+    pub max: f64,
+    pub ns_per_event: f64,
+}
+
+/// One run of the fragmenting workload.
+#[derive(Clone, Debug, Default)]
+pub struct FragRun {
+    pub side_by_side: bool,
+    /// Fallback events of the workload's process in the kernel's record.
+    pub events: usize,
+    /// First to last of them.
+    pub span_s: f64,
+    pub peak_10ms: f64,
+    pub wall_s: f64,
+    pub truth_overran: bool,
+    /// (label, rows, expected rows, lost, display median ms, display max ms, CPU ms per 1000
+    /// events, in-kernel ns per event).
+    pub contenders: Vec<FragContender>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct FragContender {
+    pub label: String,
+    pub rows: usize,
+    pub expected: usize,
+    pub lost: u64,
+    pub display_median_ms: Option<f64>,
+    pub display_max_ms: Option<f64>,
+    pub matched: usize,
+    pub cpu_per_1000_ms: Option<f64>,
+    pub cpu_per_1000_tracing_ms: Option<f64>,
+    pub kernel_ns: Option<f64>,
+}
+
+/// Everything measured.
+#[derive(Debug, Default)]
+pub struct Results {
+    pub date: String,
+    pub machine: sys::Machine,
+    pub versions: Vec<(String, String)>,
+    pub loadavg_start: String,
+    pub loadavg_end: String,
+    pub runs: usize,
+    pub elapsed: Duration,
+    pub build_time: Duration,
+    /// 1. Alone, ms.
+    pub ready_ms: Series,
+    pub attaching_ms: Series,
+    /// Started one after the other before the side-by-side runs, ms.
+    pub ready_side_ms: Series,
+    /// 2. VmHWM at the end of the squeeze, MB.
+    pub hwm_mb: Series,
+    /// 3. In-kernel ns per shown event (all of the contender's programs), per run.
+    pub per_printed_ns: Series,
+    /// "<contender> | <tracepoint>": ns per run of that program, per run.
+    pub prog_ns: Series,
+    pub prog_runs: Series,
+    /// The same, each tracer alone on the squeeze (the workload-cost runs).
+    pub per_printed_ns_alone: Series,
+    pub prog_ns_alone: Series,
+    /// The tracer's programs' total run time during one squeeze, ms, per configuration.
+    pub kernel_ms_per_squeeze: Series,
+    /// 4. Display latency: every matched row of every run, ms; and rows matched / expected.
+    pub display_ms: Series,
+    pub display_run_max_ms: Series,
+    pub display_matched: Series,
+    pub display_expected: Series,
+    /// 5. CPU ms per 1,000 shown events, per run (whole process, start to end of squeeze).
+    pub cpu_per_1000_ms: Series,
+    /// The same from the header on (start-up excluded).
+    pub cpu_per_1000_tracing_ms: Series,
+    /// CPU ms per second attached (header to the end of the squeeze), per run.
+    pub cpu_ms_per_s: Series,
+    pub rows: Series,
+    pub expected_rows: Series,
+    pub lost: Series,
+    pub exit_failures: Vec<String>,
+    /// The squeeze during the side-by-side runs.
+    pub side_workload_s: Vec<f64>,
+    pub side_scatter_s: Vec<f64>,
+    /// Huge pages reserved over huge pages asked for, per side-by-side run.
+    pub side_hugepages_got: Vec<f64>,
+    pub side_truth_pairs: Series,
+    /// 6. The cases, or why there are none.
+    pub decode: Vec<DecodeCase>,
+    pub decode_error: Option<String>,
+    /// 7. Squeeze wall time per configuration, s; vmstat stalls per run.
+    pub workload_s: Series,
+    pub compact_stalls: Series,
+    pub reclaim_stalls: Series,
+    /// 8.
+    pub frag: Vec<FragRun>,
+    pub notes: Vec<String>,
+    /// (phase, time since start when it ended).
+    pub phases: Vec<(String, Duration)>,
+}
+
+pub fn run(args: &Args, built: &Built) -> Result<()> {
+    if !test_kit::is_root() {
+        bail!(
+            "the benchmark loads eBPF programs and squeezes memory: run it as root (`sudo -E cargo xtask bench`)"
+        );
+    }
+    if args.runs == 0 {
+        bail!("--runs must be at least 1");
+    }
+    // Before any thread starts: every thread inherits the blocked signals.
+    let _restore = cleanup::install_signal_thread("bench");
+    let since_start = Duration::try_from_secs_f64(built.since_start_secs).unwrap_or_default();
+    let t0 = *START.get_or_init(|| {
+        Instant::now()
+            .checked_sub(since_start)
+            .unwrap_or_else(Instant::now)
+    });
+    let root = workspace_root();
+    let build_time = Duration::try_from_secs_f64(built.build_secs).unwrap_or_default();
+    let decode_built = match &built.decode_unbuilt {
+        None => Ok(()),
+        Some(why) => Err(anyhow::anyhow!("{why}")),
+    };
+    let bins = Bins {
+        release_dir: root.join("target/release"),
+        bpftrace: which("bpftrace")?,
+    };
+    for bin in ["compactsnoop", "drsnoop", "mm-workload"] {
+        if !bins.release_dir.join(bin).is_file() {
+            bail!(
+                "{} is missing: build first (without --no-build)",
+                bins.release_dir.join(bin).display()
+            );
+        }
+    }
+    let mm_workload = bins.release_dir.join("mm-workload");
+
+    progress!("taking the workload lock {}", test_kit::WORKLOAD_LOCK);
+    let lock_t0 = Instant::now();
+    let lock = test_kit::lock_workloads("bench")?;
+    let lock_wait = lock_t0.elapsed();
+    test_kit::workload::check_memory()?;
+    let hugepages = cleanup::remember_hugepages()?;
+    tracefs::try_root()?;
+
+    let mut r = Results {
+        date: sys::utc_now(),
+        machine: sys::machine(),
+        versions: versions(&root, &bins),
+        loadavg_start: sys::loadavg(),
+        runs: args.runs,
+        build_time,
+        phases: vec![
+            ("set-up and build".to_owned(), t0.elapsed() - lock_wait),
+            ("waiting for the workload lock".to_owned(), t0.elapsed()),
+        ],
+        ..Default::default()
+    };
+    if hugepages != "0" {
+        r.notes.push(format!(
+            "vm.nr_hugepages was {hugepages} before the benchmark; restored to it after every run"
+        ));
+    }
+
+    progress!("time to ready, each tracer alone ({} runs)", args.runs);
+    phase_ready(&bins, args.runs, &mut r)?;
+
+    r.phases.push(("time to ready".to_owned(), t0.elapsed()));
+
+    cleanup::set_bpf_stats(true)?;
+    // Before the page-cache file exists: the fragmenting workload needs free memory of its own
+    // to fragment (after the squeezes, with the file cached, it often makes no fallback at all).
+    let frag_specs: [&[Spec]; 2] = [
+        &[contenders::COMPACTSNOOP_X],
+        &[
+            contenders::COMPACTSNOOP_X,
+            contenders::BPFTRACE_EXTFRAG,
+            contenders::TRACEFS_EXTFRAG,
+        ],
+    ];
+    for i in 0..=args.fragment_runs {
+        let side = i == args.fragment_runs;
+        progress!(
+            "fragmenting workload, run {}/{}{}",
+            i + 1,
+            args.fragment_runs + 1,
+            if side { " (side by side)" } else { "" }
+        );
+        let specs = frag_specs[usize::from(side)];
+        match fragment_run(&bins, &mm_workload, specs, side) {
+            Ok(f) => r.frag.push(f),
+            Err(e) => {
+                r.notes
+                    .push(format!("fragmenting run {} failed: {e:#}", i + 1));
+                progress!("fragmenting run {} failed: {e:#}", i + 1);
+            }
+        }
+    }
+    r.phases.push(("fragmenting".to_owned(), t0.elapsed()));
+    progress!(
+        "writing the {} GiB page-cache file",
+        test_kit::workload::FILL_BYTES >> 30
+    );
+    let fill = test_kit::workload::Fill::create()?;
+    // One squeeze unmeasured: whatever state earlier workloads left (compaction deferred after
+    // failures, an unfragmented page cache) is gone before the first measured run.
+    progress!("warm-up squeeze");
+    workload::release()?;
+    fill.scatter()?;
+    workload::reserve(&mm_workload)?;
+    workload::release()?;
+    r.phases.push((
+        "page-cache file and warm-up squeeze".to_owned(),
+        t0.elapsed(),
+    ));
+
+    for i in 0..args.runs {
+        progress!("side by side, run {}/{}", i + 1, args.runs);
+        if let Err(e) = side_by_side_run(&bins, &mm_workload, &fill, &mut r) {
+            r.notes
+                .push(format!("side-by-side run {} failed: {e:#}", i + 1));
+            progress!("side-by-side run {} failed: {e:#}", i + 1);
+        }
+    }
+    r.phases.push(("side by side".to_owned(), t0.elapsed()));
+
+    for i in 0..args.runs {
+        for k in 0..CONFIGS.len() {
+            // Rotated, so that no configuration always runs first or last.
+            let (name, specs) = CONFIGS[(i + k) % CONFIGS.len()];
+            progress!("workload cost, run {}/{}: {name}", i + 1, args.runs);
+            if let Err(e) = cost_run(&bins, &mm_workload, &fill, name, specs, &mut r) {
+                r.notes.push(format!(
+                    "workload-cost run {} ({name}) failed: {e:#}",
+                    i + 1
+                ));
+                progress!("workload-cost run {} ({name}) failed: {e:#}", i + 1);
+            }
+        }
+    }
+    cleanup::restore_bpf_stats();
+    workload::release()?;
+    drop(fill);
+    r.phases.push(("workload cost".to_owned(), t0.elapsed()));
+
+    // Still under the lock: no memory workload of someone else's competes for the CPU.
+    progress!("decode + format throughput on one core");
+    match decode_built
+        .map_err(|e| format!("{e:#}"))
+        .and_then(|()| decode(&bins, args.decode_events))
+    {
+        Ok(cases) => r.decode = cases,
+        Err(e) => r.decode_error = Some(e),
+    }
+
+    r.phases.push(("decode + format".to_owned(), t0.elapsed()));
+    drop(lock);
+    r.loadavg_end = sys::loadavg();
+    r.elapsed = t0.elapsed();
+    let text = report::markdown(&r);
+    println!("{}", report::terminal(&r));
+    let out = if args.output.is_absolute() {
+        args.output.clone()
+    } else {
+        root.join(&args.output)
+    };
+    if let Some(dir) = out.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    std::fs::write(&out, text).with_context(|| format!("cannot write {}", out.display()))?;
+    progress!(
+        "results written to {} ({:.0} s in all)",
+        out.display(),
+        r.elapsed.as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Where `bin` is on the PATH.
+pub fn which(bin: &str) -> Result<PathBuf> {
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join(bin))
+        .find(|p| p.is_file())
+        .with_context(|| format!("{bin} is not installed"))
+}
+
+fn versions(root: &std::path::Path, bins: &Bins) -> Vec<(String, String)> {
+    let out = |cmd: &mut Command| {
+        cmd.output()
+            .ok()
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_owned()
+            })
+            .unwrap_or_default()
+    };
+    let head = out(Command::new("git")
+        .current_dir(root)
+        .args(["rev-parse", "--short", "HEAD"]));
+    // Uncommitted changes, by top-level directory.
+    let status = Command::new("git")
+        .current_dir(root)
+        .args(["status", "--porcelain"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let mut changed: Vec<String> = status
+        .lines()
+        .filter_map(|l| l.get(3..))
+        .map(|p| p.split('/').next().unwrap_or(p).to_owned())
+        .collect();
+    changed.sort();
+    changed.dedup();
+    let workspace = match (head.is_empty(), changed.is_empty()) {
+        (true, _) => "not a git checkout".to_owned(),
+        (false, true) => head,
+        (false, false) => format!("{head}, with uncommitted changes in {}", changed.join(", ")),
+    };
+    vec![
+        ("workspace".to_owned(), workspace),
+        (
+            "compactsnoop".to_owned(),
+            out(Command::new(bins.release_dir.join("compactsnoop")).arg("--version")),
+        ),
+        (
+            "bpftrace".to_owned(),
+            out(Command::new(&bins.bpftrace).arg("--version")),
+        ),
+        (
+            "bpftool".to_owned(),
+            out(Command::new("bpftool").arg("version")),
+        ),
+    ]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// Each tracer alone, started and stopped `runs` times after one unmeasured start (which
+/// warms the page cache with its binary and libraries, for every tracer alike).
+fn phase_ready(bins: &Bins, runs: usize, r: &mut Results) -> Result<()> {
+    for spec in &READY {
+        spec.start(bins)
+            .with_context(|| format!("starting {}", spec.label))?
+            .stop();
+    }
+    for _ in 0..runs {
+        for spec in &READY {
+            let running = spec
+                .start(bins)
+                .with_context(|| format!("starting {}", spec.label))?;
+            r.ready_ms.push(spec.label, ms(running.ready));
+            if let Some(a) = running.attaching {
+                r.attaching_ms.push(spec.label, ms(a));
+            }
+            let s = running.stop();
+            if !s.exited_ok {
+                r.exit_failures
+                    .push(format!("{}: {}", s.label, s.stderr.trim()));
+            }
+            // Let the kernel finish tearing the last one down before the next starts.
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+    Ok(())
+}
+
+/// Facts about a contender taken before it is stopped.
+struct Taken {
+    label: &'static str,
+    kind: Kind,
+    family: Family,
+    ready_ns: u64,
+    cpu_at_ready_ns: u64,
+    snap: contenders::Snapshot,
+}
+
+/// Snapshots every contender, then stops them all.
+/// Once every tracer's output has been quiet for `quiet` (at most `max`): the labels of their
+/// programs, what each holds, and each stopped.
+fn quiet_then_stop(
+    running: Vec<Running>,
+    quiet: Duration,
+    max: Duration,
+) -> (
+    std::collections::HashMap<u32, String>,
+    Vec<Taken>,
+    Vec<Stopped>,
+) {
+    let procs: Vec<&child::Proc> = running.iter().map(|x| &x.proc).collect();
+    child::wait_quiet(&procs, quiet, max);
+    let ids: Vec<u32> = running
+        .iter()
+        .flat_map(|x| sys::bpf_progs(x.proc.pid))
+        .map(|p| p.id)
+        .collect();
+    let labels = if ids.is_empty() {
+        Default::default()
+    } else {
+        contenders::program_labels(&ids)
+    };
+    let (taken, stopped) = snapshot_and_stop(running);
+    (labels, taken, stopped)
+}
+
+fn snapshot_and_stop(running: Vec<Running>) -> (Vec<Taken>, Vec<Stopped>) {
+    let taken: Vec<Taken> = running
+        .iter()
+        .map(|x| Taken {
+            label: x.spec.label,
+            kind: x.spec.kind,
+            family: x.spec.family,
+            ready_ns: x.ready_ns,
+            cpu_at_ready_ns: x.cpu_at_ready_ns,
+            snap: x.snapshot(),
+        })
+        .collect();
+    let stopped = running.into_iter().map(Running::stop).collect();
+    (taken, stopped)
+}
+
+fn side_by_side_run(
+    bins: &Bins,
+    mm_workload: &std::path::Path,
+    fill: &test_kit::workload::Fill,
+    r: &mut Results,
+) -> Result<()> {
+    workload::release()?;
+    let scatter = fill.scatter()?;
+    let rec = tracefs::Recorder::try_start(&contenders::SQUEEZE_EVENTS, 16 << 10)?;
+    // A tracepoint runs the tracers' programs in the order they were attached, and the first
+    // after a long compaction run pays for the cold caches: every other run starts them in
+    // reverse order.
+    let mut order = SIDE_BY_SIDE.to_vec();
+    if r.side_workload_s.len() % 2 == 1 {
+        order.reverse();
+    }
+    let running = contenders::start_all(&order, bins)?;
+    for x in &running {
+        r.ready_side_ms.push(x.spec.label, ms(x.ready));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let res = workload::reserve(mm_workload);
+    let (labels, taken, stopped) =
+        quiet_then_stop(running, Duration::from_millis(400), Duration::from_secs(5));
+    let (records, overran) = rec.try_finish()?;
+    workload::release()?;
+    let res = res?;
+    if overran {
+        r.notes.push("a side-by-side run's ground-truth recording overran: its display latencies may be incomplete".to_owned());
+    }
+    r.side_workload_s.push(res.wall.as_secs_f64());
+    r.side_scatter_s.push(scatter.as_secs_f64());
+    r.side_hugepages_got
+        .push(res.got as f64 / res.target.max(1) as f64);
+    r.side_truth_pairs.push(
+        "compaction",
+        tracefs::pairs(&records, "mm_compaction_begin", "mm_compaction_end").len() as f64,
+    );
+    r.side_truth_pairs.push(
+        "direct reclaim",
+        tracefs::pairs(
+            &records,
+            "mm_vmscan_direct_reclaim_begin",
+            "mm_vmscan_direct_reclaim_end",
+        )
+        .len() as f64,
+    );
+    r.side_truth_pairs.push(
+        "compaction (workload)",
+        tracefs::pairs(&records, "mm_compaction_begin", "mm_compaction_end")
+            .iter()
+            .filter(|(b, _)| b.pid == res.pid)
+            .count() as f64,
+    );
+    r.side_truth_pairs.push(
+        "direct reclaim (workload)",
+        tracefs::pairs(
+            &records,
+            "mm_vmscan_direct_reclaim_begin",
+            "mm_vmscan_direct_reclaim_end",
+        )
+        .iter()
+        .filter(|(b, _)| b.pid == res.pid)
+        .count() as f64,
+    );
+    keep(
+        &format!("side{}", r.side_workload_s.len()),
+        res.pid,
+        &stopped,
+        &records,
+    );
+    for (t, s) in taken.iter().zip(&stopped) {
+        record_contender(t, s, &records, res.pid, &labels, r);
+    }
+    Ok(())
+}
+
+/// With `TRACER_BENCH_KEEP=<dir>`, what a run saw is written there: every contender's rows with
+/// the time each was read, and the kernel's record (for looking into a figure).
+fn keep(run: &str, wl_pid: u32, stopped: &[Stopped], records: &[tracefs::Record]) {
+    let Some(dir) = std::env::var_os("TRACER_BENCH_KEEP").map(PathBuf::from) else {
+        return;
+    };
+    let _ = std::fs::create_dir_all(&dir);
+    for s in stopped {
+        let mut text = format!("# {} header: {}\n# lost {}\n", s.label, s.header, s.lost);
+        for l in &s.rows {
+            text.push_str(&format!("{}\t{}\n", l.read_ns, l.text));
+        }
+        let _ = std::fs::write(
+            dir.join(format!("{run}-{}.txt", s.label.replace(' ', "_"))),
+            text,
+        );
+    }
+    let mut text = format!("# workload pid {wl_pid}\n");
+    for r in records {
+        let mut fields: Vec<_> = r.fields.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        fields.sort();
+        text.push_str(&format!(
+            "{}\t{}\t{}\t{}\n",
+            r.ts_ns,
+            r.pid,
+            r.event,
+            fields.join(" ")
+        ));
+    }
+    let _ = std::fs::write(dir.join(format!("{run}-truth.txt")), text);
+}
+
+fn record_contender(
+    t: &Taken,
+    s: &Stopped,
+    records: &[tracefs::Record],
+    wl_pid: u32,
+    labels: &std::collections::HashMap<u32, String>,
+    r: &mut Results,
+) {
+    let label = t.label;
+    if !s.exited_ok {
+        r.exit_failures
+            .push(format!("{label}: {}", s.stderr.trim()));
+    }
+    r.hwm_mb.push(label, t.snap.hwm_kb as f64 / 1024.0);
+    let kinds: &[Kind] = if t.kind == Kind::Raw {
+        &[Kind::Compaction, Kind::Reclaim]
+    } else {
+        &[t.kind]
+    };
+    let expected = if t.kind == Kind::Raw {
+        measure::expected_rows(records, Kind::Raw, t.ready_ns, t.snap.at_ns)
+    } else {
+        measure::expected_rows(records, t.kind, t.ready_ns, t.snap.at_ns)
+    };
+    let rows = measure::event_rows(s);
+    r.rows.push(label, rows as f64);
+    r.expected_rows.push(label, expected as f64);
+    r.lost.push(label, s.lost as f64);
+    let cpu_ms = t.snap.cpu_ns.saturating_sub(t.cpu_at_ready_ns) as f64 / 1e6;
+    if rows > 0 {
+        r.cpu_per_1000_ms
+            .push(label, t.snap.cpu_ns as f64 / 1e6 / rows as f64 * 1000.0);
+        r.cpu_per_1000_tracing_ms
+            .push(label, cpu_ms / rows as f64 * 1000.0);
+    }
+    let attached_s = t.snap.at_ns.saturating_sub(t.ready_ns) as f64 / 1e9;
+    if attached_s > 0.0 {
+        r.cpu_ms_per_s.push(label, cpu_ms / attached_s);
+    }
+    let d = measure::display(s, records, wl_pid, kinds);
+    for &v in &d.samples_ms {
+        r.display_ms.push(label, v);
+    }
+    if let Some(st) = measure::Stat::of(&d.samples_ms) {
+        r.display_run_max_ms.push(label, st.max);
+    }
+    r.display_matched.push(label, d.samples_ms.len() as f64);
+    r.display_expected.push(label, d.expected as f64);
+    if t.family != Family::Tracefs {
+        let cost = measure::kernel_cost(&t.snap, labels);
+        if let Some(ns) = cost.per_printed_ns {
+            r.per_printed_ns.push(label, ns);
+        }
+        for (prog, ns, runs) in cost.programs {
+            let key = format!("{label} | {prog}");
+            r.prog_ns.push(&key, ns);
+            r.prog_runs.push(&key, runs as f64);
+        }
+    }
+}
+
+fn fragment_run(
+    bins: &Bins,
+    mm_workload: &std::path::Path,
+    specs: &[Spec],
+    side_by_side: bool,
+) -> Result<FragRun> {
+    workload::release()?;
+    let rec = tracefs::Recorder::try_start(&contenders::EXTFRAG_EVENTS, 32 << 10)?;
+    let running = contenders::start_all(specs, bins)?;
+    std::thread::sleep(Duration::from_millis(200));
+    let res = workload::fragment(mm_workload);
+    let (labels, taken, stopped) =
+        quiet_then_stop(running, Duration::from_millis(500), Duration::from_secs(20));
+    let (records, overran) = rec.try_finish()?;
+    let (pid, wall) = res?;
+    keep(
+        &format!("frag{}", if side_by_side { "-side" } else { "" }),
+        pid,
+        &stopped,
+        &records,
+    );
+    let ts: Vec<u64> = records
+        .iter()
+        .filter(|x| x.event == "mm_page_alloc_extfrag" && x.pid == pid)
+        .map(|x| x.ts_ns)
+        .collect();
+    let span_s = match (ts.iter().min(), ts.iter().max()) {
+        (Some(a), Some(b)) => (b - a) as f64 / 1e9,
+        _ => 0.0,
+    };
+    let mut out = FragRun {
+        side_by_side,
+        events: ts.len(),
+        span_s,
+        peak_10ms: measure::peak_rate(&ts, 10_000_000),
+        wall_s: wall.as_secs_f64(),
+        truth_overran: overran,
+        contenders: Vec::new(),
+    };
+    for (t, s) in taken.iter().zip(&stopped) {
+        let rows = measure::event_rows(s);
+        let d = measure::display(s, &records, pid, &[Kind::Extfrag]);
+        let st = measure::Stat::of(&d.samples_ms);
+        let cost = if t.family == Family::Tracefs {
+            None
+        } else {
+            measure::kernel_cost(&t.snap, &labels).per_printed_ns
+        };
+        out.contenders.push(FragContender {
+            label: t.label.to_owned(),
+            rows,
+            expected: measure::expected_rows(&records, Kind::Extfrag, t.ready_ns, t.snap.at_ns),
+            lost: s.lost,
+            display_median_ms: st.map(|s| s.median),
+            display_max_ms: st.map(|s| s.max),
+            matched: d.samples_ms.len(),
+            cpu_per_1000_ms: (rows > 0).then(|| t.snap.cpu_ns as f64 / 1e6 / rows as f64 * 1000.0),
+            cpu_per_1000_tracing_ms: (rows > 0).then(|| {
+                t.snap.cpu_ns.saturating_sub(t.cpu_at_ready_ns) as f64 / 1e6 / rows as f64 * 1000.0
+            }),
+            kernel_ns: cost,
+        });
+    }
+    Ok(out)
+}
+
+fn cost_run(
+    bins: &Bins,
+    mm_workload: &std::path::Path,
+    fill: &test_kit::workload::Fill,
+    name: &str,
+    specs: &[Spec],
+    r: &mut Results,
+) -> Result<()> {
+    workload::release()?;
+    fill.scatter()?;
+    let running = contenders::start_all(specs, bins)?;
+    std::thread::sleep(Duration::from_millis(200));
+    let res = workload::reserve(mm_workload);
+    let (labels, taken, stopped) =
+        quiet_then_stop(running, Duration::from_millis(200), Duration::from_secs(3));
+    workload::release()?;
+    let res = res?;
+    r.exit_failures.extend(
+        stopped
+            .iter()
+            .filter(|s| !s.exited_ok)
+            .map(|s| format!("{}: {}", s.label, s.stderr.trim())),
+    );
+    r.workload_s.push(name, res.wall.as_secs_f64());
+    r.compact_stalls.push(name, res.compact_stalls as f64);
+    r.reclaim_stalls.push(name, res.reclaim_stalls as f64);
+    // Each tracer alone: its programs' cost without other tracers on the same tracepoints.
+    let mut kernel_ns = 0.0;
+    for t in taken.iter().filter(|t| t.family != Family::Tracefs) {
+        let cost = measure::kernel_cost(&t.snap, &labels);
+        if let Some(ns) = cost.per_printed_ns {
+            r.per_printed_ns_alone.push(t.label, ns);
+        }
+        for (prog, ns, runs) in &cost.programs {
+            r.prog_ns_alone.push(&format!("{} | {prog}", t.label), *ns);
+            kernel_ns += ns * *runs as f64;
+        }
+    }
+    if !specs.is_empty() && specs.iter().all(|s| s.family != Family::Tracefs) {
+        r.kernel_ms_per_squeeze.push(name, kernel_ns / 1e6);
+    }
+    Ok(())
+}
+
+/// Runs the decode binaries with their rows going to /dev/null.
+fn decode(bins: &Bins, events: u64) -> Result<Vec<DecodeCase>, String> {
+    let mut cases = Vec::new();
+    for bin in ["decode-compactsnoop", "decode-drsnoop"] {
+        let out = Command::new(bins.release_dir.join(bin))
+            .arg(events.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot run {bin}: {e}"))?;
+        let err = String::from_utf8_lossy(&out.stderr);
+        if !out.status.success() {
+            return Err(format!("{bin} failed ({}): {}", out.status, err.trim()));
+        }
+        for line in err.lines().filter_map(|l| l.strip_prefix("RESULT case=")) {
+            // `RESULT case=<name with spaces> events=N rate=R min=A max=B ns_per_event=E`
+            let (name, rest) = line.split_once(" events=").unwrap_or((line, ""));
+            let num = |k: &str| {
+                rest.split_whitespace()
+                    .find_map(|kv| kv.strip_prefix(k)?.strip_prefix('='))
+                    .and_then(|v| v.parse::<f64>().ok())
+                    .unwrap_or(f64::NAN)
+            };
+            cases.push(DecodeCase {
+                name: name.to_owned(),
+                rate: num("rate"),
+                min: num("min"),
+                max: num("max"),
+                ns_per_event: num("ns_per_event"),
+            });
+        }
+    }
+    Ok(cases)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+        #[command(flatten)]
+        built: Built,
+    }
+
+    #[test]
+    fn the_command_line_xtask_passes_gives_the_same_arguments() {
+        let args = Args {
+            runs: 2,
+            fragment_runs: 0,
+            decode_events: 1234,
+            output: PathBuf::from("/tmp/some where/bench.md"),
+        };
+        let mut line = vec![std::ffi::OsString::from("bench")];
+        line.extend(args.to_command_line());
+        line.extend(["--build-secs", "61.5", "--decode-unbuilt", "no: reason"].map(Into::into));
+        let cli = Cli::try_parse_from(line).unwrap();
+        assert_eq!(
+            (
+                cli.args.runs,
+                cli.args.fragment_runs,
+                cli.args.decode_events,
+                cli.args.output
+            ),
+            (2, 0, 1234, args.output)
+        );
+        assert_eq!(cli.built.build_secs, 61.5);
+        assert_eq!(cli.built.since_start_secs, 0.0);
+        assert_eq!(cli.built.decode_unbuilt.as_deref(), Some("no: reason"));
+        // The defaults are those documented in `cargo xtask bench --help`.
+        let cli = Cli::try_parse_from(["bench"]).unwrap();
+        assert_eq!(
+            (
+                cli.args.runs,
+                cli.args.fragment_runs,
+                cli.args.decode_events
+            ),
+            (5, 2, 1_000_000)
+        );
+        assert_eq!(cli.args.output, PathBuf::from("results/bench.md"));
+        assert!(cli.built.decode_unbuilt.is_none());
+    }
+}

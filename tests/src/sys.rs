@@ -1,0 +1,49 @@
+//! Reading and writing the files of /proc and /sys, with the path in every error.
+
+use std::path::Path;
+
+use anyhow::{Context as _, Result};
+
+pub fn read(path: impl AsRef<Path>) -> Result<String> {
+    let path = path.as_ref();
+    std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+pub fn write(path: impl AsRef<Path>, value: &str) -> Result<()> {
+    let path = path.as_ref();
+    std::fs::write(path, value)
+        .with_context(|| format!("cannot write `{value}` to {}", path.display()))
+}
+
+/// A `Key:   value kB` line of /proc/meminfo, in KiB.
+pub fn meminfo_kb(key: &str) -> Result<u64> {
+    parse_meminfo(&read("/proc/meminfo")?, key)
+        .with_context(|| format!("no {key} in /proc/meminfo"))
+}
+
+fn parse_meminfo(text: &str, key: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+}
+
+/// Sends a signal to a process (errors ignored: it may have exited).
+pub fn kill(pid: u32, sig: i32) {
+    // SAFETY: sending a signal to a process id we started.
+    unsafe { libc::kill(pid as i32, sig) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_meminfo_lines() {
+        let text = "MemTotal:       16314412 kB\nMemFree:         1024 kB\nMemAvailable:   9 kB\n";
+        assert_eq!(parse_meminfo(text, "MemTotal"), Some(16_314_412));
+        // A key is the whole name before the colon, not a prefix of one.
+        assert_eq!(parse_meminfo(text, "MemFree"), Some(1024));
+        assert_eq!(parse_meminfo(text, "Mem"), None);
+        assert_eq!(parse_meminfo(text, "SwapTotal"), None);
+    }
+}
