@@ -588,9 +588,9 @@ fn section_decode(r: &Results, s: &mut String) {
     let _ = writeln!(
         s,
         "`bench-decode`: 4,096 distinct synthetic records laid out as the ring buffer hands them over, cycled; each \
-         decoded by `tracer_user::decode::record`, named and formatted by the tools' own code (their `Columns::row`, \
-         name tables and `Output`, compiled from compactsnoop/src and drsnoop/src), written to /dev/null through \
-         `Output` and flushed every 4,096 records. Pinned to one CPU; median of three repetitions after a warm-up.\n"
+         handed to the library's own printer (`tracer_user::{{compaction, reclaim, extfrag}}::printer::Printer`, \
+         the event loop's sink): decoded, named, and written as a row or a JSON line to /dev/null through `Output`, \
+         flushed every 4,096 records. Pinned to one CPU; median of three repetitions after a warm-up.\n"
     );
     match &r.decode_error {
         None => {

@@ -10,7 +10,7 @@ use clap::{CommandFactory as _, Parser};
 use tracer_user::{
     cli::{CommonOpts, parse_duration},
     compaction, extfrag,
-    hooks::Hooks,
+    hooks::{self, EventKind},
 };
 
 const EXAMPLES: &str = "\
@@ -52,20 +52,17 @@ pub struct Opts {
 }
 
 impl Opts {
-    /// What clap cannot say: `-x` has one way to hook its tracepoint.
+    /// What clap cannot say: the rungs of the hook ladder each mode has (`hooks::refusal`).
     fn check(&self) -> Result<(), clap::Error> {
-        if self.extfrag && !matches!(self.common.hooks, Hooks::Auto | Hooks::Tracepoint) {
-            return Err(Opts::command().error(
-                clap::error::ErrorKind::ArgumentConflict,
-                format!(
-                    "-x hooks kmem:mm_page_alloc_extfrag as a classic tracepoint only (the PFN \
-                     and ownership it shows are computed inside the tracepoint): --hooks {} does \
-                     not apply",
-                    self.common.hooks.name()
-                ),
-            ));
+        let kind = if self.extfrag {
+            EventKind::Extfrag
+        } else {
+            EventKind::Compaction
+        };
+        match hooks::refusal(kind, self.common.hooks) {
+            Some(why) => Err(Opts::command().error(clap::error::ErrorKind::ArgumentConflict, why)),
+            None => Ok(()),
         }
-        Ok(())
     }
 }
 

@@ -5,7 +5,11 @@
 use std::process::ExitCode;
 
 use clap::{CommandFactory as _, Parser};
-use tracer_user::{cli::CommonOpts, hooks::Hooks, reclaim};
+use tracer_user::{
+    cli::CommonOpts,
+    hooks::{self, EventKind},
+    reclaim,
+};
 
 const EXAMPLES: &str = "\
 columns:
@@ -72,15 +76,9 @@ impl From<Opts> for reclaim::Settings {
 
 fn main() -> ExitCode {
     let opts = Opts::parse();
-    if matches!(opts.common.hooks, Hooks::Kprobe | Hooks::Fentry) {
-        // The vmscan tracepoints pass every value drsnoop shows, on every kernel: no rung of
-        // the ladder needs a probe on a kernel function.
+    if let Some(why) = hooks::refusal(EventKind::Reclaim, opts.common.hooks) {
         Opts::command()
-            .error(
-                clap::error::ErrorKind::InvalidValue,
-                "drsnoop has no kprobe or fentry hooks: the vmscan tracepoints pass all it shows \
-                 (use auto, tp-btf, raw-tp or tracepoint)",
-            )
+            .error(clap::error::ErrorKind::InvalidValue, why)
             .exit();
     }
     let debug = opts.common.debug;

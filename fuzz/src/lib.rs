@@ -126,12 +126,12 @@ pub fn zoneinfo() -> &'static [ZoneInfo] {
     ZONES.get_or_init(|| zones::parse(include_str!("../../tracer-user/test_data/zoneinfo")))
 }
 
-/// `tracer_user::decode::record::<T>`, checked: `None` exactly for a record shorter than `T`;
+/// `tracer_user::decode::from_bytes::<T>`, checked: `None` exactly for a record shorter than `T`;
 /// otherwise the struct holds the record's first `size_of::<T>()` bytes, whatever follows
 /// them and at any alignment (perf records are not aligned).
 pub fn decode<T: Pod + PartialEq + Debug>(data: &[u8]) -> Option<T> {
     let size = size_of::<T>();
-    let ev = decode::record::<T>(data);
+    let ev = decode::from_bytes::<T>(data);
     assert_eq!(
         ev.is_some(),
         data.len() >= size,
@@ -141,7 +141,7 @@ pub fn decode<T: Pod + PartialEq + Debug>(data: &[u8]) -> Option<T> {
     let mut shifted = vec![0u8; data.len() + 8];
     for shift in 1..8 {
         shifted[shift..shift + data.len()].copy_from_slice(data);
-        let again = decode::record::<T>(&shifted[shift..shift + data.len()]);
+        let again = decode::from_bytes::<T>(&shifted[shift..shift + data.len()]);
         assert_eq!(again, ev, "decoded differently at offset {shift}");
     }
     if let Some(ev) = &ev {

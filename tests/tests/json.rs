@@ -105,7 +105,9 @@ fn check_clocks_and_start(s: &Stream, tool: &str, args: &[&str]) {
 fn rfc3339_ns(t: &str) -> i128 {
     let bad = "not an RFC 3339 UTC time with nanoseconds";
     let (date, rest) = t.split_once('T').unwrap_or_else(|| panic!("{bad}: {t}"));
-    let rest = rest.strip_suffix('Z').unwrap_or_else(|| panic!("{bad}: {t}"));
+    let rest = rest
+        .strip_suffix('Z')
+        .unwrap_or_else(|| panic!("{bad}: {t}"));
     let (hms, frac) = rest.split_once('.').unwrap_or_else(|| panic!("{bad}: {t}"));
     let num = |s: &str| s.parse::<i64>().unwrap_or_else(|_| panic!("{bad}: {t}"));
     let d: Vec<i64> = date.split('-').map(num).collect();

@@ -35,6 +35,15 @@ pub mod names {
     /// In-kernel counts of extfrag events for the summary mode.
     pub const EXTFRAG_COUNTS: &str = "EXTFRAG_COUNTS";
     pub const COMPACT_CC: &str = "COMPACT_CC";
+    /// Maps that cost kernel memory and creation time in proportion to their size: the loader
+    /// shrinks those a run does not use.
+    pub const SIZABLE: [&str; 5] = [
+        STACKS,
+        COMPACT_BEGIN,
+        COMPACT_CC,
+        RECLAIM_BEGIN,
+        EXTFRAG_COUNTS,
+    ];
 }
 
 /// The programs' names, as the kernel side names its functions (an eBPF program's name is its

@@ -4,7 +4,7 @@ use aya::Pod;
 
 /// Decodes a record of exactly one `T` (trailing alignment padding allowed). `None` for a
 /// short record.
-pub fn record<T: Pod>(data: &[u8]) -> Option<T> {
+pub fn from_bytes<T: Pod>(data: &[u8]) -> Option<T> {
     if data.len() < size_of::<T>() {
         return None;
     }
@@ -20,7 +20,7 @@ mod tests {
 
     #[test]
     fn short_and_unaligned_records() {
-        assert!(record::<CompactEvent>(&[0u8; 10]).is_none());
+        assert!(from_bytes::<CompactEvent>(&[0u8; 10]).is_none());
         let ev = CompactEvent {
             tgid: 42,
             order: -1,
@@ -36,6 +36,6 @@ mod tests {
         let mut shifted = vec![0u8; 1];
         shifted.extend_from_slice(bytes);
         shifted.extend_from_slice(&[0; 4]);
-        assert_eq!(record::<CompactEvent>(&shifted[1..]), Some(ev));
+        assert_eq!(from_bytes::<CompactEvent>(&shifted[1..]), Some(ev));
     }
 }

@@ -1,5 +1,7 @@
-//! The hook ladder: which kind of program hooks each tracepoint on this kernel, decided once
-//! (`decide`) from what was asked and what the kernel loads. See the README's "Hooks".
+//! The hook ladder, decided here and nowhere else: which rungs each event kind offers
+//! (`refusal`, for `--hooks` values a kind has no programs for), and for a run, from what was
+//! asked and what the running kernel has, which kind of program hooks the tracepoints and
+//! where a compaction run's zone and order come from (`plan`). See the README's "Hooks".
 
 use anyhow::{Context as _, Result, bail};
 use log::debug;
@@ -77,8 +79,109 @@ pub struct Classic {
     pub fields: &'static [&'static str],
 }
 
+/// The event kinds, as far as the ladder is concerned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    /// Tracepoints on every rung, plus kprobe or fentry on compact_zone() for the run's
+    /// `compact_control` (no tracepoint passes it before 5.18).
+    Compaction,
+    /// Tracepoints on every rung: the vmscan tracepoints pass all drsnoop shows.
+    Reclaim,
+    /// The classic tracepoint only: the PFN and ownership it shows are computed inside the
+    /// tracepoint and are not among the raw tracepoint's arguments.
+    Extfrag,
+}
+
+/// The usage error (status 2) for a rung `kind` has no programs for; `None` where it has.
+pub fn refusal(kind: EventKind, asked: Hooks) -> Option<String> {
+    match (kind, asked) {
+        (EventKind::Reclaim, Hooks::Kprobe | Hooks::Fentry) => Some(
+            "drsnoop has no kprobe or fentry hooks: the vmscan tracepoints pass all it shows \
+             (use auto, tp-btf, raw-tp or tracepoint)"
+                .to_owned(),
+        ),
+        (EventKind::Extfrag, Hooks::Auto | Hooks::Tracepoint) => None,
+        (EventKind::Extfrag, _) => Some(format!(
+            "-x hooks kmem:mm_page_alloc_extfrag as a classic tracepoint only (the PFN and \
+             ownership it shows are computed inside the tracepoint): --hooks {} does not apply",
+            asked.name()
+        )),
+        _ => None,
+    }
+}
+
+/// What the running kernel offers the ladder.
+#[derive(Clone, Debug, Default)]
+pub struct Kernel {
+    /// Why the kernel's BTF cannot be read, where it cannot.
+    pub no_btf: Option<String>,
+    /// What the compaction tracepoints pass (from BTF).
+    pub compaction_args: Option<crate::layout::CompactionArgs>,
+}
+
+/// Where a compaction run's zone and order come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ZoneSource {
+    /// The tracepoints' `struct compact_control *` (5.18+).
+    Control,
+    /// The run's first `mm_compaction_finished`, which every run emits on every kernel.
+    Finished,
+    /// A kprobe on compact_zone(), which is handed the run's `compact_control`.
+    Kprobe,
+    /// An fentry program on compact_zone().
+    Fentry,
+}
+
+/// The decision for one run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Plan {
+    pub kind: ProgramKind,
+    /// For compaction: where each run's zone and order come from.
+    pub zone_source: ZoneSource,
+}
+
+/// The one decision: the kind of program for `kind`'s tracepoints and, for compaction, where
+/// a run's zone and order come from, from what was asked and what the kernel has.
+pub fn plan(kind: EventKind, asked: Hooks, kernel: &Kernel) -> Result<Plan> {
+    if let Some(why) = refusal(kind, asked) {
+        bail!("{why}");
+    }
+    let program = match kind {
+        EventKind::Extfrag => {
+            debug!("hooks: classic tracepoint (the only one that passes the PFN and ownership)");
+            ProgramKind::Classic
+        }
+        EventKind::Reclaim => choose_kind(asked, kernel.no_btf.is_none())?,
+        EventKind::Compaction => match (&kernel.no_btf, asked) {
+            // Offsets into struct compact_control and struct zone come from BTF: without it,
+            // only the classic records, whose fields tracefs describes.
+            (Some(why), Hooks::Auto | Hooks::Tracepoint) => {
+                debug!("no kernel BTF ({why}): classic tracepoints, zones from /proc/zoneinfo");
+                ProgramKind::Classic
+            }
+            (Some(why), _) => bail!(
+                "--hooks {} needs the kernel's BTF (CONFIG_DEBUG_INFO_BTF), and this kernel has \
+                 none ({why}); --hooks tracepoint works without it",
+                asked.name()
+            ),
+            (None, _) => choose_kind(asked, true)?,
+        },
+    };
+    let zone_source = match (program, asked, kernel.compaction_args) {
+        (ProgramKind::Classic, ..) => ZoneSource::Finished,
+        (_, Hooks::Kprobe, _) => ZoneSource::Kprobe,
+        (_, Hooks::Fentry, _) => ZoneSource::Fentry,
+        (_, _, Some(crate::layout::CompactionArgs::ControlBlock)) => ZoneSource::Control,
+        _ => ZoneSource::Finished,
+    };
+    Ok(Plan {
+        kind: program,
+        zone_source,
+    })
+}
+
 /// The kind of program for the tracepoint hooks, from what was asked and what the kernel has.
-pub fn choose_kind(asked: Hooks, have_btf: bool) -> Result<ProgramKind> {
+fn choose_kind(asked: Hooks, have_btf: bool) -> Result<ProgramKind> {
     match asked {
         Hooks::TpBtf => {
             if !have_btf {
@@ -142,4 +245,74 @@ pub fn record_tables(hooks: &[Hook]) -> Result<Vec<(&'static str, Vec<RecordFiel
         }
     }
     Ok(tables)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layout::CompactionArgs;
+
+    fn kernel(btf: bool, args: Option<CompactionArgs>) -> Kernel {
+        Kernel {
+            no_btf: (!btf).then(|| "no /sys/kernel/btf/vmlinux".to_owned()),
+            compaction_args: args,
+        }
+    }
+
+    #[test]
+    fn each_kind_offers_its_rungs() {
+        for asked in [Hooks::Kprobe, Hooks::Fentry] {
+            assert!(refusal(EventKind::Reclaim, asked).is_some());
+            assert!(refusal(EventKind::Compaction, asked).is_none());
+        }
+        for asked in [Hooks::RawTp, Hooks::TpBtf, Hooks::Kprobe, Hooks::Fentry] {
+            let why = refusal(EventKind::Extfrag, asked).expect("refused");
+            assert!(why.contains(&asked.name()), "{why}");
+        }
+        assert!(refusal(EventKind::Extfrag, Hooks::Tracepoint).is_none());
+        assert!(refusal(EventKind::Extfrag, Hooks::Auto).is_none());
+    }
+
+    #[test]
+    fn compaction_without_btf_is_classic_or_refused() {
+        let k = kernel(false, None);
+        let p = plan(EventKind::Compaction, Hooks::Auto, &k).unwrap();
+        assert_eq!(
+            (p.kind, p.zone_source),
+            (ProgramKind::Classic, ZoneSource::Finished)
+        );
+        let e = plan(EventKind::Compaction, Hooks::RawTp, &k).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("--hooks raw-tp needs the kernel's BTF"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn where_zone_and_order_come_from() {
+        let cc = kernel(true, Some(CompactionArgs::ControlBlock));
+        let pfns = kernel(true, Some(CompactionArgs::Pfns));
+        let source = |asked, k: &Kernel| plan(EventKind::Compaction, asked, k).unwrap().zone_source;
+        assert_eq!(source(Hooks::Tracepoint, &cc), ZoneSource::Finished);
+        assert_eq!(source(Hooks::RawTp, &cc), ZoneSource::Control);
+        assert_eq!(source(Hooks::TpBtf, &cc), ZoneSource::Control);
+        assert_eq!(source(Hooks::RawTp, &pfns), ZoneSource::Finished);
+        // Probes ride on raw tracepoints (which `auto` probes for: a kernel or a process that
+        // cannot load them gets classic ones, whose runs take zone and order from `finished`).
+        for (asked, want) in [
+            (Hooks::Kprobe, ZoneSource::Kprobe),
+            (Hooks::Fentry, ZoneSource::Fentry),
+        ] {
+            let p = plan(EventKind::Compaction, asked, &pfns).unwrap();
+            let want = if p.kind == ProgramKind::Classic {
+                ZoneSource::Finished
+            } else {
+                want
+            };
+            assert_eq!(p.zone_source, want, "{asked:?}");
+        }
+        let p = plan(EventKind::Extfrag, Hooks::Auto, &pfns).unwrap();
+        assert_eq!(p.kind, ProgramKind::Classic);
+    }
 }

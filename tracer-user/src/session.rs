@@ -27,7 +27,7 @@ use tracer_common::{
 use crate::{
     clock::elapsed_ms,
     event_loop::{End, Ending, Losses, Signals, Sink, run},
-    hooks::{Hook, Hooks, ProgramKind, choose_kind, record_tables},
+    hooks::{Hook, ProgramKind, record_tables},
     stacks::Stacks,
     transport::{Events, Transport, ringbuf_supported},
 };
@@ -38,7 +38,8 @@ pub struct Options {
     pub maps: &'static [&'static str],
     pub config: Config,
     pub transport: Option<Transport>,
-    pub hooks: Hooks,
+    /// The program kind for the tracepoints (`hooks::plan`).
+    pub kind: ProgramKind,
     pub debug: bool,
     /// Size of the ring buffer in bytes (a power of two, at least a page).
     pub ring_bytes: u32,
@@ -71,14 +72,6 @@ fn raise_memlock() {
     }
 }
 
-/// Maps that cost kernel memory and creation time in proportion to their size.
-const SIZABLE_MAPS: [&str; 5] = [
-    names::STACKS,
-    names::COMPACT_BEGIN,
-    names::COMPACT_CC,
-    names::RECLAIM_BEGIN,
-    names::EXTFRAG_COUNTS,
-];
 /// The size of a map a run does not use.
 const MIN_MAP_ENTRIES: u32 = 64;
 
@@ -114,14 +107,14 @@ fn loader_without_kernel_btf() -> EbpfLoader<'static> {
 
 impl Session {
     /// Loads the object for `opts.transport`. `kernel` is the kernel's BTF, which tp_btf hooks
-    /// need; `hooks` are the tracepoints that will be attached.
+    /// need; `hooks` are the tracepoints that will be attached, with programs of `opts.kind`.
     pub fn load(
         opts: &Options,
         kernel: Option<&crate::btf::Btf>,
         hooks: &[Hook],
     ) -> Result<Session> {
         raise_memlock();
-        let kind = choose_kind(opts.hooks, kernel.is_some())?;
+        let kind = opts.kind;
         let btf = match (kind, kernel) {
             (ProgramKind::TpBtf, Some(kernel)) => {
                 let names: Vec<String> = hooks
@@ -181,7 +174,7 @@ impl Session {
         if transport == Transport::Ringbuf {
             loader.map_max_entries(names::EVENTS, opts.ring_bytes);
         }
-        for map in SIZABLE_MAPS {
+        for map in names::SIZABLE {
             let used = opts.maps.contains(&map)
                 && (map != names::STACKS || config.features & FEATURE_KSTACK != 0);
             if !used {

@@ -97,7 +97,7 @@ fn main() -> anyhow::Result<()> {
         events,
         &pool,
         |data| {
-            let ev = decode::record::<CompactEvent>(data).expect("a whole record");
+            let ev = decode::from_bytes::<CompactEvent>(data).expect("a whole record");
             sum = sum.wrapping_add(ev.ts_end_ns);
             true
         },

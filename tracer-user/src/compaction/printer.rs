@@ -56,7 +56,7 @@ impl<W: Write> Sink for Printer<W> {
     }
 
     fn record(&mut self, data: &[u8]) -> io::Result<()> {
-        let Some(raw) = decode::record::<CompactEvent>(data) else {
+        let Some(raw) = decode::from_bytes::<CompactEvent>(data) else {
             return Ok(());
         };
         let run = self.decoder.decode(&raw);

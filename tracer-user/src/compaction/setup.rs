@@ -18,7 +18,7 @@ use crate::{
     btf::Btf,
     cli::CommonOpts,
     clock::elapsed_ms,
-    hooks::{Classic, Hook, Hooks},
+    hooks::{self, Classic, EventKind, Hook, ProgramKind, ZoneSource},
     layout::{self, CompactionArgs, EnumNames},
     output::Output,
     probes,
@@ -88,88 +88,64 @@ const HOOKS_PFNS: [Hook; 3] = [
     ),
 ];
 
-/// Where a run's zone and order come from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Detail {
-    /// The tracepoints' `struct compact_control *` (5.18+).
-    Control,
-    /// The run's first `mm_compaction_finished`.
-    Finished,
-    /// A kprobe on compact_zone(), which is handed the run's `compact_control`.
-    Kprobe,
-    /// An fentry program on compact_zone().
-    Fentry,
-}
-
 /// The function whose first argument is the run's `struct compact_control *`.
 const COMPACT_ZONE: &str = "compact_zone";
 
 pub async fn run(opts: &Settings) -> Result<()> {
     let t0 = std::time::Instant::now();
     let hooks_asked = opts.common.hooks;
-    let btf = match Btf::from_sys_fs() {
-        Ok(btf) => Some(btf),
-        Err(e) if matches!(hooks_asked, Hooks::Auto | Hooks::Tracepoint) => {
-            log::debug!("no kernel BTF ({e}): classic tracepoints, zones from /proc/zoneinfo");
-            None
-        }
-        Err(e) => anyhow::bail!(
-            "--hooks {} needs the kernel's BTF (CONFIG_DEBUG_INFO_BTF), and this kernel has \
-             none ({e}); --hooks tracepoint works without it",
-            hooks_asked.name()
-        ),
-    };
+    let btf = Btf::from_sys_fs();
     let zoneinfo = zones::read().unwrap_or_default();
     let mut config = opts.common.base_config();
-    let (names, args) = match &btf {
+    let kernel = hooks::Kernel {
+        no_btf: btf.as_ref().err().map(|e| e.to_string()),
+        compaction_args: match &btf {
+            Ok(btf) => Some(layout::compaction_args(btf)?),
+            Err(_) => None,
+        },
+    };
+    let btf = btf.ok();
+    let plan = hooks::plan(EventKind::Compaction, hooks_asked, &kernel)?;
+    let classic = plan.kind == ProgramKind::Classic;
+    let names = match &btf {
         Some(btf) => {
             config.zone = layout::zone_layout(btf)?;
-            let args = layout::compaction_args(btf)?;
-            if args == CompactionArgs::ControlBlock || hooks_asked != Hooks::Tracepoint {
+            if !classic {
                 config.cc = layout::compact_control_layout(btf)?;
             }
-            let names = Names {
+            Names {
                 zones: layout::zone_names(btf)?,
                 results: layout::compact_result_names(btf)?,
-            };
-            (names, Some(args))
+            }
         }
-        None => (fallback_names(&zoneinfo)?, None),
+        None => fallback_names(&zoneinfo)?,
     };
-    let classic = btf.is_none() || hooks_asked == Hooks::Tracepoint;
-    let detail = match (hooks_asked, args) {
-        _ if classic => Detail::Finished,
-        (Hooks::Kprobe, _) => Detail::Kprobe,
-        (Hooks::Fentry, _) => Detail::Fentry,
-        (_, Some(CompactionArgs::ControlBlock)) => Detail::Control,
-        _ => Detail::Finished,
-    };
-    let hooks: &[Hook] = match (args, detail) {
-        (_, Detail::Finished) => &HOOKS_PFNS,
+    let hooks: &[Hook] = match (kernel.compaction_args, plan.zone_source) {
+        (_, ZoneSource::Finished) => &HOOKS_PFNS,
         (Some(CompactionArgs::ControlBlock), _) => &HOOKS_CC,
         _ => &HOOKS_PFNS[..2],
     };
     // Whether the probe can be placed, before anything is loaded.
-    let probe_symbol = match detail {
-        Detail::Kprobe => Some(probes::kprobe_target(COMPACT_ZONE)?),
-        Detail::Fentry => Some(probes::function_symbol(COMPACT_ZONE)?),
-        Detail::Control | Detail::Finished => None,
+    let probe_symbol = match plan.zone_source {
+        ZoneSource::Kprobe => Some(probes::kprobe_target(COMPACT_ZONE)?),
+        ZoneSource::Fentry => Some(probes::function_symbol(COMPACT_ZONE)?),
+        ZoneSource::Control | ZoneSource::Finished => None,
     };
     if probe_symbol.is_some() {
         config.features |= FEATURE_CC_FROM_PROBE;
     }
     log::debug!(
         "compaction tracepoints pass {}; zone and order from {}",
-        match args {
+        match kernel.compaction_args {
             Some(CompactionArgs::ControlBlock) => "struct compact_control * (5.18+)",
             Some(CompactionArgs::Pfns) => "PFNs only (before 5.18)",
             None => "an unknown argument layout (no BTF)",
         },
-        match detail {
-            Detail::Control => "the tracepoints' compact_control",
-            Detail::Finished => "each run's first mm_compaction_finished",
-            Detail::Kprobe => "a kprobe on compact_zone()",
-            Detail::Fentry => "an fentry program on compact_zone()",
+        match plan.zone_source {
+            ZoneSource::Control => "the tracepoints' compact_control",
+            ZoneSource::Finished => "each run's first mm_compaction_finished",
+            ZoneSource::Kprobe => "a kprobe on compact_zone()",
+            ZoneSource::Fentry => "an fentry program on compact_zone()",
         }
     );
     let snapshot = opts.extended && !classic;
@@ -193,11 +169,7 @@ pub async fn run(opts: &Settings) -> Result<()> {
             maps: &[names::COMPACT_BEGIN, names::COMPACT_CC, names::STACKS],
             config,
             transport: opts.common.transport,
-            hooks: if classic {
-                Hooks::Tracepoint
-            } else {
-                hooks_asked
-            },
+            kind: plan.kind,
             debug: opts.common.debug,
             ring_bytes: 256 * 1024,
         },
@@ -207,11 +179,11 @@ pub async fn run(opts: &Settings) -> Result<()> {
     drop(btf);
     log::debug!("object loaded at {:.1} ms", elapsed_ms(t0));
     session.attach(hooks)?;
-    match (detail, probe_symbol) {
-        (Detail::Kprobe, Some(symbol)) => {
+    match (plan.zone_source, probe_symbol) {
+        (ZoneSource::Kprobe, Some(symbol)) => {
             session.attach_kprobe(programs::COMPACT_ZONE_KPROBE, &symbol)?
         }
-        (Detail::Fentry, Some(_)) => {
+        (ZoneSource::Fentry, Some(_)) => {
             session.attach_fentry(programs::COMPACT_ZONE_FENTRY, COMPACT_ZONE)?
         }
         _ => {}

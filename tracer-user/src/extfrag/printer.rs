@@ -56,7 +56,7 @@ impl<W: Write> Sink for Printer<W> {
     }
 
     fn record(&mut self, data: &[u8]) -> io::Result<()> {
-        let Some(raw) = decode::record::<ExtfragEvent>(data) else {
+        let Some(raw) = decode::from_bytes::<ExtfragEvent>(data) else {
             return Ok(());
         };
         if let Some(name) = &self.name

@@ -24,7 +24,7 @@ use crate::{
     btf::Btf,
     cli::CommonOpts,
     clock::elapsed_ms,
-    hooks::Hooks,
+    hooks::{self, EventKind},
     layout,
     output::Output,
     session::{Options, Session},
@@ -83,8 +83,7 @@ pub async fn run(opts: &Settings) -> Result<()> {
             maps: &[names::EXTFRAG_COUNTS, names::STACKS],
             config,
             transport: opts.common.transport,
-            // The only way to this tracepoint's PFN and ownership (`Opts::check`).
-            hooks: Hooks::Tracepoint,
+            kind: hooks::plan(EventKind::Extfrag, opts.common.hooks, &Default::default())?.kind,
             debug: opts.common.debug,
             ring_bytes: if opts.summary.is_some() {
                 RING_BYTES_SUMMARY

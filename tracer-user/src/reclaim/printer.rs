@@ -57,7 +57,7 @@ impl<W: Write> Sink for Printer<W> {
     }
 
     fn record(&mut self, data: &[u8]) -> io::Result<()> {
-        let Some(raw) = decode::record::<ReclaimEvent>(data) else {
+        let Some(raw) = decode::from_bytes::<ReclaimEvent>(data) else {
             return Ok(());
         };
         let first = *self.first_ts.get_or_insert(raw.ts_end_ns);

@@ -13,7 +13,7 @@ use super::{columns::Columns, event::Decoder, free, gfp::GfpNames, printer::Prin
 use crate::{
     btf::Btf,
     cli::CommonOpts,
-    hooks::{Classic, Hook, Hooks},
+    hooks::{self, Classic, EventKind, Hook, Hooks},
     layout,
     output::Output,
     session::{Options, Session},
@@ -141,6 +141,16 @@ pub async fn run(opts: &Settings) -> Result<()> {
         None
     };
 
+    let plan = hooks::plan(
+        EventKind::Reclaim,
+        opts.common.hooks,
+        &hooks::Kernel {
+            no_btf: btf
+                .is_none()
+                .then(|| "/sys/kernel/btf/vmlinux cannot be read".to_owned()),
+            compaction_args: None,
+        },
+    )?;
     let hooks: Vec<Hook> = [&HOOKS_DIRECT[..], &HOOKS_MEMCG, &HOOKS_MEMCG_SOFT].concat();
     let mut session = Session::load(
         &Options {
@@ -148,7 +158,7 @@ pub async fn run(opts: &Settings) -> Result<()> {
             maps: &[names::RECLAIM_BEGIN, names::STACKS],
             config,
             transport: opts.common.transport,
-            hooks: opts.common.hooks,
+            kind: plan.kind,
             debug: opts.common.debug,
             ring_bytes: 256 * 1024,
         },
