@@ -67,7 +67,11 @@ pub struct VmTestArgs {
     /// it the kernel takes its emulated path.
     #[arg(long, default_value = "max,-cx16")]
     pub cpu_model: String,
-    /// Only tests whose SUITE::NAME contains this (`drsnoop::` for a whole suite).
+    /// VMs booted at once. Under single-threaded TCG a VM runs its vCPUs on one host thread, so
+    /// two use both cores of a 2-core machine (fewer where host memory holds fewer VMs).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=8))]
+    pub jobs: u32,
+    /// Only tests whose SUITE::NAME contains this (`reclaim::` for a whole suite).
     #[arg(long)]
     pub filter: Option<String>,
     /// Run nothing: write the matrix from the logs the last runs of these kernels left.
@@ -420,7 +424,16 @@ fn column_from_logs(cache: &Path, key: &str) -> Result<Column> {
 }
 
 /// One kernel under QEMU; leaves its logs and facts in `cache/results/<suite>/`.
-fn run_vm(args: &VmTestArgs, suite: &str, common_gz: &Path) -> Result<()> {
+/// A kernel ready to boot: downloaded, its initramfs built.
+struct Prepared {
+    suite: String,
+    kernel: debian::Kernel,
+    initrd: PathBuf,
+    work: PathBuf,
+}
+
+/// Downloads a kernel and builds its initramfs (one at a time: apt and the downloads).
+fn prepare_vm(args: &VmTestArgs, suite: &str, common_gz: &Path) -> Result<Prepared> {
     let cache = &args.cache_dir;
     let k = debian::kernel(cache, suite)?;
     let work = cache.join("work").join(suite);
@@ -441,7 +454,73 @@ fn run_vm(args: &VmTestArgs, suite: &str, common_gz: &Path) -> Result<()> {
     let mut bytes = std::fs::read(common_gz)?;
     bytes.extend(std::fs::read(&modules_gz)?);
     std::fs::write(&initrd, bytes)?;
+    Ok(Prepared {
+        suite: suite.to_owned(),
+        kernel: k,
+        initrd,
+        work,
+    })
+}
 
+/// Boots the prepared kernels, `--jobs` at a time (as many as host memory holds), while
+/// holding the workload lock: VMs squeezing 8 GiB of guest memory each are a memory workload
+/// too. Returns the kernels that failed, with why.
+fn boot_all(args: &VmTestArgs, ready: &[Prepared]) -> Result<Vec<String>> {
+    if ready.is_empty() {
+        return Ok(Vec::new());
+    }
+    let _lock = test_kit::lock_workloads("xtask: vm-test")?;
+    let available = qemu::host_available_mib();
+    let fit = available.saturating_sub(1024) / args.memory.max(1);
+    if fit == 0 {
+        let mut errors = Vec::new();
+        for p in ready {
+            let results_dir = args.cache_dir.join("results").join(&p.suite);
+            let _ = std::fs::create_dir_all(&results_dir);
+            let note = format!(
+                "not booted: the host had {available} MiB available, the VM needs {} MiB and 1 GiB to spare",
+                args.memory
+            );
+            write_meta(&results_dir.join("meta.txt"), &[("note".into(), note)])?;
+            std::fs::write(results_dir.join("results.log"), "")?;
+            errors.push(format!(
+                "{}: not enough memory on the host ({available} MiB available)",
+                p.suite
+            ));
+        }
+        return Ok(errors);
+    }
+    let jobs = (args.jobs as usize).min(fit as usize).min(ready.len());
+    eprintln!(
+        "xtask: vm-test: {} kernels, {jobs} at a time ({available} MiB available)",
+        ready.len()
+    );
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let errors = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..jobs {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(p) = ready.get(i) else { break };
+                    if let Err(e) = run_vm(args, p) {
+                        eprintln!("xtask: vm-test: {}: {e:#}", p.suite);
+                        errors
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .push(format!("{}: {e:#}", p.suite));
+                    }
+                }
+            });
+        }
+    });
+    Ok(errors.into_inner().unwrap_or_else(|e| e.into_inner()))
+}
+
+/// Boots a prepared kernel and runs the tests in it; the caller holds the workload lock.
+fn run_vm(args: &VmTestArgs, p: &Prepared) -> Result<()> {
+    let (suite, k, initrd, work) = (p.suite.as_str(), &p.kernel, &p.initrd, &p.work);
+    let cache = &args.cache_dir;
     let results_dir = cache.join("results").join(suite);
     let _ = std::fs::remove_dir_all(&results_dir);
     std::fs::create_dir_all(&results_dir)?;
@@ -458,22 +537,6 @@ fn run_vm(args: &VmTestArgs, suite: &str, common_gz: &Path) -> Result<()> {
         format!("thread={}, -cpu {}", args.tcg_thread, args.cpu_model),
     ));
 
-    // A VM squeezing 8 GiB of guest memory with two busy vCPUs is a memory workload too.
-    let lock = test_kit::lock_workloads("xtask: vm-test")?;
-    let available = qemu::host_available_mib();
-    if available < args.memory + 1024 {
-        meta.push((
-            "note".into(),
-            format!(
-                "not booted: the host had {available} MiB available, the VM needs {} MiB and 1 GiB to spare",
-                args.memory
-            ),
-        ));
-        write_meta(&results_dir.join("meta.txt"), &meta)?;
-        std::fs::write(results_dir.join("results.log"), "")?;
-        drop(lock);
-        bail!("{suite}: not enough memory on the host ({available} MiB available)");
-    }
     let disk = work.join("disk.img");
     qemu::make_disk(&disk, DISK_MIB)?;
     eprintln!(
@@ -483,7 +546,7 @@ fn run_vm(args: &VmTestArgs, suite: &str, common_gz: &Path) -> Result<()> {
     let boot = qemu::Boot {
         label: suite,
         kernel: &k.vmlinuz,
-        initrd: &initrd,
+        initrd,
         disk: &disk,
         memory_mib: args.memory,
         cpus: args.cpus,
@@ -496,7 +559,6 @@ fn run_vm(args: &VmTestArgs, suite: &str, common_gz: &Path) -> Result<()> {
     };
     let outcome = boot.run();
     let _ = std::fs::remove_file(&disk);
-    drop(lock);
     let outcome = outcome?;
     meta.push(("wall_secs".into(), outcome.elapsed.as_secs().to_string()));
     let done = std::fs::read_to_string(&boot.results)
@@ -763,12 +825,17 @@ pub fn run(args: &VmTestArgs) -> Result<()> {
                 std::fs::metadata(&common_gz)?.len() >> 20,
                 t.elapsed().as_secs_f64()
             );
+            let mut ready = Vec::new();
             for k in &vms {
-                if let Err(e) = run_vm(args, k, &common_gz) {
-                    eprintln!("xtask: vm-test: {k}: {e:#}");
-                    errors.push(format!("{k}: {e:#}"));
+                match prepare_vm(args, k, &common_gz) {
+                    Ok(p) => ready.push(p),
+                    Err(e) => {
+                        eprintln!("xtask: vm-test: {k}: {e:#}");
+                        errors.push(format!("{k}: {e:#}"));
+                    }
                 }
             }
+            errors.extend(boot_all(args, &ready)?);
         }
         if kernels.iter().any(|k| k == "host")
             && let Err(e) = run_host(args, &built)
