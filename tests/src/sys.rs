@@ -33,6 +33,49 @@ pub fn kill(pid: u32, sig: i32) {
     unsafe { libc::kill(pid as i32, sig) };
 }
 
+/// Migrate type names in the kernel's own order, as /proc/pagetypeinfo lists them.
+pub fn migrate_types() -> Vec<String> {
+    let text = std::fs::read_to_string("/proc/pagetypeinfo").expect("pagetypeinfo");
+    let mut names: Vec<String> = Vec::new();
+    for line in text
+        .lines()
+        .filter(|l| l.starts_with("Node") && l.contains(" type "))
+    {
+        let name = line
+            .split(" type ")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .unwrap_or_default();
+        if names.iter().any(|n| n == name) {
+            break;
+        }
+        names.push(name.to_owned());
+    }
+    names
+}
+
+/// (start, spanned, "ZONE_NAME", node) of every zone, as /proc/zoneinfo lists them.
+pub fn zone_spans() -> Vec<(u64, u64, String, String)> {
+    let text = std::fs::read_to_string("/proc/zoneinfo").expect("zoneinfo");
+    let mut out: Vec<(u64, u64, String, String)> = Vec::new();
+    for line in text.lines().map(str::trim) {
+        if let Some(rest) = line.strip_prefix("Node ") {
+            let (node, name) = rest.split_once(", zone").expect("zone line");
+            out.push((
+                0,
+                0,
+                format!("ZONE_{}", name.trim().to_uppercase()),
+                node.trim().to_owned(),
+            ));
+        } else if let (Some(z), Some(v)) = (out.last_mut(), line.strip_prefix("spanned")) {
+            z.1 = v.trim().parse().unwrap_or(0);
+        } else if let (Some(z), Some(v)) = (out.last_mut(), line.strip_prefix("start_pfn:")) {
+            z.0 = v.trim().parse().unwrap_or(0);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,6 +12,7 @@ use std::{
 use serde_json::Value;
 use tests::{
     assert_same_counts, kernel_available, ktime_now_ns, serial,
+    sys::{migrate_types, zone_spans},
     tool::{self, Finished},
     tracefs::{self, Record, Recorder, wait_quiet},
     workload::{HugepagesGuard, Squeeze, Workload, require_memory},
@@ -246,28 +247,6 @@ fn compaction_json_matches_tracefs_with_zone_figures_stacks_and_a_deadline_end()
     }
 }
 
-/// (start, spanned, "ZONE_NAME", node) of every zone, from /proc/zoneinfo.
-fn zone_spans() -> Vec<(u64, u64, String, String)> {
-    let text = std::fs::read_to_string("/proc/zoneinfo").expect("zoneinfo");
-    let mut out: Vec<(u64, u64, String, String)> = Vec::new();
-    for line in text.lines().map(str::trim) {
-        if let Some(rest) = line.strip_prefix("Node ") {
-            let (node, name) = rest.split_once(", zone").expect("zone line");
-            out.push((
-                0,
-                0,
-                format!("ZONE_{}", name.trim().to_uppercase()),
-                node.trim().to_owned(),
-            ));
-        } else if let (Some(z), Some(v)) = (out.last_mut(), line.strip_prefix("spanned")) {
-            z.1 = v.trim().parse().unwrap_or(0);
-        } else if let (Some(z), Some(v)) = (out.last_mut(), line.strip_prefix("start_pfn:")) {
-            z.0 = v.trim().parse().unwrap_or(0);
-        }
-    }
-    out
-}
-
 #[test]
 fn reclaim_json_matches_tracefs_with_every_field_and_a_sigterm_end() {
     if !kernel_available() {
@@ -449,27 +428,6 @@ fn extfrag_json_events_and_intervals_match_tracefs() {
     let last = s_intervals.events.last().expect("an interval");
     assert_eq!(sum as usize, kernel.len(), "intervals vs tracefs");
     assert_eq!(int(last, "total_events") as usize, kernel.len(), "{last}");
-}
-
-/// Migrate type names in the kernel's own order, as /proc/pagetypeinfo lists them.
-fn migrate_types() -> Vec<String> {
-    let text = std::fs::read_to_string("/proc/pagetypeinfo").expect("pagetypeinfo");
-    let mut names: Vec<String> = Vec::new();
-    for line in text
-        .lines()
-        .filter(|l| l.starts_with("Node") && l.contains(" type "))
-    {
-        let name = line
-            .split(" type ")
-            .nth(1)
-            .and_then(|r| r.split_whitespace().next())
-            .unwrap_or_default();
-        if names.iter().any(|n| n == name) {
-            break;
-        }
-        names.push(name.to_owned());
-    }
-    names
 }
 
 #[test]

@@ -1,87 +1,55 @@
-//! The compaction events' output: each record decoded (`event`), filtered by name, and written as
-//! a row (`columns`) or a JSON line, with its kernel stack under `-K`. Generic over the writer,
-//! so tests, the benchmark and the fuzz targets drive exactly what the tool runs.
+//! Compaction runs through the shared printer (`crate::printer`).
 
 use std::io::{self, Write};
 
 use tracer_common::compaction::CompactEvent;
 
-use super::{columns::Columns, event::Decoder};
-use crate::{
-    decode,
-    event_loop::{Ending, Sink},
-    output::Output,
-    stacks::Stacks,
+use super::{
+    columns::Columns,
+    event::{CompactionRun, Decoder},
 };
 
-/// The compaction mode's output: each record decoded, filtered by name, written.
-pub struct Printer<W: Write = io::Stdout> {
-    pub columns: Columns,
-    pub name: Option<String>,
-    pub decoder: Decoder,
-    /// Begin of the first run shown, which TIME(s) counts from.
-    first_ts: Option<u64>,
-    stacks: Option<Stacks>,
-    out: Output<W>,
-}
+/// The compaction kind, for the shared printer.
+pub struct Compaction;
 
-impl<W: Write> Printer<W> {
-    pub fn new(
-        columns: Columns,
-        name: Option<String>,
-        decoder: Decoder,
-        stacks: Option<Stacks>,
-        out: Output<W>,
-    ) -> Printer<W> {
-        Printer {
-            columns,
-            name,
-            decoder,
-            first_ts: None,
-            stacks,
-            out,
-        }
+/// Per-run output: rows or JSON lines.
+pub type Printer<W = io::Stdout> = crate::printer::Printer<Compaction, W>;
+
+impl crate::printer::EventKind for Compaction {
+    type Raw = CompactEvent;
+    type Decoder = Decoder;
+    type Columns = Columns;
+    type Event<'a> = CompactionRun<'a>;
+    const EVENT: &'static str = "compaction";
+
+    fn comm(raw: &CompactEvent) -> &[u8] {
+        &raw.comm
     }
-
-    /// The output, for what was written (tests and benchmarks).
-    pub fn into_output(self) -> Output<W> {
-        self.out
+    fn kstack_id(raw: &CompactEvent) -> i32 {
+        raw.kstack_id
     }
-}
-
-impl<W: Write> Sink for Printer<W> {
-    fn header(&mut self) -> io::Result<()> {
-        let columns = self.columns;
-        self.out.header(|w| columns.header(w))
+    /// TIME(s) counts from the begin of the first run shown.
+    fn time_ns(raw: &CompactEvent) -> u64 {
+        raw.ts_begin_ns
     }
-
-    fn record(&mut self, data: &[u8]) -> io::Result<()> {
-        let Some(raw) = decode::from_bytes::<CompactEvent>(data) else {
-            return Ok(());
-        };
-        let run = self.decoder.decode(&raw);
-        if let Some(name) = &self.name
-            && !run.comm.contains(name.as_str())
-        {
-            return Ok(());
-        }
-        let first = *self.first_ts.get_or_insert(run.ts_ns);
-        let time_s = run.ts_ns.saturating_sub(first) as f64 / 1e9;
-        let columns = self.columns;
-        self.out.event(
-            "compaction",
-            run.ts_ns,
-            &run,
-            |w| columns.row(w, &run, time_s),
-            self.stacks.as_mut().map(|s| (s, run.kstack_id)),
-        )
+    fn time_s(raw: &CompactEvent, first: u64) -> f64 {
+        raw.ts_begin_ns.saturating_sub(first) as f64 / 1e9
     }
-
-    fn batch_end(&mut self) -> io::Result<()> {
-        self.out.flush()
+    fn decode<'a>(decoder: &'a mut Decoder, raw: &'a CompactEvent) -> CompactionRun<'a> {
+        decoder.decode(raw)
     }
-
-    fn end(&mut self, ending: &Ending) -> io::Result<()> {
-        self.out.end(ending)
+    fn ts_ns(raw: &CompactEvent) -> u64 {
+        raw.ts_begin_ns
+    }
+    fn header(columns: &Columns, w: &mut impl Write) -> io::Result<()> {
+        columns.header(w)
+    }
+    fn row(
+        columns: &Columns,
+        w: &mut impl Write,
+        run: &CompactionRun<'_>,
+        time_s: f64,
+    ) -> io::Result<()> {
+        columns.row(w, run, time_s)
     }
 }

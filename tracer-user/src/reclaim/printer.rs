@@ -1,93 +1,55 @@
-//! The reclaim events' output: each record decoded (`event`), filtered by name, and written as
-//! a row (`columns`) or a JSON line, with its kernel stack under `-K`. Generic over the writer,
-//! so tests, the benchmark and the fuzz targets drive exactly what the tool runs.
+//! Reclaims through the shared printer (`crate::printer`).
 
 use std::io::{self, Write};
 
 use tracer_common::reclaim::ReclaimEvent;
 
-use super::{columns::Columns, event::Decoder};
-use crate::{
-    decode,
-    event_loop::{Ending, Sink},
-    output::{Output, comm_str},
-    stacks::Stacks,
+use super::{
+    columns::Columns,
+    event::{Decoder, Reclaim},
 };
 
-/// The mode's output: each record decoded, filtered by name, written.
-pub struct Printer<W: Write = io::Stdout> {
-    pub columns: Columns,
-    pub name: Option<String>,
-    pub decoder: Decoder,
-    /// End time of the first reclaim received, which TIME(s) counts from (as bcc, taken before
-    /// the `-n` filter).
-    first_ts: Option<u64>,
-    stacks: Option<Stacks>,
-    out: Output<W>,
-}
+/// The reclaim kind, for the shared printer.
+pub struct Reclaims;
 
-impl<W: Write> Printer<W> {
-    pub fn new(
-        columns: Columns,
-        name: Option<String>,
-        decoder: Decoder,
-        stacks: Option<Stacks>,
-        out: Output<W>,
-    ) -> Printer<W> {
-        Printer {
-            columns,
-            name,
-            decoder,
-            first_ts: None,
-            stacks,
-            out,
-        }
+/// Per-reclaim output: rows or JSON lines.
+pub type Printer<W = io::Stdout> = crate::printer::Printer<Reclaims, W>;
+
+impl crate::printer::EventKind for Reclaims {
+    type Raw = ReclaimEvent;
+    type Decoder = Decoder;
+    type Columns = Columns;
+    type Event<'a> = Reclaim<'a>;
+    const EVENT: &'static str = "reclaim";
+    /// bcc's TIME(s): from the end of the first reclaim received, before `-n`.
+    const FIRST_BEFORE_FILTER: bool = true;
+
+    fn comm(raw: &ReclaimEvent) -> &[u8] {
+        &raw.comm
     }
-
-    /// The output, for what was written (tests and benchmarks).
-    pub fn into_output(self) -> Output<W> {
-        self.out
+    fn kstack_id(raw: &ReclaimEvent) -> i32 {
+        raw.kstack_id
     }
-}
-
-impl<W: Write> Sink for Printer<W> {
-    fn header(&mut self) -> io::Result<()> {
-        let columns = self.columns;
-        self.out.header(|w| columns.header(w))
+    fn time_ns(raw: &ReclaimEvent) -> u64 {
+        raw.ts_end_ns
     }
-
-    fn record(&mut self, data: &[u8]) -> io::Result<()> {
-        let Some(raw) = decode::from_bytes::<ReclaimEvent>(data) else {
-            return Ok(());
-        };
-        let first = *self.first_ts.get_or_insert(raw.ts_end_ns);
-        if let Some(name) = &self.name
-            && !comm_str(&raw.comm).contains(name.as_str())
-        {
-            // Its stack is not shown: free the slot in the map.
-            if let Some(stacks) = self.stacks.as_mut() {
-                stacks.frames(raw.kstack_id);
-            }
-            return Ok(());
-        }
-        let reclaim = self.decoder.decode(&raw);
-        let time_s = (reclaim.ts_end_ns as i128 - first as i128) as f64 / 1e9;
-        let columns = self.columns;
-        self.out.event(
-            "reclaim",
-            reclaim.ts_ns,
-            &reclaim,
-            |w| columns.row(w, &reclaim, time_s),
-            self.stacks.as_mut().map(|s| (s, reclaim.kstack_id)),
-        )
+    /// Signed: a reclaim that began earlier can end before the first one received.
+    fn time_s(raw: &ReclaimEvent, first: u64) -> f64 {
+        (raw.ts_end_ns as i128 - first as i128) as f64 / 1e9
     }
-
-    fn batch_end(&mut self) -> io::Result<()> {
-        self.decoder.new_batch();
-        self.out.flush()
+    fn decode<'a>(decoder: &'a mut Decoder, raw: &'a ReclaimEvent) -> Reclaim<'a> {
+        decoder.decode(raw)
     }
-
-    fn end(&mut self, ending: &Ending) -> io::Result<()> {
-        self.out.end(ending)
+    fn ts_ns(raw: &ReclaimEvent) -> u64 {
+        raw.ts_begin_ns
+    }
+    fn header(columns: &Columns, w: &mut impl Write) -> io::Result<()> {
+        columns.header(w)
+    }
+    fn row(columns: &Columns, w: &mut impl Write, r: &Reclaim<'_>, time_s: f64) -> io::Result<()> {
+        columns.row(w, r, time_s)
+    }
+    fn batch_end(decoder: &mut Decoder) {
+        decoder.new_batch();
     }
 }

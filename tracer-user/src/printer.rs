@@ -1,0 +1,134 @@
+//! The event loop's sink for per-event output, shared by every event kind: each record
+//! decoded (the kind's `event`), filtered by name (`-n`), and written as a row (the kind's
+//! `columns`) or a JSON line, with its kernel stack under `-K`. Generic over the writer, so
+//! tests, the benchmark and the fuzz targets drive exactly what the tools run.
+
+use std::io::{self, Write};
+
+use serde::Serialize;
+
+use crate::{
+    decode,
+    event_loop::{Ending, Sink},
+    output::{Output, comm_str},
+    stacks::Stacks,
+};
+
+/// What the printer needs to know of an event kind.
+pub trait EventKind {
+    /// The record its programs emit.
+    type Raw: aya::Pod;
+    /// The names and kernel state records are decoded with.
+    type Decoder;
+    /// Which columns are shown.
+    type Columns: Copy;
+    /// The typed event.
+    type Event<'a>: Serialize
+    where
+        Self: 'a;
+    /// JSON's `event`.
+    const EVENT: &'static str;
+    /// Whether TIME(s) counts from the first record received, before `-n` filters it (bcc's
+    /// drsnoop), rather than from the first shown.
+    const FIRST_BEFORE_FILTER: bool = false;
+
+    fn comm(raw: &Self::Raw) -> &[u8];
+    fn kstack_id(raw: &Self::Raw) -> i32;
+    /// The kernel time of a record that TIME(s) counts from.
+    fn time_ns(raw: &Self::Raw) -> u64;
+    /// TIME(s): seconds from `first` (a `time_ns`) to this record.
+    fn time_s(raw: &Self::Raw, first: u64) -> f64;
+    fn decode<'a>(decoder: &'a mut Self::Decoder, raw: &'a Self::Raw) -> Self::Event<'a>;
+    /// The kernel time JSON's line carries (`ts_ns`).
+    fn ts_ns(raw: &Self::Raw) -> u64;
+    fn header(columns: &Self::Columns, w: &mut impl Write) -> io::Result<()>;
+    fn row(
+        columns: &Self::Columns,
+        w: &mut impl Write,
+        event: &Self::Event<'_>,
+        time_s: f64,
+    ) -> io::Result<()>;
+    /// After each batch of records.
+    fn batch_end(_decoder: &mut Self::Decoder) {}
+}
+
+/// Per-event output of one event kind.
+pub struct Printer<K: EventKind, W: Write = io::Stdout> {
+    pub columns: K::Columns,
+    pub name: Option<String>,
+    pub decoder: K::Decoder,
+    /// The time TIME(s) counts from.
+    first_ts: Option<u64>,
+    stacks: Option<Stacks>,
+    out: Output<W>,
+}
+
+impl<K: EventKind, W: Write> Printer<K, W> {
+    pub fn new(
+        columns: K::Columns,
+        name: Option<String>,
+        decoder: K::Decoder,
+        stacks: Option<Stacks>,
+        out: Output<W>,
+    ) -> Self {
+        Printer {
+            columns,
+            name,
+            decoder,
+            first_ts: None,
+            stacks,
+            out,
+        }
+    }
+
+    /// The output, for what was written (tests and benchmarks).
+    pub fn into_output(self) -> Output<W> {
+        self.out
+    }
+}
+
+impl<K: EventKind, W: Write> Sink for Printer<K, W> {
+    fn header(&mut self) -> io::Result<()> {
+        let columns = self.columns;
+        self.out.header(|w| K::header(&columns, w))
+    }
+
+    fn record(&mut self, data: &[u8]) -> io::Result<()> {
+        let Some(raw) = decode::from_bytes::<K::Raw>(data) else {
+            return Ok(());
+        };
+        if K::FIRST_BEFORE_FILTER {
+            self.first_ts.get_or_insert(K::time_ns(&raw));
+        }
+        if let Some(name) = &self.name
+            && !comm_str(K::comm(&raw)).contains(name.as_str())
+        {
+            // Its stack is not shown: free its slot in the map.
+            if let Some(stacks) = self.stacks.as_mut() {
+                stacks.frames(K::kstack_id(&raw));
+            }
+            return Ok(());
+        }
+        let first = *self.first_ts.get_or_insert(K::time_ns(&raw));
+        let time_s = K::time_s(&raw, first);
+        let columns = self.columns;
+        let stack = self.stacks.as_mut().map(|s| (s, K::kstack_id(&raw)));
+        let event = K::decode(&mut self.decoder, &raw);
+        self.out.event(
+            K::EVENT,
+            K::ts_ns(&raw),
+            &event,
+            |w| K::row(&columns, w, &event, time_s),
+            stack,
+        )
+    }
+
+    fn batch_end(&mut self) -> io::Result<()> {
+        K::batch_end(&mut self.decoder);
+        self.out.flush()
+    }
+
+    fn end(&mut self, ending: &Ending) -> io::Result<()> {
+        self.out.end(ending)
+    }
+}
