@@ -28,6 +28,7 @@ pub mod json;
 pub mod ksyms;
 pub mod layout;
 pub mod output;
+pub mod printfmt;
 pub mod privilege;
 pub mod probes;
 pub mod reclaim;
