@@ -29,6 +29,7 @@ pub mod ksyms;
 pub mod layout;
 pub mod output;
 pub mod printer;
+pub mod printfmt;
 pub mod privilege;
 pub mod probes;
 pub mod reclaim;

@@ -8,6 +8,8 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 use tracer_common::record::RecordField;
 
+use crate::printfmt::{self, Helper};
+
 const CANDIDATES: [&str; 2] = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"];
 
 /// The tracefs mount point, mounting tracefs at `/sys/kernel/tracing` when it is not mounted.
@@ -131,36 +133,20 @@ pub fn record_fields(format: &Format, names: &[&str]) -> Result<Vec<RecordField>
 }
 
 /// The value names a print format gives `field` (e.g. `REC->status`) through
-/// `__print_symbolic(field, {0, "name"}, ...)`: how the kernel itself names them.
+/// `__print_symbolic(field, {0, "name"}, ...)`: how the kernel itself names them. A value that
+/// is not a constant expression (an enum name the format does not define) is left out.
 pub fn symbols(print_fmt: &str, field: &str) -> Vec<(String, i64)> {
-    let needle = format!("__print_symbolic({field},");
-    let Some(start) = print_fmt.find(&needle) else {
+    let Some(table) = printfmt::tables(print_fmt, Helper::Symbolic)
+        .into_iter()
+        .find(|t| t.field == field)
+    else {
         return Vec::new();
     };
-    let mut out = Vec::new();
-    let mut rest = &print_fmt[start + needle.len()..];
-    // Pairs `{value, "name"}` until the closing parenthesis of the call.
-    while let Some(open) = rest.find(['{', ')']) {
-        if rest.as_bytes()[open] == b')' {
-            break;
-        }
-        let Some(close) = rest[open..].find('}') else {
-            break;
-        };
-        let pair = &rest[open + 1..open + close];
-        if let Some((value, name)) = pair.split_once(',') {
-            let value = value.trim();
-            let value = match value.strip_prefix("0x") {
-                Some(hex) => i64::from_str_radix(hex, 16).ok(),
-                None => value.parse().ok(),
-            };
-            if let Some(value) = value {
-                out.push((name.trim().trim_matches('"').to_owned(), value));
-            }
-        }
-        rest = &rest[open + close + 1..];
-    }
-    out
+    table
+        .entries
+        .iter()
+        .filter_map(|e| Some((e.name.to_owned(), e.eval().ok()?.as_i64())))
+        .collect()
 }
 
 /// `field:unsigned long pfn;    offset:8;    size:8;    signed:0;` (tab-separated)
@@ -206,16 +192,21 @@ mod tests {
 
     #[test]
     fn reads_symbolic_names_from_a_print_format() {
-        let fmt = r#""mode=%s status=%s", REC->sync ? "sync" : "async", __print_symbolic(REC->status, {1, "skipped"}, {2, "deferred"}, {0x8, "success"}, {0, "not_suitable_zone"}), REC->x"#;
+        let fmt = r#""mode=%s status=%s", REC->sync ? "sync" : "async", __print_symbolic(REC->status, {1, "skipped"}, {2, "deferred"}, {0x8, "success"}, {0, "not_suitable_zone"}, {FOO, "foo"}, {(1 << 4) | 1u, "expr"}), REC->x"#;
         assert_eq!(
             symbols(fmt, "REC->status"),
             [
                 ("skipped".to_owned(), 1),
                 ("deferred".to_owned(), 2),
                 ("success".to_owned(), 8),
-                ("not_suitable_zone".to_owned(), 0)
+                ("not_suitable_zone".to_owned(), 0),
+                ("expr".to_owned(), 17)
             ]
         );
         assert!(symbols(fmt, "REC->idx").is_empty());
+        let end = Format::parse(include_str!("../test_data/mm_compaction_end.format"));
+        let status = symbols(&end.print_fmt, "REC->status");
+        assert_eq!(status.len(), 9);
+        assert!(status.contains(&("contended".to_owned(), 7)));
     }
 }
