@@ -6,7 +6,8 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory as _, Parser};
 use tracer_user::{
-    cli::CommonOpts,
+    cli::{CommonOpts, parse_duration},
+    histogram::Unit,
     hooks::{self, EventKind},
     reclaim,
 };
@@ -40,7 +41,9 @@ examples:
     ./drsnoop -K           # output kernel stack trace
     ./drsnoop -Uu 1000     # UID column, only UID 1000
     ./drsnoop -Tp 4242     # timestamps for PID 4242
-    ./drsnoop -j           # JSON Lines: one object per reclaim";
+    ./drsnoop -j           # JSON Lines: one object per reclaim
+    ./drsnoop -H           # latency histograms counted in the kernel, printed at exit
+    ./drsnoop -H -P -s 5   # a histogram per process, every 5 seconds";
 
 /// Trace direct reclaim: one line per reclaim, with its latency and the pages it reclaimed.
 #[derive(Debug, Parser)]
@@ -60,6 +63,19 @@ pub struct Opts {
     /// Also trace memory cgroup reclaim (limit and soft limit), with a KIND column.
     #[arg(short, long)]
     pub memcg: bool,
+    /// Count latencies in the kernel and print log2 histograms by kind at exit (no row per
+    /// reclaim).
+    #[arg(short = 'H', long, conflicts_with_all = ["kernel_stack", "timestamp", "print_uid", "verbose", "extended"])]
+    pub histogram: bool,
+    /// With -H: one histogram per process.
+    #[arg(short = 'P', long = "pids", requires = "histogram")]
+    pub per_process: bool,
+    /// With -H: print the histograms every SECONDS too, each of that interval alone.
+    #[arg(short = 's', long = "interval", value_name = "SECONDS", value_parser = parse_duration, requires = "histogram")]
+    pub interval: Option<std::time::Duration>,
+    /// With -H: milliseconds instead of microseconds.
+    #[arg(long, requires = "histogram")]
+    pub msecs: bool,
 }
 
 impl From<Opts> for reclaim::Settings {
@@ -70,6 +86,11 @@ impl From<Opts> for reclaim::Settings {
             verbose: o.verbose,
             extended: o.extended,
             memcg: o.memcg,
+            histogram: o.histogram.then_some(reclaim::HistogramSettings {
+                per_process: o.per_process,
+                every: o.interval,
+                unit: if o.msecs { Unit::Msecs } else { Unit::Usecs },
+            }),
         }
     }
 }
@@ -146,6 +167,11 @@ mod tests {
 
     #[test]
     fn tid_trumps_pid() {
+        let o = Opts::try_parse_from(["drsnoop", "-HPs", "5", "-m", "--msecs"]).unwrap();
+        assert!(o.histogram && o.per_process && o.memcg && o.msecs);
+        assert!(Opts::try_parse_from(["drsnoop", "-P"]).is_err());
+        assert!(Opts::try_parse_from(["drsnoop", "-H", "-K"]).is_err());
+
         let o = Opts::try_parse_from(["drsnoop", "-p", "1", "-t", "2"]).unwrap();
         assert_eq!(
             o.common.filter(),

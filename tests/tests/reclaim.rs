@@ -413,3 +413,141 @@ impl Drop for FileGuard {
         let _ = std::fs::remove_file(&self.0);
     }
 }
+
+/// The slot of a latency in the tools' histograms: the least `i` with `ns <= 2^i` (computed
+/// here independently of tracer-common).
+fn slot_of(ns: u64) -> i64 {
+    (0..64).find(|&i| ns <= 1u64 << i).unwrap_or(63)
+}
+
+#[test]
+fn histograms_count_every_reclaim_in_its_bucket_per_process_and_per_interval() {
+    if !kernel_available() {
+        return;
+    }
+    let _serial = serial();
+    let squeeze = Squeeze::prepare();
+    let rec = Recorder::start(&DIRECT);
+    rec.record_tgid();
+    let per_process = tool::start("drsnoop", &["-H", "-P", "-j"]);
+    let intervals = tool::start("drsnoop", &["-H", "-j", "-s", "1"]);
+    let table = tool::start("drsnoop", &["-H"]);
+    let ready_ns = ktime_now_ns();
+    let pid = squeeze.reclaim_in(&Workload {
+        binary: WORKLOAD,
+        name: "wl-huge",
+        uid: None,
+    });
+    wait_quiet();
+    let records = rec.stop();
+    let stop = Duration::from_secs(10);
+    let (per_process, intervals, table) = (
+        per_process.interrupt(stop),
+        intervals.interrupt(stop),
+        table.interrupt(stop),
+    );
+    drop(squeeze);
+    for f in [&per_process, &intervals, &table] {
+        assert!(f.status.success(), "{}", f.stderr);
+        assert!(!f.reported_losses(), "{}", f.stderr);
+    }
+    assert!(!rec.overran(), "the tracefs buffer overran");
+    let kernel = pairs_after(&records, ready_ns);
+    assert!(
+        kernel
+            .iter()
+            .any(|(b, _)| b.tgid == Some(pid) || b.pid == pid),
+        "the workload did no direct reclaim: a failed workload"
+    );
+    let tolerance_ns = 1_000_000 + tests::largest_stall(Duration::from_millis(1500)).as_nanos();
+
+    let json = |f: &tool::Finished| -> Vec<serde_json::Value> {
+        std::iter::once(&f.header)
+            .chain(&f.rows)
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .filter(|v: &serde_json::Value| v["event"] == "reclaim_histogram")
+            .collect()
+    };
+    // Slots of a histogram line, one entry per reclaim, in order.
+    let slots = |h: &serde_json::Value| -> Vec<i64> {
+        let mut out = Vec::new();
+        for b in h["buckets"].as_array().expect("buckets") {
+            let le = b["le_ns"].as_u64().expect("le_ns");
+            for _ in 0..b["count"].as_u64().expect("count") {
+                out.push(slot_of(le));
+            }
+        }
+        out
+    };
+
+    // -P: one histogram per process, each holding exactly that process's reclaims, each in
+    // the bucket its tracefs latency gives (or the next one, for a latency within the two
+    // probes' disagreement of a bucket's edge).
+    let lines = json(&per_process);
+    let tgids: BTreeSet<u32> = kernel
+        .iter()
+        .map(|(b, _)| b.tgid.unwrap_or(b.pid))
+        .collect();
+    let direct: Vec<&serde_json::Value> = lines.iter().filter(|h| h["kind"] == "direct").collect();
+    assert_eq!(
+        direct.len(),
+        tgids.len(),
+        "one histogram per process: {direct:#?}"
+    );
+    for h in direct {
+        let tgid = h["pid"].as_u64().expect("pid") as u32;
+        let mut theirs: Vec<(i64, u64)> = kernel
+            .iter()
+            .filter(|(b, _)| b.tgid.unwrap_or(b.pid) == tgid)
+            .map(|(b, e)| {
+                let ns = e.ts_ns - b.ts_ns;
+                (slot_of(ns), ns)
+            })
+            .collect();
+        theirs.sort();
+        let ours = slots(h);
+        assert_eq!(ours.len(), theirs.len(), "reclaims of {tgid}: {h}");
+        assert_eq!(h["count"].as_u64(), Some(ours.len() as u64), "{h}");
+        for (o, (t, ns)) in ours.iter().zip(&theirs) {
+            let near_edge = |s: i64| {
+                let edge = 1u128 << s.clamp(0, 63);
+                (u128::from(*ns)).abs_diff(edge) < tolerance_ns
+                    || (u128::from(*ns)).abs_diff(edge / 2) < tolerance_ns
+            };
+            assert!(
+                o == t || ((o - t).abs() == 1 && near_edge(*t)),
+                "pid {tgid}: slot {o} for a reclaim of {ns} ns (slot {t}): {h}"
+            );
+        }
+        let sum: u64 = theirs.iter().map(|(_, ns)| ns).sum();
+        let diff = h["sum_ns"].as_u64().expect("sum_ns").abs_diff(sum);
+        assert!(
+            u128::from(diff) < tolerance_ns * theirs.len() as u128,
+            "sum {h} vs tracefs {sum}"
+        );
+        if tgid == pid {
+            assert!(
+                h["comm"].as_str().is_some_and(|c| c.starts_with("wl-huge")),
+                "{h}"
+            );
+        }
+    }
+
+    // -s 1: the intervals' counts add up to every direct reclaim of the run.
+    let total: u64 = json(&intervals)
+        .iter()
+        .filter(|h| h["kind"] == "direct")
+        .map(|h| h["count"].as_u64().expect("count"))
+        .sum();
+    assert_eq!(total as usize, kernel.len(), "intervals vs tracefs");
+
+    // Columns: bcc's layout, one histogram per kind, with the run's count.
+    let text = table.rows.join("\n");
+    assert!(text.contains("kind = direct"), "{text}");
+    assert!(text.contains("usecs"), "{text}");
+    assert!(
+        text.contains(&format!("count {},", kernel.len())),
+        "count {} in {text}",
+        kernel.len()
+    );
+}

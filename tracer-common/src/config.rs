@@ -115,6 +115,13 @@ pub const FEATURE_SUMMARY: u32 = 1 << 3;
 /// compactsnoop, pre-5.18 argument layout: the begin program takes the run's
 /// `compact_control` from what the kprobe or fentry program on `compact_zone()` left.
 pub const FEATURE_CC_FROM_PROBE: u32 = 1 << 4;
+/// `-H`: count latencies in the kernel's histogram maps instead of sending each event.
+pub const FEATURE_HISTOGRAM: u32 = 1 << 5;
+/// With `FEATURE_HISTOGRAM`: one histogram per process (`-P`).
+pub const FEATURE_PER_PROCESS: u32 = 1 << 6;
+/// With `FEATURE_HISTOGRAM`: the process name is part of the key (`-n`, filtered in user
+/// space by summing the keys whose name matches).
+pub const FEATURE_KEY_COMM: u32 = 1 << 7;
 
 impl Config {
     pub const DEFAULT: Config = Config {

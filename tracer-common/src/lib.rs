@@ -8,6 +8,7 @@
 pub mod compaction;
 pub mod config;
 pub mod extfrag;
+pub mod histogram;
 pub mod reclaim;
 pub mod record;
 pub mod stats;
@@ -35,14 +36,17 @@ pub mod names {
     /// In-kernel counts of extfrag events for the summary mode.
     pub const EXTFRAG_COUNTS: &str = "EXTFRAG_COUNTS";
     pub const COMPACT_CC: &str = "COMPACT_CC";
+    /// drsnoop -H: latency histograms by `histogram::ReclaimKey`.
+    pub const RECLAIM_HISTOGRAMS: &str = "RECLAIM_HISTOGRAMS";
     /// Maps that cost kernel memory and creation time in proportion to their size: the loader
     /// shrinks those a run does not use.
-    pub const SIZABLE: [&str; 5] = [
+    pub const SIZABLE: [&str; 6] = [
         STACKS,
         COMPACT_BEGIN,
         COMPACT_CC,
         RECLAIM_BEGIN,
         EXTFRAG_COUNTS,
+        RECLAIM_HISTOGRAMS,
     ];
 }
 

@@ -12,10 +12,12 @@ pub enum Counter {
     BeginMapFull = 2,
     /// A kernel stack that could not be captured.
     StackLost = 3,
+    /// An event of a histogram group the histogram map had no room for (`-H`).
+    HistogramFull = 4,
 }
 
 /// Number of entries in the `STATS` array.
-pub const NR_COUNTERS: u32 = 4;
+pub const NR_COUNTERS: u32 = 5;
 
 impl Counter {
     pub const ALL: [Counter; NR_COUNTERS as usize] = [
@@ -23,5 +25,6 @@ impl Counter {
         Counter::MissedBegin,
         Counter::BeginMapFull,
         Counter::StackLost,
+        Counter::HistogramFull,
     ];
 }

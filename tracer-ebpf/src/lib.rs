@@ -58,6 +58,59 @@ pub fn count(counter: Counter) {
     }
 }
 
+/// An empty histogram for inserts: 544 bytes do not fit on the BPF stack (512), so the
+/// insert reads them from global data.
+static EMPTY_HISTOGRAM: tracer_common::histogram::Histogram =
+    tracer_common::histogram::Histogram::ZERO;
+
+/// Adds one latency (and the pages it reclaimed) to this CPU's histogram of `key`, creating
+/// the group on its first event; an event the map has no room for is counted
+/// (`Counter::HistogramFull`).
+///
+/// A per-CPU map: exact without atomics (the BPF target has no atomic read-modify-write in
+/// Rust), preallocated (a map allocated at run time makes older kernels WARN when a tracing
+/// program uses it), and sized at load for the groups a run can have.
+#[inline(always)]
+pub fn histogram_add<K>(
+    map: &aya_ebpf::maps::PerCpuHashMap<K, tracer_common::histogram::Histogram>,
+    key: &K,
+    ns: u64,
+    pages: u64,
+) {
+    use tracer_common::histogram::{SLOTS, slot};
+    let h = match map.get_ptr_mut(key) {
+        Some(h) => h,
+        None => {
+            // BPF_NOEXIST: a group another CPU created in between keeps its values. Borrowed,
+            // not moved: by value, the 544 bytes would be copied onto the BPF stack.
+            #[allow(clippy::needless_borrows_for_generic_args)]
+            let _ = map.insert(
+                key,
+                &EMPTY_HISTOGRAM,
+                aya_ebpf::bindings::BPF_NOEXIST.into(),
+            );
+            match map.get_ptr_mut(key) {
+                Some(h) => h,
+                None => {
+                    count(Counter::HistogramFull);
+                    return;
+                }
+            }
+        }
+    };
+    let i = slot(ns);
+    // SAFETY: this CPU's value of the entry, written only from this CPU with preemption off;
+    // `i < SLOTS` again for the verifier.
+    unsafe {
+        if i < SLOTS {
+            (*h).slots[i] += 1;
+        }
+        (*h).count += 1;
+        (*h).sum_ns += ns;
+        (*h).pages += pages;
+    }
+}
+
 /// Who is running: the current task's ids, name and the time.
 pub struct Task {
     pub tgid: u32,

@@ -66,6 +66,8 @@ pub struct Losses {
     pub missed: Option<u64>,
     /// Kernel stacks the stack map could not take (`-K`).
     pub stacks_lost: u64,
+    /// Events of histogram groups beyond what the histogram map holds (`-H`).
+    pub uncounted: u64,
 }
 
 /// A write's outcome for the loop: `Ok(false)` when the reader went away.

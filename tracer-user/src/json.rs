@@ -107,6 +107,8 @@ pub struct End {
     pub missed: Option<u64>,
     /// Kernel stacks the stack map could not take (`-K`).
     pub stacks_lost: u64,
+    /// Events of histogram groups the kernel's map had no room for (`-H`).
+    pub uncounted: u64,
 }
 
 impl End {
@@ -121,6 +123,7 @@ impl End {
             lost: ending.losses.lost,
             missed: ending.losses.missed,
             stacks_lost: ending.losses.stacks_lost,
+            uncounted: ending.losses.uncounted,
         }
     }
 

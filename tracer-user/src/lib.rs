@@ -23,6 +23,7 @@ pub mod compaction;
 pub mod decode;
 pub mod event_loop;
 pub mod extfrag;
+pub mod histogram;
 pub mod hooks;
 pub mod json;
 pub mod ksyms;

@@ -43,6 +43,8 @@ pub struct Options {
     pub debug: bool,
     /// Size of the ring buffer in bytes (a power of two, at least a page).
     pub ring_bytes: u32,
+    /// Entries of maps this run sizes itself (the others it uses keep the object's size).
+    pub map_sizes: Vec<(&'static str, u32)>,
 }
 
 /// The programs, loaded.
@@ -180,6 +182,8 @@ impl Session {
             if !used {
                 // Not one: LRU hash maps want at least one entry per CPU.
                 loader.map_max_entries(map, MIN_MAP_ENTRIES);
+            } else if let Some(&(_, n)) = opts.map_sizes.iter().find(|(m, _)| *m == map) {
+                loader.map_max_entries(map, n);
             }
         }
         let ebpf = loader
@@ -450,6 +454,7 @@ impl Session {
             lost: c[Counter::Lost as usize] + events.lost,
             missed: self.kernel_misses(),
             stacks_lost: c[Counter::StackLost as usize],
+            uncounted: c[Counter::HistogramFull as usize],
         }
     }
 
@@ -472,6 +477,15 @@ impl Session {
         }
         if losses.stacks_lost > 0 {
             eprintln!("{}: {} kernel stacks lost", self.tool, losses.stacks_lost);
+        }
+        if losses.uncounted > 0 {
+            eprintln!(
+                "{}: {} events lost: not counted, their histogram groups were beyond the {} the \
+                 kernel's map holds",
+                self.tool,
+                losses.uncounted,
+                tracer_common::histogram::MAX_GROUPS
+            );
         }
         debug!(
             "ends without a begin: {}, begin map full: {}",

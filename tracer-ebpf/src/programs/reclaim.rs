@@ -8,14 +8,18 @@ use aya_ebpf::{
     EbpfContext, Global,
     helpers::{bpf_get_current_pid_tgid, bpf_get_current_task, bpf_get_current_uid_gid},
     macros::{btf_tracepoint, map, raw_tracepoint, tracepoint},
-    maps::LruHashMap,
+    maps::{LruHashMap, PerCpuHashMap},
     programs::{
         BtfTracePointContext, RawTracePointContext, TracePointContext, tracing::StackIdContext,
     },
 };
 use tracer_common::{
-    NO_STACK,
-    config::{ABSENT, Config, FEATURE_KSTACK, FILTER_TGID, FILTER_TID, FILTER_UID, Filter},
+    NO_STACK, TASK_COMM_LEN,
+    config::{
+        ABSENT, Config, FEATURE_HISTOGRAM, FEATURE_KEY_COMM, FEATURE_KSTACK, FEATURE_PER_PROCESS,
+        FILTER_TGID, FILTER_TID, FILTER_UID, Filter,
+    },
+    histogram::{Histogram, MAX_GROUPS, ReclaimKey},
     reclaim::{
         FREE_UNKNOWN, KIND_DIRECT, KIND_MEMCG, KIND_MEMCG_SOFT, MAX_FREE_NODES, MAX_FREE_ZONES,
         ReclaimEvent,
@@ -47,6 +51,12 @@ const DONE: u64 = 0;
 /// holds max_entries / CPUs entries, and an insert evicts only from its own CPU's list: the
 /// map is four times as large as one list would need (64 entries per CPU on 256 CPUs) so
 /// that a burst of reclaims begun on one CPU does not evict a reclaim still in progress.
+/// `-H`: latency histograms by kind (and process with `-P`). User space sizes it at load: a
+/// few entries without `-P` and `-n`, `MAX_GROUPS` with them, the minimum without `-H`.
+#[map]
+static RECLAIM_HISTOGRAMS: PerCpuHashMap<ReclaimKey, Histogram> =
+    PerCpuHashMap::with_max_entries(MAX_GROUPS, 0);
+
 #[map]
 static RECLAIM_BEGIN: LruHashMap<u64, Begin> =
     LruHashMap::with_max_entries(16384, aya_ebpf::bindings::BPF_F_NO_COMMON_LRU);
@@ -207,9 +217,34 @@ fn reclaim_end<C: EbpfContext + StackIdContext, A: Args>(ctx: &C, args: &A, kind
     let begin = unsafe { *slot };
     // SAFETY: as above.
     unsafe { (*slot).ts_begin_ns = DONE };
+    let ts_end_ns = now_ns();
+    let features = tracer_ebpf::config_field!(features);
+    if features & FEATURE_HISTOGRAM != 0 {
+        let key = ReclaimKey {
+            tgid: if features & FEATURE_PER_PROCESS != 0 {
+                task.tgid
+            } else {
+                0
+            },
+            kind,
+            _pad: [0; 3],
+            comm: if features & (FEATURE_PER_PROCESS | FEATURE_KEY_COMM) != 0 {
+                comm()
+            } else {
+                [0; TASK_COMM_LEN]
+            },
+        };
+        tracer_ebpf::histogram_add(
+            &RECLAIM_HISTOGRAMS,
+            &key,
+            ts_end_ns.saturating_sub(begin.ts_begin_ns),
+            args.u64_arg(0),
+        );
+        return 0;
+    }
     let ev = ReclaimEvent {
         ts_begin_ns: begin.ts_begin_ns,
-        ts_end_ns: now_ns(),
+        ts_end_ns,
         tgid: task.tgid,
         tid: task.tid,
         uid: task.uid,

@@ -172,6 +172,7 @@ pub async fn run(opts: &Settings) -> Result<()> {
             kind: plan.kind,
             debug: opts.common.debug,
             ring_bytes: 256 * 1024,
+            map_sizes: Vec::new(),
         },
         btf.as_ref(),
         hooks,

@@ -90,6 +90,7 @@ pub async fn run(opts: &Settings) -> Result<()> {
             } else {
                 RING_BYTES
             },
+            map_sizes: Vec::new(),
         },
         None,
         &[],

@@ -11,7 +11,8 @@ pub mod columns;
 pub mod event;
 pub mod free;
 pub mod gfp;
+pub mod histograms;
 pub mod printer;
 mod setup;
 
-pub use setup::{Settings, run};
+pub use setup::{HistogramSettings, Settings, run};

@@ -2,17 +2,23 @@
 //! from this kernel, the programs' configuration, then the run.
 
 use anyhow::{Context as _, Result};
+use aya::maps::PerCpuHashMap;
 use log::debug;
 use tracer_common::{
+    config::{FEATURE_HISTOGRAM, FEATURE_KEY_COMM, FEATURE_PER_PROCESS},
+    histogram::{Histogram, MAX_GROUPS, ReclaimKey},
     names,
     programs::{self, Rungs},
     record,
 };
 
-use super::{columns::Columns, event::Decoder, free, gfp::GfpNames, printer::Printer};
+use super::{
+    columns::Columns, event::Decoder, free, gfp::GfpNames, histograms::Histograms, printer::Printer,
+};
 use crate::{
     btf::Btf,
     cli::CommonOpts,
+    clock::ktime_ns,
     hooks::{self, Classic, EventKind, Hook, Hooks},
     layout,
     output::Output,
@@ -32,6 +38,18 @@ pub struct Settings {
     pub extended: bool,
     /// `-m`: memory-cgroup reclaim too, with a KIND column.
     pub memcg: bool,
+    /// `-H`: latency histograms counted in the kernel instead of a row per reclaim.
+    pub histogram: Option<HistogramSettings>,
+}
+
+/// `-H`'s settings.
+#[derive(Clone, Copy, Debug)]
+pub struct HistogramSettings {
+    /// `-P`: one histogram per process.
+    pub per_process: bool,
+    /// `-s SECONDS`: also every interval.
+    pub every: Option<std::time::Duration>,
+    pub unit: crate::histogram::Unit,
 }
 
 impl Settings {
@@ -141,6 +159,15 @@ pub async fn run(opts: &Settings) -> Result<()> {
         None
     };
 
+    if let Some(h) = &opts.histogram {
+        config.features |= FEATURE_HISTOGRAM;
+        if h.per_process {
+            config.features |= FEATURE_PER_PROCESS;
+        }
+        if opts.common.name.is_some() {
+            config.features |= FEATURE_KEY_COMM;
+        }
+    }
     let plan = hooks::plan(
         EventKind::Reclaim,
         opts.common.hooks,
@@ -155,12 +182,24 @@ pub async fn run(opts: &Settings) -> Result<()> {
     let mut session = Session::load(
         &Options {
             tool: "drsnoop",
-            maps: &[names::RECLAIM_BEGIN, names::STACKS],
+            maps: &[
+                names::RECLAIM_BEGIN,
+                names::STACKS,
+                names::RECLAIM_HISTOGRAMS,
+            ],
             config,
             transport: opts.common.transport,
             kind: plan.kind,
             debug: opts.common.debug,
             ring_bytes: 256 * 1024,
+            // -H: a histogram per kind (three), or with -P or -n per process and name too.
+            map_sizes: vec![(
+                names::RECLAIM_HISTOGRAMS,
+                match &opts.histogram {
+                    Some(h) if h.per_process || opts.common.name.is_some() => MAX_GROUPS,
+                    _ => 8,
+                },
+            )],
         },
         btf.as_ref(),
         &hooks,
@@ -174,6 +213,26 @@ pub async fn run(opts: &Settings) -> Result<()> {
         } else {
             debug!("no soft-limit reclaim tracepoints on this kernel");
         }
+    }
+    if let Some(h) = opts.histogram {
+        let map = session.take_map(names::RECLAIM_HISTOGRAMS)?;
+        let map = PerCpuHashMap::<_, ReclaimKey, Histogram>::try_from(map).context(
+            "RECLAIM_HISTOGRAMS is not a per-CPU hash map of the expected key and value",
+        )?;
+        let mut sink = Histograms {
+            map,
+            name: opts.common.name.clone(),
+            per_process: h.per_process,
+            unit: h.unit,
+            every: h.every,
+            previous: Default::default(),
+            last_ns: ktime_ns(),
+            out: Output::stdout("drsnoop", opts.common.json),
+        };
+        session
+            .trace(&mut sink, opts.common.duration, h.every, opts.common.debug)
+            .await?;
+        return Ok(());
     }
     let stacks = if opts.common.kernel_stack {
         Some(session.stacks()?)
