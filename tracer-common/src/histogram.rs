@@ -6,8 +6,9 @@
 
 use crate::{TASK_COMM_LEN, user_pod};
 
-/// Slots of a histogram: up to 2^63 ns.
+/// Slots of a histogram: up to 2^63 ns. A power of two: the kernel side masks slot numbers.
 pub const SLOTS: usize = 64;
+const _: () = assert!(SLOTS.is_power_of_two());
 
 /// Groups (keys) a histogram map holds. Events of a group beyond it are counted in
 /// `stats::Counter::HistogramFull`, and reported.

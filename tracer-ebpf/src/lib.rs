@@ -98,13 +98,18 @@ pub fn histogram_add<K>(
             }
         }
     };
+    // The slot, read back through memory and masked: `slot()` already clamps, but the
+    // verifiers of 5.10 and 6.1 follow its clamp's impossible branch with bounds that
+    // contradict each other (umin 63, umax 62) and then refuse `slots[i]` ("R2 invalid mem
+    // access"). LLVM cannot drop a mask of a value it reloads, and the verifier bounds a
+    // masked value by the mask alone.
     let i = slot(ns);
+    // SAFETY: a read of a local.
+    let i = unsafe { core::ptr::read_volatile(&i) } & (SLOTS - 1);
     // SAFETY: this CPU's value of the entry, written only from this CPU with preemption off;
-    // `i < SLOTS` again for the verifier.
+    // `i < SLOTS` by the mask.
     unsafe {
-        if i < SLOTS {
-            (*h).slots[i] += 1;
-        }
+        (*h).slots[i] += 1;
         (*h).count += 1;
         (*h).sum_ns += ns;
         (*h).pages += pages;
