@@ -459,7 +459,9 @@ fn histograms_count_every_reclaim_in_its_bucket_per_process_and_per_interval() {
             .any(|(b, _)| b.tgid == Some(pid) || b.pid == pid),
         "the workload did no direct reclaim: a failed workload"
     );
-    let tolerance_ns = 1_000_000 + tests::largest_stall(Duration::from_millis(1500)).as_nanos();
+    // The probes' disagreement: 1 ms plus the largest CPU stall this machine shows, measured
+    // now, after the workload, since under TCG it varies over a run.
+    let tolerance_ns = 1_000_000 + tests::largest_stall(Duration::from_millis(3000)).as_nanos();
 
     let json = |f: &tool::Finished| -> Vec<serde_json::Value> {
         std::iter::once(&f.header)
@@ -480,46 +482,36 @@ fn histograms_count_every_reclaim_in_its_bucket_per_process_and_per_interval() {
         out
     };
 
-    // -P: one histogram per process, each holding exactly that process's reclaims, each in
-    // the bucket its tracefs latency gives (or the next one, for a latency within the two
-    // probes' disagreement of a bucket's edge).
+    // -P: one histogram per process, each holding exactly that process's reclaims, each in a
+    // bucket its tracefs latency allows: the tool's and tracefs's probes on the same two
+    // tracepoints may disagree by one CPU stall (milliseconds under TCG, as the row test
+    // allows), so a reclaim of latency L may land in any slot from slot(L - tol) to
+    // slot(L + tol). Both sides sorted by latency, the k-th of each must agree so.
     let lines = json(&per_process);
-    let tgids: BTreeSet<u32> = kernel
-        .iter()
-        .map(|(b, _)| b.tgid.unwrap_or(b.pid))
-        .collect();
+    let tgids: BTreeSet<u32> = kernel.iter().map(|(b, _)| b.tgid.unwrap_or(b.pid)).collect();
     let direct: Vec<&serde_json::Value> = lines.iter().filter(|h| h["kind"] == "direct").collect();
-    assert_eq!(
-        direct.len(),
-        tgids.len(),
-        "one histogram per process: {direct:#?}"
-    );
+    assert_eq!(direct.len(), tgids.len(), "one histogram per process: {direct:#?}");
+    let tol = u64::try_from(tolerance_ns).unwrap_or(u64::MAX);
     for h in direct {
         let tgid = h["pid"].as_u64().expect("pid") as u32;
-        let mut theirs: Vec<(i64, u64)> = kernel
+        let mut theirs: Vec<u64> = kernel
             .iter()
             .filter(|(b, _)| b.tgid.unwrap_or(b.pid) == tgid)
-            .map(|(b, e)| {
-                let ns = e.ts_ns - b.ts_ns;
-                (slot_of(ns), ns)
-            })
+            .map(|(b, e)| e.ts_ns - b.ts_ns)
             .collect();
         theirs.sort();
         let ours = slots(h);
         assert_eq!(ours.len(), theirs.len(), "reclaims of {tgid}: {h}");
         assert_eq!(h["count"].as_u64(), Some(ours.len() as u64), "{h}");
-        for (o, (t, ns)) in ours.iter().zip(&theirs) {
-            let near_edge = |s: i64| {
-                let edge = 1u128 << s.clamp(0, 63);
-                (u128::from(*ns)).abs_diff(edge) < tolerance_ns
-                    || (u128::from(*ns)).abs_diff(edge / 2) < tolerance_ns
-            };
+        for (o, ns) in ours.iter().zip(&theirs) {
+            let (lo, hi) = (slot_of(ns.saturating_sub(tol)), slot_of(ns.saturating_add(tol)));
             assert!(
-                o == t || ((o - t).abs() == 1 && near_edge(*t)),
-                "pid {tgid}: slot {o} for a reclaim of {ns} ns (slot {t}): {h}"
+                (lo..=hi).contains(o),
+                "pid {tgid}: slot {o} for a reclaim of {ns} ns by tracefs (slots {lo}..={hi} \
+                 within {tol} ns): {h}"
             );
         }
-        let sum: u64 = theirs.iter().map(|(_, ns)| ns).sum();
+        let sum: u64 = theirs.iter().sum();
         let diff = h["sum_ns"].as_u64().expect("sum_ns").abs_diff(sum);
         assert!(
             u128::from(diff) < tolerance_ns * theirs.len() as u128,
