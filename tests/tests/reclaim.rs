@@ -488,9 +488,16 @@ fn histograms_count_every_reclaim_in_its_bucket_per_process_and_per_interval() {
     // allows), so a reclaim of latency L may land in any slot from slot(L - tol) to
     // slot(L + tol). Both sides sorted by latency, the k-th of each must agree so.
     let lines = json(&per_process);
-    let tgids: BTreeSet<u32> = kernel.iter().map(|(b, _)| b.tgid.unwrap_or(b.pid)).collect();
+    let tgids: BTreeSet<u32> = kernel
+        .iter()
+        .map(|(b, _)| b.tgid.unwrap_or(b.pid))
+        .collect();
     let direct: Vec<&serde_json::Value> = lines.iter().filter(|h| h["kind"] == "direct").collect();
-    assert_eq!(direct.len(), tgids.len(), "one histogram per process: {direct:#?}");
+    assert_eq!(
+        direct.len(),
+        tgids.len(),
+        "one histogram per process: {direct:#?}"
+    );
     let tol = u64::try_from(tolerance_ns).unwrap_or(u64::MAX);
     for h in direct {
         let tgid = h["pid"].as_u64().expect("pid") as u32;
@@ -504,7 +511,10 @@ fn histograms_count_every_reclaim_in_its_bucket_per_process_and_per_interval() {
         assert_eq!(ours.len(), theirs.len(), "reclaims of {tgid}: {h}");
         assert_eq!(h["count"].as_u64(), Some(ours.len() as u64), "{h}");
         for (o, ns) in ours.iter().zip(&theirs) {
-            let (lo, hi) = (slot_of(ns.saturating_sub(tol)), slot_of(ns.saturating_add(tol)));
+            let (lo, hi) = (
+                slot_of(ns.saturating_sub(tol)),
+                slot_of(ns.saturating_add(tol)),
+            );
             assert!(
                 (lo..=hi).contains(o),
                 "pid {tgid}: slot {o} for a reclaim of {ns} ns by tracefs (slots {lo}..={hi} \

@@ -36,9 +36,11 @@ impl EnumNames {
     }
 
     /// The name, or the number where the kernel has no name for it.
-    pub fn name(&self, value: i64) -> String {
-        self.get(value)
-            .map_or_else(|| value.to_string(), str::to_owned)
+    pub fn name(&self, value: i64) -> std::borrow::Cow<'_, str> {
+        match self.get(value) {
+            Some(n) => std::borrow::Cow::Borrowed(n),
+            None => std::borrow::Cow::Owned(value.to_string()),
+        }
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (i64, &str)> {

@@ -88,21 +88,13 @@ impl Decoder {
             tid: raw.tid,
             uid: raw.uid,
             node: (node >= 0).then_some(node),
-            zone: zone_idx.map(|i| name(&self.names.zones, i)),
+            zone: zone_idx.map(|i| self.names.zones.name(i)),
             order: raw.order,
             mode: if raw.sync != 0 { "SYNC" } else { "ASYNC" },
-            status: name(&self.names.results, i64::from(raw.status)),
+            status: self.names.results.name(i64::from(raw.status)),
             zone_state: (raw.flags & FLAG_SNAPSHOT != 0).then(|| zone_state(raw.order, &raw.zone)),
             kstack_id: raw.kstack_id,
         }
-    }
-}
-
-/// The name, or the number where the kernel has no name for it.
-fn name(names: &EnumNames, value: i64) -> Cow<'_, str> {
-    match names.get(value) {
-        Some(n) => Cow::Borrowed(n),
-        None => Cow::Owned(value.to_string()),
     }
 }
 

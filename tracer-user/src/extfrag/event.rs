@@ -79,26 +79,21 @@ impl Decoder {
             uid: raw.uid,
             pfn: raw.pfn,
             node: zone.map(|z| z.node),
-            zone: zone.map(|z| name(&self.names.zones, i64::from(z.index))),
+            zone: zone.map(|z| self.names.zones.name(i64::from(z.index))),
             alloc_order: raw.alloc_order,
             fallback_order: raw.fallback_order,
-            alloc_type: name(&self.names.migratetypes, i64::from(raw.alloc_migratetype)),
-            fallback_type: name(
-                &self.names.migratetypes,
-                i64::from(raw.fallback_migratetype),
-            ),
+            alloc_type: self
+                .names
+                .migratetypes
+                .name(i64::from(raw.alloc_migratetype)),
+            fallback_type: self
+                .names
+                .migratetypes
+                .name(i64::from(raw.fallback_migratetype)),
             fragmenting: fragmenting(raw.fallback_order, self.pageblock_order),
             ownership: ownership(raw.change_ownership != 0),
             kstack_id: raw.kstack_id,
         }
-    }
-}
-
-/// The name, or the number where the kernel has no name for it.
-pub fn name(names: &EnumNames, value: i64) -> Cow<'_, str> {
-    match names.get(value) {
-        Some(n) => Cow::Borrowed(n),
-        None => Cow::Owned(value.to_string()),
     }
 }
 

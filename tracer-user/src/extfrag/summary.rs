@@ -30,7 +30,7 @@ use aya::maps::{MapData, PerCpuHashMap};
 use serde::Serialize;
 use tracer_common::extfrag::ExtfragKey;
 
-use super::event::{Names, fragmenting, name, ownership};
+use super::event::{Names, fragmenting, ownership};
 use crate::{
     clock::{ktime_ns, utc_rfc3339},
     event_loop::{Ending, Sink},
@@ -156,8 +156,8 @@ impl<'a> Table<'a> {
         let types = &self.names.migratetypes;
         rows.into_iter()
             .map(|(k, count)| FallbackCount {
-                alloc_type: name(types, i64::from(k.alloc_migratetype)),
-                fallback_type: name(types, i64::from(k.fallback_migratetype)),
+                alloc_type: types.name(i64::from(k.alloc_migratetype)),
+                fallback_type: types.name(i64::from(k.fallback_migratetype)),
                 alloc_order: k.alloc_order,
                 fallback_order: k.fallback_order,
                 fragmenting: fragmenting(k.fallback_order, self.pageblock_order),
