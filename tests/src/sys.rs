@@ -27,6 +27,15 @@ fn parse_meminfo(text: &str, key: &str) -> Option<u64> {
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
 }
 
+/// The sum of the /proc/vmstat counters whose names start with `prefix` (`allocstall_` sums
+/// the direct reclaims of every zone).
+pub fn vmstat_sum(prefix: &str) -> Result<u64> {
+    Ok(read("/proc/vmstat")?
+        .lines()
+        .filter_map(|l| l.strip_prefix(prefix)?.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .sum())
+}
+
 /// Sends a signal to a process (errors ignored: it may have exited).
 pub fn kill(pid: u32, sig: i32) {
     // SAFETY: sending a signal to a process id we started.

@@ -365,6 +365,10 @@ impl Drop for Fill {
     }
 }
 
+/// How many times `Squeeze::reclaim_in` runs its workload before leaving the caller to find no
+/// reclaim.
+const RECLAIM_ATTEMPTS: usize = 3;
+
 /// Restores `nr_hugepages` and removes the page-cache file on drop.
 pub struct Squeeze {
     // Dropped in this order: the file goes, then the huge pages are given back.
@@ -412,10 +416,30 @@ impl Squeeze {
     /// huge pages (`MADV_HUGEPAGE`, THP set up for it meanwhile). No free block of huge-page
     /// size is left and free memory is at the watermarks, so the faults that compaction cannot
     /// serve reclaim. (The reserving writer alone is not always a direct reclaimer: in VMs
-    /// kswapd often keeps up with it.) Returns `w`'s PID.
+    /// kswapd often keeps up with it.)
+    ///
+    /// Whether a fault reclaims depends on how compaction fares, which is not the same from one
+    /// squeeze to the next: a run that left no trace in the kernel's direct-reclaim counter
+    /// (`allocstall_*` of /proc/vmstat) is retried, with more memory touched each time, up to
+    /// `RECLAIM_ATTEMPTS` runs. Returns the PID of the last run.
     pub fn reclaim_in(&self, w: &Workload<'_>) -> u32 {
         let _thp = ThpGuard::direct_for_madvised();
-        self.while_held(w.binary, || w.run(&["thp", "512"]))
+        let stalls = || sys::vmstat_sum("allocstall_").unwrap_or_else(|e| panic!("{e:#}"));
+        let mut pid = 0;
+        for attempt in 1..=RECLAIM_ATTEMPTS {
+            let mib = (512 * attempt).to_string();
+            // Counted around the faults only: reserving the huge pages reclaims too.
+            let reclaimed = self.while_held(w.binary, || {
+                let before = stalls();
+                pid = w.run(&["thp", &mib]);
+                stalls() > before
+            });
+            if reclaimed {
+                break;
+            }
+            eprintln!("workload: run {attempt} ({mib} MiB of THP faults) did no direct reclaim");
+        }
+        pid
     }
 
     /// Runs `f` while a third process (`wl-squeeze`, from `binary`) holds huge pages reserved
