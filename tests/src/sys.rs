@@ -32,7 +32,13 @@ fn parse_meminfo(text: &str, key: &str) -> Option<u64> {
 pub fn vmstat_sum(prefix: &str) -> Result<u64> {
     Ok(read("/proc/vmstat")?
         .lines()
-        .filter_map(|l| l.strip_prefix(prefix)?.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .filter_map(|l| {
+            l.strip_prefix(prefix)?
+                .split_whitespace()
+                .nth(1)?
+                .parse::<u64>()
+                .ok()
+        })
         .sum())
 }
 
