@@ -19,6 +19,7 @@ impl From<Opts> for Mode {
             })
         } else {
             Mode::Compaction(compaction::Settings {
+                histogram: o.histogram_settings(),
                 common: o.common,
                 extended: o.extended_fields,
             })

@@ -3,7 +3,7 @@
 use clap::Parser;
 use tracer_user::{
     cli::{CommonOpts, parse_duration},
-    histogram::Unit,
+    histogram::{HistogramSettings, Unit},
     reclaim,
 };
 
@@ -82,7 +82,7 @@ impl From<Opts> for reclaim::Settings {
             verbose: o.verbose,
             extended: o.extended,
             memcg: o.memcg,
-            histogram: o.histogram.then_some(reclaim::HistogramSettings {
+            histogram: o.histogram.then_some(HistogramSettings {
                 per_process: o.per_process,
                 every: o.interval,
                 unit: if o.msecs { Unit::Msecs } else { Unit::Usecs },

@@ -32,7 +32,7 @@ fuzz_target!(|data: &[u8]| {
             timestamp: true,
             extended: true,
         };
-        let mut printer = Printer::new(columns, None, decoder, None, out);
+        let mut printer = Printer::new(columns, decoder, None, out);
         printer.record(data).expect("writing to memory cannot fail");
         check_output(printer.into_output(), "compaction");
     }

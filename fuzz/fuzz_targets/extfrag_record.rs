@@ -31,7 +31,7 @@ fuzz_target!(|data: &[u8]| {
             zoneinfo_read: std::time::Instant::now(),
         };
         let columns = Columns { timestamp: true };
-        let mut printer = Printer::new(columns, None, decoder, None, out);
+        let mut printer = Printer::new(columns, decoder, None, out);
         printer.record(data).expect("writing to memory cannot fail");
         check_output(printer.into_output(), "extfrag");
     }

@@ -31,7 +31,7 @@ fuzz_target!(|data: &[u8]| {
             gfp: Some(gfp.clone()),
             free: None,
         };
-        let mut printer = Printer::new(columns, Some("wl-".to_owned()), decoder, None, out);
+        let mut printer = Printer::new(columns, decoder, None, out);
         printer.record(data).expect("writing to memory cannot fail");
         check_output(printer.into_output(), "reclaim");
     }

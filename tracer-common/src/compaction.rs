@@ -31,6 +31,72 @@ pub const FLAG_SNAPSHOT: u8 = 1 << 0;
 pub const FLAG_ZONE_KNOWN: u8 = 1 << 1;
 /// `CompactEvent::flags`: `order` is known (until then it reads -1).
 pub const FLAG_ORDER_KNOWN: u8 = 1 << 2;
+/// `CompactEvent::flags`: the run's `compact_control` was read (its `direct_compaction`, and
+/// `proactive_compaction` where the kernel has one).
+pub const FLAG_CC_READ: u8 = 1 << 3;
+/// `CompactEvent::flags`: `cc->direct_compaction`.
+pub const FLAG_CC_DIRECT: u8 = 1 << 4;
+/// `CompactEvent::flags`: `cc->proactive_compaction`.
+pub const FLAG_CC_PROACTIVE: u8 = 1 << 5;
+/// `CompactEvent::flags`: the kernel's `compact_control` has `proactive_compaction` (5.9+).
+pub const FLAG_CC_HAS_PROACTIVE: u8 = 1 << 6;
+/// `CompactEvent::flags`: the run's task is a kcompactd thread (a kernel thread, without a
+/// `mm`, named `kcompactd<node>`).
+pub const FLAG_KCOMPACTD: u8 = 1 << 7;
+
+/// What ran a compaction (`CompactEvent::trigger`), decided by `trigger`.
+pub const TRIGGER_UNKNOWN: u8 = 0;
+/// An allocation that compacted in its own context.
+pub const TRIGGER_DIRECT: u8 = 1;
+/// kcompactd, woken by kswapd or an allocation for a given order.
+pub const TRIGGER_KCOMPACTD: u8 = 2;
+/// kcompactd's proactive compaction (`vm.compaction_proactiveness`).
+pub const TRIGGER_PROACTIVE: u8 = 3;
+/// A write to `/proc/sys/vm/compact_memory` or a node's `compact` file.
+pub const TRIGGER_MANUAL: u8 = 4;
+/// Names of the triggers, by value.
+pub const TRIGGER_NAMES: [&str; 5] = ["unknown", "direct", "kcompactd", "proactive", "manual"];
+
+/// What ran a compaction, from what its begin saw (`flags`) and its order.
+///
+/// Where the run's `compact_control` was read (5.18+ tracepoints, or the probe rungs): its own
+/// `direct_compaction` says direct; otherwise a whole-node run (order -1) is proactive or
+/// manual by `proactive_compaction`, and a run for an order is kcompactd's (the only other
+/// caller of `compact_zone()`). Where it was not (before 5.18 on tracepoints, classic
+/// tracepoints everywhere): the task decides, since kcompactd runs only its own and proactive
+/// compaction, and direct and manual compaction run in the task that asked: kcompactd with
+/// order -1 is proactive, with an order kcompactd; any other task with order -1 is manual
+/// (the writer of `compact_memory`), with an order direct.
+#[inline(always)]
+pub fn trigger(flags: u8, order: i32) -> u8 {
+    let whole_node = order == -1;
+    if flags & FLAG_CC_READ != 0 {
+        if flags & FLAG_CC_DIRECT != 0 {
+            return TRIGGER_DIRECT;
+        }
+        if !whole_node {
+            return TRIGGER_KCOMPACTD;
+        }
+        if flags & FLAG_CC_HAS_PROACTIVE != 0 {
+            return if flags & FLAG_CC_PROACTIVE != 0 {
+                TRIGGER_PROACTIVE
+            } else {
+                TRIGGER_MANUAL
+            };
+        }
+    } else if flags & FLAG_ORDER_KNOWN == 0 {
+        return TRIGGER_UNKNOWN;
+    }
+    match (flags & FLAG_KCOMPACTD != 0, whole_node) {
+        (true, true) => TRIGGER_PROACTIVE,
+        (true, false) => TRIGGER_KCOMPACTD,
+        (false, true) => TRIGGER_MANUAL,
+        (false, false) => TRIGGER_DIRECT,
+    }
+}
+
+/// The name kcompactd threads have (`kcompactd<node>`).
+pub const KCOMPACTD_PREFIX: &[u8] = b"kcompactd";
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -52,7 +118,9 @@ pub struct CompactEvent {
     pub sync: u8,
     /// `FLAG_*` bits.
     pub flags: u8,
-    pub _pad: [u8; 2],
+    /// `TRIGGER_*`, decided by `trigger` at the run's end.
+    pub trigger: u8,
+    pub _pad: u8,
     pub kstack_id: i32,
     pub _pad2: u32,
     /// First PFN of the zone, from the tracepoint: how user space finds the zone where the
@@ -63,8 +131,38 @@ pub struct CompactEvent {
 }
 crate::pin_layout!(CompactEvent, 256, {
     ts_begin_ns @ 0, ts_end_ns @ 8, tgid @ 16, tid @ 20, uid @ 24, node @ 28, zone_idx @ 32,
-    order @ 36, status @ 40, sync @ 44, flags @ 45, _pad @ 46, kstack_id @ 48, _pad2 @ 52,
+    order @ 36, status @ 40, sync @ 44, flags @ 45, trigger @ 46, _pad @ 47, kstack_id @ 48, _pad2 @ 52,
     zone_start_pfn @ 56, comm @ 64, zone @ 80,
 });
 
 user_pod!(ZoneSnapshot, CompactEvent);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn triggers_from_the_control_block() {
+        let cc = FLAG_CC_READ | FLAG_ORDER_KNOWN | FLAG_CC_HAS_PROACTIVE;
+        assert_eq!(trigger(cc | FLAG_CC_DIRECT, 9), TRIGGER_DIRECT);
+        assert_eq!(trigger(cc, 9), TRIGGER_KCOMPACTD);
+        assert_eq!(trigger(cc, 0), TRIGGER_KCOMPACTD);
+        assert_eq!(trigger(cc | FLAG_CC_PROACTIVE, -1), TRIGGER_PROACTIVE);
+        assert_eq!(trigger(cc, -1), TRIGGER_MANUAL);
+        // A control block without proactive_compaction: the task decides whole-node runs.
+        let old = FLAG_CC_READ | FLAG_ORDER_KNOWN;
+        assert_eq!(trigger(old, -1), TRIGGER_MANUAL);
+        assert_eq!(trigger(old | FLAG_KCOMPACTD, -1), TRIGGER_PROACTIVE);
+    }
+
+    #[test]
+    fn triggers_from_the_task() {
+        let known = FLAG_ORDER_KNOWN;
+        assert_eq!(trigger(known, 9), TRIGGER_DIRECT);
+        assert_eq!(trigger(known, -1), TRIGGER_MANUAL);
+        assert_eq!(trigger(known | FLAG_KCOMPACTD, 2), TRIGGER_KCOMPACTD);
+        assert_eq!(trigger(known | FLAG_KCOMPACTD, -1), TRIGGER_PROACTIVE);
+        assert_eq!(trigger(0, -1), TRIGGER_UNKNOWN);
+        assert_eq!(trigger(FLAG_KCOMPACTD, 3), TRIGGER_UNKNOWN);
+    }
+}

@@ -25,6 +25,65 @@ crate::pin_layout!(Filter, 16, { flags @ 0, tgid @ 4, tid @ 8, uid @ 12 });
 pub const FILTER_TGID: u32 = 1 << 0;
 pub const FILTER_TID: u32 = 1 << 1;
 pub const FILTER_UID: u32 = 1 << 2;
+/// `Config::name` applies (`-n`).
+pub const FILTER_NAME: u32 = 1 << 3;
+
+/// `-n NAME`: tasks whose name (`comm`) contains NAME, matched in the kernel.
+///
+/// The name's bytes as a little-endian 128-bit number, and a mask of as many bytes: a task
+/// matches where, for some shift by whole bytes, `(comm >> shift) & mask == pattern`. A
+/// `comm` is NUL-padded after its at most 15 bytes and NAME has no NUL, so a window past the
+/// end of the name never matches. Two 64-bit halves each, for the BPF target's registers.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NameFilter {
+    pub pattern: [u64; 2],
+    pub mask: [u64; 2],
+}
+crate::pin_layout!(NameFilter, 32, { pattern @ 0, mask @ 16 });
+
+impl NameFilter {
+    /// The filter of a name of 1 to 15 bytes without NUL; `None` for any other.
+    pub fn new(name: &[u8]) -> Option<NameFilter> {
+        if name.is_empty() || name.len() >= crate::TASK_COMM_LEN || name.contains(&0) {
+            return None;
+        }
+        let mut pattern = [0u8; 16];
+        let mut mask = [0u8; 16];
+        pattern[..name.len()].copy_from_slice(name);
+        mask[..name.len()].fill(0xff);
+        let halves = |b: [u8; 16]| {
+            let v = u128::from_le_bytes(b);
+            [v as u64, (v >> 64) as u64]
+        };
+        Some(NameFilter {
+            pattern: halves(pattern),
+            mask: halves(mask),
+        })
+    }
+
+    /// Whether `comm` contains the name. Shifts of constant amounts only, on 64-bit halves:
+    /// the loop unrolls into straight code the verifier of every kernel takes.
+    #[inline(always)]
+    pub fn matches(&self, comm: &[u8; crate::TASK_COMM_LEN]) -> bool {
+        let mut lo = [0u8; 8];
+        let mut hi = [0u8; 8];
+        lo.copy_from_slice(&comm[..8]);
+        hi.copy_from_slice(&comm[8..]);
+        let (mut lo, mut hi) = (u64::from_le_bytes(lo), u64::from_le_bytes(hi));
+        let [plo, phi] = self.pattern;
+        let [mlo, mhi] = self.mask;
+        for _ in 0..crate::TASK_COMM_LEN {
+            if lo & mlo == plo && hi & mhi == phi {
+                return true;
+            }
+            // The window moves one byte along the name.
+            lo = lo >> 8 | hi << 56;
+            hi >>= 8;
+        }
+        false
+    }
+}
 
 /// Byte offsets into `struct zone` and `struct pglist_data`.
 #[repr(C)]
@@ -78,8 +137,21 @@ pub struct CompactControlLayout {
     pub zone: u32,
     /// `cc->order`.
     pub order: u32,
+    /// `cc->direct_compaction` (a `bool`).
+    pub direct: u32,
+    /// `cc->proactive_compaction` (a `bool`, 5.9+), or `ABSENT`.
+    pub proactive: u32,
 }
-crate::pin_layout!(CompactControlLayout, 8, { zone @ 0, order @ 4 });
+crate::pin_layout!(CompactControlLayout, 16, { zone @ 0, order @ 4, direct @ 8, proactive @ 12 });
+
+impl CompactControlLayout {
+    pub const UNKNOWN: CompactControlLayout = CompactControlLayout {
+        zone: ABSENT,
+        order: ABSENT,
+        direct: ABSENT,
+        proactive: ABSENT,
+    };
+}
 
 /// Everything the programs are told at load time.
 #[repr(C)]
@@ -91,17 +163,22 @@ pub struct Config {
     /// Force a wake-up of user space once this many bytes are waiting in the ring buffer;
     /// below it, events are written without a wake-up and user space polls on a short timer.
     pub wakeup_bytes: u32,
-    pub _reserved: [u32; 2],
+    /// `task_struct->mm`, or `ABSENT`: compactsnoop tells kcompactd (no `mm`) from a process
+    /// that took its name.
+    pub task_mm: u32,
+    pub _reserved: u32,
     pub zone: ZoneLayout,
     pub cc: CompactControlLayout,
     /// Field offsets of the classic `kmem:mm_page_alloc_extfrag` record.
     pub extfrag: ExtfragRecordLayout,
     /// drsnoop: where the free pages are, read at reclaim begin.
     pub reclaim: FreePagesLayout,
+    /// `-n`, with `FILTER_NAME`.
+    pub name: NameFilter,
 }
-crate::pin_layout!(Config, 160, {
-    filter @ 0, features @ 16, wakeup_bytes @ 20, _reserved @ 24,
-    zone @ 32, cc @ 80, extfrag @ 88, reclaim @ 112,
+crate::pin_layout!(Config, 200, {
+    filter @ 0, features @ 16, wakeup_bytes @ 20, task_mm @ 24, _reserved @ 28,
+    zone @ 32, cc @ 80, extfrag @ 96, reclaim @ 120, name @ 168,
 });
 
 /// Capture the kernel stack of each event.
@@ -117,11 +194,8 @@ pub const FEATURE_SUMMARY: u32 = 1 << 3;
 pub const FEATURE_CC_FROM_PROBE: u32 = 1 << 4;
 /// `-H`: count latencies in the kernel's histogram maps instead of sending each event.
 pub const FEATURE_HISTOGRAM: u32 = 1 << 5;
-/// With `FEATURE_HISTOGRAM`: one histogram per process (`-P`).
+/// With `FEATURE_HISTOGRAM`: one histogram per process (`-P`), named in the key.
 pub const FEATURE_PER_PROCESS: u32 = 1 << 6;
-/// With `FEATURE_HISTOGRAM`: the process name is part of the key (`-n`, filtered in user
-/// space by summing the keys whose name matches).
-pub const FEATURE_KEY_COMM: u32 = 1 << 7;
 
 impl Config {
     pub const DEFAULT: Config = Config {
@@ -133,12 +207,10 @@ impl Config {
         },
         features: 0,
         wakeup_bytes: 0,
-        _reserved: [0; 2],
+        task_mm: ABSENT,
+        _reserved: 0,
         zone: ZoneLayout::UNKNOWN,
-        cc: CompactControlLayout {
-            zone: ABSENT,
-            order: ABSENT,
-        },
+        cc: CompactControlLayout::UNKNOWN,
         extfrag: ExtfragRecordLayout {
             pfn: ABSENT,
             alloc_order: ABSENT,
@@ -148,7 +220,48 @@ impl Config {
             change_ownership: ABSENT,
         },
         reclaim: FreePagesLayout::NONE,
+        name: NameFilter {
+            pattern: [0; 2],
+            mask: [0; 2],
+        },
     };
 }
 
-user_pod!(Filter, ZoneLayout, CompactControlLayout, Config);
+user_pod!(Filter, NameFilter, ZoneLayout, CompactControlLayout, Config);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn comm(s: &str) -> [u8; 16] {
+        let mut c = [0u8; 16];
+        c[..s.len()].copy_from_slice(s.as_bytes());
+        c
+    }
+
+    #[test]
+    fn names_match_anywhere_in_comm() {
+        let f = NameFilter::new(b"mond").unwrap();
+        for (task, hit) in [
+            ("mond", true),
+            ("xmond", true),
+            ("mondx", true),
+            ("a-very-longmond", true),
+            ("a-very-longmon", false),
+            ("mon", false),
+            ("", false),
+            ("dnom", false),
+        ] {
+            assert_eq!(f.matches(&comm(task)), hit, "{task}");
+        }
+        let full = NameFilter::new(b"0123456789abcde").unwrap();
+        assert!(full.matches(&comm("0123456789abcde")));
+        assert!(!full.matches(&comm("0123456789abcdf")));
+        let one = NameFilter::new(b"e").unwrap();
+        assert!(one.matches(&comm("0123456789abcde")));
+        assert!(!one.matches(&comm("0123456789abcd")));
+        assert!(NameFilter::new(b"").is_none());
+        assert!(NameFilter::new(b"0123456789abcdef").is_none());
+        assert!(NameFilter::new(b"a\0b").is_none());
+    }
+}

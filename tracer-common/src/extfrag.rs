@@ -29,10 +29,8 @@ crate::pin_layout!(ExtfragEvent, 72, {
     kstack_id @ 48, _pad2 @ 52, comm @ 56,
 });
 
-/// Key of the in-kernel counts of the summary mode (`names::EXTFRAG_COUNTS`).
-///
-/// The task name is part of the key so that `-n NAME` can select counts in user space, which
-/// adds the counts of all keys that differ only in `comm`.
+/// Key of the in-kernel counts of the summary mode (`names::EXTFRAG_COUNTS`). `-n` filters in
+/// the kernel, so the task is not part of it.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ExtfragKey {
@@ -41,12 +39,11 @@ pub struct ExtfragKey {
     pub alloc_order: i32,
     pub fallback_order: i32,
     pub change_ownership: u8,
-    pub _pad: [u8; 7],
-    pub comm: [u8; TASK_COMM_LEN],
+    pub _pad: [u8; 3],
 }
-crate::pin_layout!(ExtfragKey, 40, {
+crate::pin_layout!(ExtfragKey, 20, {
     alloc_migratetype @ 0, fallback_migratetype @ 4, alloc_order @ 8, fallback_order @ 12,
-    change_ownership @ 16, _pad @ 17, comm @ 24,
+    change_ownership @ 16, _pad @ 17,
 });
 
 /// Offsets of the fields of the classic tracepoint record, read from its tracefs `format` file.

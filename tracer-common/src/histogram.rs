@@ -88,7 +88,31 @@ pub struct ReclaimKey {
 }
 crate::pin_layout!(ReclaimKey, 24, { tgid @ 0, kind @ 4, _pad @ 5, comm @ 8 });
 
-user_pod!(Histogram, ReclaimKey);
+/// The key of compactsnoop's histograms: the zone, what ran the compaction, how it ended and,
+/// with `-P`, the process. User space sums the statuses of a group into its histogram and
+/// shows them as counts under it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CompactionKey {
+    /// The process with `-P`, else 0.
+    pub tgid: u32,
+    /// NUMA node, -1 where unknown.
+    pub node: i32,
+    /// Index into the kernel's `enum zone_type`, -1 where unknown.
+    pub zone_idx: i32,
+    /// The kernel's `enum compact_result` at the run's end.
+    pub status: i32,
+    /// `compaction::TRIGGER_*`.
+    pub trigger: u8,
+    pub _pad: [u8; 3],
+    /// The process name with `-P`, else zeros.
+    pub comm: [u8; TASK_COMM_LEN],
+}
+crate::pin_layout!(CompactionKey, 36, {
+    tgid @ 0, node @ 4, zone_idx @ 8, status @ 12, trigger @ 16, _pad @ 17, comm @ 20,
+});
+
+user_pod!(Histogram, ReclaimKey, CompactionKey);
 
 #[cfg(test)]
 mod tests {

@@ -38,15 +38,18 @@ pub mod names {
     pub const COMPACT_CC: &str = "COMPACT_CC";
     /// drsnoop -H: latency histograms by `histogram::ReclaimKey`.
     pub const RECLAIM_HISTOGRAMS: &str = "RECLAIM_HISTOGRAMS";
+    /// compactsnoop -H: latency histograms by `histogram::CompactionKey`.
+    pub const COMPACT_HISTOGRAMS: &str = "COMPACT_HISTOGRAMS";
     /// Maps that cost kernel memory and creation time in proportion to their size: the loader
     /// shrinks those a run does not use.
-    pub const SIZABLE: [&str; 6] = [
+    pub const SIZABLE: [&str; 7] = [
         STACKS,
         COMPACT_BEGIN,
         COMPACT_CC,
         RECLAIM_BEGIN,
         EXTFRAG_COUNTS,
         RECLAIM_HISTOGRAMS,
+        COMPACT_HISTOGRAMS,
     ];
 }
 

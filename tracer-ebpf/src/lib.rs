@@ -16,7 +16,7 @@ use aya_ebpf::{
 };
 use tracer_common::{
     NO_STACK, TASK_COMM_LEN,
-    config::{ABSENT, Config, FEATURE_KSTACK, FILTER_TGID, FILTER_TID, FILTER_UID},
+    config::{ABSENT, Config, FEATURE_KSTACK, FILTER_NAME, FILTER_TGID, FILTER_TID, FILTER_UID},
     record::RecordField,
     stats::{Counter, NR_COUNTERS},
 };
@@ -143,6 +143,25 @@ impl Task {
             || (f.flags & FILTER_TID != 0 && f.tid != self.tid)
             || (f.flags & FILTER_UID != 0 && f.uid != self.uid))
     }
+}
+
+/// Whether `-n` lets a task of this name through (`tracer_common::config::NameFilter`).
+#[inline(always)]
+pub fn name_wanted(comm: &[u8; TASK_COMM_LEN]) -> bool {
+    let f: tracer_common::config::Filter = config_field!(filter);
+    if f.flags & FILTER_NAME == 0 {
+        return true;
+    }
+    let name: tracer_common::config::NameFilter = config_field!(name);
+    name.matches(comm)
+}
+
+/// Whether `-n` is set: a program that does not otherwise read the task's name reads it only
+/// then.
+#[inline(always)]
+pub fn name_filtered() -> bool {
+    let f: tracer_common::config::Filter = config_field!(filter);
+    f.flags & FILTER_NAME != 0
 }
 
 #[inline(always)]

@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use tracer_common::config::{Config, FEATURE_KSTACK, FILTER_TGID, FILTER_TID, FILTER_UID, Filter};
+use tracer_common::config::{
+    Config, FEATURE_KSTACK, FILTER_NAME, FILTER_TGID, FILTER_TID, FILTER_UID, Filter, NameFilter,
+};
 
 use crate::{hooks::Hooks, transport::Transport};
 
@@ -61,6 +63,9 @@ impl CommonOpts {
             f.flags |= FILTER_UID;
             f.uid = uid;
         }
+        if self.name.is_some() {
+            f.flags |= FILTER_NAME;
+        }
         f
     }
 
@@ -68,15 +73,14 @@ impl CommonOpts {
     pub fn base_config(&self) -> Config {
         let mut cfg = Config::DEFAULT;
         cfg.filter = self.filter();
+        if let Some(name) = &self.name {
+            // `parse_name` took only names a filter exists for.
+            cfg.name = NameFilter::new(name.as_bytes()).unwrap_or_default();
+        }
         if self.kernel_stack {
             cfg.features |= FEATURE_KSTACK;
         }
         cfg
-    }
-
-    /// Whether `-n` lets a task of this name through.
-    pub fn name_matches(&self, comm: &str) -> bool {
-        self.name.as_deref().is_none_or(|n| comm.contains(n))
     }
 }
 

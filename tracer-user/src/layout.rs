@@ -193,10 +193,25 @@ pub fn zone_layout(btf: &Btf) -> Result<ZoneLayout> {
 pub fn compact_control_layout(btf: &Btf) -> Result<CompactControlLayout> {
     let (_, zone) = btf.struct_member("compact_control", "zone")?;
     let (_, order) = btf.struct_member("compact_control", "order")?;
+    // What ran the compaction (`tracer_common::compaction::trigger`): fields a kernel may lack.
+    let optional = |name: &str| match btf.struct_member("compact_control", name) {
+        Ok((_, off)) => offset32(off),
+        Err(_) => Ok(ABSENT),
+    };
     Ok(CompactControlLayout {
         zone: offset32(zone)?,
         order: offset32(order)?,
+        direct: optional("direct_compaction")?,
+        proactive: optional("proactive_compaction")?,
     })
+}
+
+/// `task_struct->mm`, where the kernel's BTF has it: kernel threads have none.
+pub fn task_mm(btf: &Btf) -> u32 {
+    btf.struct_member("task_struct", "mm")
+        .ok()
+        .and_then(|(_, off)| offset32(off).ok())
+        .unwrap_or(ABSENT)
 }
 
 /// The argument lists of `mm_compaction_begin`/`_end`.

@@ -125,6 +125,11 @@ impl<W: Write> Output<W> {
         self.out.flush()
     }
 
+    /// The tool's name, for its diagnostics.
+    pub fn tool(&self) -> &'static str {
+        self.tool
+    }
+
     /// The wall clock of JSON output.
     pub fn clock(&self) -> Option<&WallClock> {
         match &self.style {

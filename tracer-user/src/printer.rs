@@ -1,5 +1,5 @@
 //! The event loop's sink for per-event output, shared by every event kind: each record
-//! decoded (the kind's `event`), filtered by name (`-n`), and written as a row (the kind's
+//! decoded (the kind's `event`) and written as a row (the kind's
 //! `columns`) or a JSON line, with its kernel stack under `-K`. Generic over the writer, so
 //! tests, the benchmark and the fuzz targets drive exactly what the tools run.
 
@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::{
     decode,
     event_loop::{Ending, Sink},
-    output::{Output, comm_str},
+    output::Output,
     stacks::Stacks,
 };
 
@@ -28,9 +28,6 @@ pub trait EventKind {
         Self: 'a;
     /// JSON's `event`.
     const EVENT: &'static str;
-    /// Whether TIME(s) counts from the first record received, before `-n` filters it (bcc's
-    /// drsnoop), rather than from the first shown.
-    const FIRST_BEFORE_FILTER: bool = false;
 
     fn comm(raw: &Self::Raw) -> &[u8];
     fn kstack_id(raw: &Self::Raw) -> i32;
@@ -55,7 +52,6 @@ pub trait EventKind {
 /// Per-event output of one event kind.
 pub struct Printer<K: EventKind, W: Write = io::Stdout> {
     pub columns: K::Columns,
-    pub name: Option<String>,
     pub decoder: K::Decoder,
     /// The time TIME(s) counts from.
     first_ts: Option<u64>,
@@ -66,14 +62,12 @@ pub struct Printer<K: EventKind, W: Write = io::Stdout> {
 impl<K: EventKind, W: Write> Printer<K, W> {
     pub fn new(
         columns: K::Columns,
-        name: Option<String>,
         decoder: K::Decoder,
         stacks: Option<Stacks>,
         out: Output<W>,
     ) -> Self {
         Printer {
             columns,
-            name,
             decoder,
             first_ts: None,
             stacks,
@@ -97,18 +91,6 @@ impl<K: EventKind, W: Write> Sink for Printer<K, W> {
         let Some(raw) = decode::from_bytes::<K::Raw>(data) else {
             return Ok(());
         };
-        if K::FIRST_BEFORE_FILTER {
-            self.first_ts.get_or_insert(K::time_ns(&raw));
-        }
-        if let Some(name) = &self.name
-            && !comm_str(K::comm(&raw)).contains(name.as_str())
-        {
-            // Its stack is not shown: free its slot in the map.
-            if let Some(stacks) = self.stacks.as_mut() {
-                stacks.frames(K::kstack_id(&raw));
-            }
-            return Ok(());
-        }
         let first = *self.first_ts.get_or_insert(K::time_ns(&raw));
         let time_s = K::time_s(&raw, first);
         let columns = self.columns;

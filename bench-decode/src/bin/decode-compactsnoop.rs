@@ -141,7 +141,7 @@ fn main() -> anyhow::Result<()> {
         };
         let out = Output::new(io::stdout(), "compactsnoop", style);
         let printer = RefCell::new(compaction::printer::Printer::new(
-            columns, None, decoder, None, out,
+            columns, decoder, None, out,
         ));
         measure(
             name,
@@ -169,9 +169,7 @@ fn main() -> anyhow::Result<()> {
         };
         let columns = extfrag::columns::Columns { timestamp: false };
         let out = Output::new(io::stdout(), "compactsnoop", style);
-        let printer = RefCell::new(extfrag::printer::Printer::new(
-            columns, None, decoder, None, out,
-        ));
+        let printer = RefCell::new(extfrag::printer::Printer::new(columns, decoder, None, out));
         measure(
             name,
             events,

@@ -72,7 +72,7 @@ fn main() -> anyhow::Result<()> {
             free: columns.verbose.then(FreeMemory::default),
         };
         let out = Output::new(io::stdout(), "drsnoop", style);
-        let printer = RefCell::new(Printer::new(columns, None, decoder, None, out));
+        let printer = RefCell::new(Printer::new(columns, decoder, None, out));
         measure(
             name,
             events,

@@ -14,23 +14,33 @@
 use aya_ebpf::{
     EbpfContext, Global,
     cty::c_void,
-    helpers::{bpf_get_current_pid_tgid, bpf_probe_read_kernel, generated},
+    helpers::{bpf_get_current_pid_tgid, bpf_get_current_task, bpf_probe_read_kernel, generated},
     macros::{btf_tracepoint, fentry, kprobe, map, raw_tracepoint, tracepoint},
-    maps::{LruHashMap, PerCpuArray},
+    maps::{LruHashMap, PerCpuArray, PerCpuHashMap},
     programs::{
         BtfTracePointContext, FEntryContext, ProbeContext, RawTracePointContext, TracePointContext,
         tracing::StackIdContext,
     },
 };
 use tracer_common::{
+    TASK_COMM_LEN,
     compaction::{
-        CompactEvent, FLAG_ORDER_KNOWN, FLAG_SNAPSHOT, FLAG_ZONE_KNOWN, MAX_ORDERS, ZoneSnapshot,
+        CompactEvent, FLAG_CC_DIRECT, FLAG_CC_HAS_PROACTIVE, FLAG_CC_PROACTIVE, FLAG_CC_READ,
+        FLAG_KCOMPACTD, FLAG_ORDER_KNOWN, FLAG_SNAPSHOT, FLAG_ZONE_KNOWN, KCOMPACTD_PREFIX,
+        MAX_ORDERS, ZoneSnapshot, trigger,
     },
-    config::{ABSENT, Config, FEATURE_CC_FROM_PROBE, FEATURE_ZONE_SNAPSHOT, ZoneLayout},
+    config::{
+        ABSENT, Config, FEATURE_CC_FROM_PROBE, FEATURE_HISTOGRAM, FEATURE_PER_PROCESS,
+        FEATURE_ZONE_SNAPSHOT, ZoneLayout,
+    },
+    histogram::{CompactionKey, Histogram},
     record::{CompactBeginRecord, CompactEndRecord, CompactFinishedRecord, RecordField},
     stats::Counter,
 };
-use tracer_ebpf::{Args, Record, Task, comm, config, count, kernel_stack, now_ns, read_at};
+use tracer_ebpf::{
+    Args, Record, Task, comm, config, count, kernel_stack, name_filtered, name_wanted, now_ns,
+    read_at,
+};
 
 /// Runs in progress, by thread id. LRU: entries of threads that died mid-run age out.
 #[map]
@@ -45,6 +55,12 @@ static COMPACT_SCRATCH: PerCpuArray<CompactEvent> = PerCpuArray::with_max_entrie
 /// the run's begin tracepoint takes it (kprobe and fentry hooks only).
 #[map]
 static COMPACT_CC: LruHashMap<u32, u64> = LruHashMap::with_max_entries(4096, 0);
+
+/// `-H`: latency histograms by zone, trigger and status (and process with `-P`). User space
+/// sizes it at load: a few groups, or `MAX_GROUPS` with `-P`.
+#[map]
+static COMPACT_HISTOGRAMS: PerCpuHashMap<CompactionKey, Histogram> =
+    PerCpuHashMap::with_max_entries(1, 0);
 
 /// Record layouts of the classic tracepoints (`tracer_common::record`).
 #[unsafe(no_mangle)]
@@ -168,7 +184,7 @@ pub fn compact_zone_fentry(ctx: FEntryContext) -> i32 {
 fn remember_control(cc: u64) -> i32 {
     let cfg = config();
     let task = Task::current();
-    if cc == 0 || !task.wanted(&cfg) {
+    if cc == 0 || !task.wanted(&cfg) || (name_filtered() && !name_wanted(&comm())) {
         return 0;
     }
     if COMPACT_CC.insert(&task.tid, &cc, 0).is_err() {
@@ -184,7 +200,8 @@ fn compact_begin<C: EbpfContext + StackIdContext, A: Args, const HAS_CC: bool>(
 ) -> i32 {
     let cfg = config();
     let task = Task::current();
-    if !task.wanted(&cfg) {
+    let comm = comm();
+    if !task.wanted(&cfg) || !name_wanted(&comm) {
         return 0;
     }
     let Some(ev) = COMPACT_SCRATCH.get_ptr_mut(0) else {
@@ -200,9 +217,12 @@ fn compact_begin<C: EbpfContext + StackIdContext, A: Args, const HAS_CC: bool>(
         node: -1,
         zone_idx: -1,
         order: -1,
-        comm: comm(),
+        comm,
         ..CompactEvent::default()
     };
+    if is_kcompactd(&ev.comm, &cfg) {
+        ev.flags |= FLAG_KCOMPACTD;
+    }
     // The run's control block: from the probe on compact_zone() when one is attached (also on
     // 5.18+, so that rung can be compared with the others on any kernel), else from the
     // tracepoint where it passes one.
@@ -247,7 +267,7 @@ fn compact_end<C: EbpfContext + StackIdContext, A: Args, const HAS_CC: bool>(
 ) -> i32 {
     let cfg = config();
     let task = Task::current();
-    if !task.wanted(&cfg) {
+    if !task.wanted(&cfg) || (name_filtered() && !name_wanted(&comm())) {
         return 0;
     }
     let Some(ev) = COMPACT_BEGIN.get_ptr_mut(&task.tid) else {
@@ -263,9 +283,51 @@ fn compact_end<C: EbpfContext + StackIdContext, A: Args, const HAS_CC: bool>(
     } else {
         args.u64_arg(5)
     } as i32;
-    crate::transport::emit(ctx, ev);
+    ev.trigger = trigger(ev.flags, ev.order);
+    if cfg.features & FEATURE_HISTOGRAM != 0 {
+        let per_process = cfg.features & FEATURE_PER_PROCESS != 0;
+        let key = CompactionKey {
+            tgid: if per_process { ev.tgid } else { 0 },
+            node: ev.node,
+            zone_idx: ev.zone_idx,
+            status: ev.status,
+            trigger: ev.trigger,
+            _pad: [0; 3],
+            comm: if per_process {
+                ev.comm
+            } else {
+                [0; TASK_COMM_LEN]
+            },
+        };
+        tracer_ebpf::histogram_add(
+            &COMPACT_HISTOGRAMS,
+            &key,
+            ev.ts_end_ns.saturating_sub(ev.ts_begin_ns),
+            0,
+        );
+    } else {
+        crate::transport::emit(ctx, ev);
+    }
     let _ = COMPACT_BEGIN.remove(&task.tid);
     0
+}
+
+/// Whether the current task is a kcompactd thread: its name, and no `mm` (a kernel thread)
+/// where the kernel's BTF told where `mm` is, so that a process naming itself so is not taken
+/// for one.
+#[inline(always)]
+fn is_kcompactd(comm: &[u8; TASK_COMM_LEN], cfg: &Config) -> bool {
+    for (i, &b) in KCOMPACTD_PREFIX.iter().enumerate() {
+        if comm[i] != b {
+            return false;
+        }
+    }
+    if cfg.task_mm == ABSENT {
+        return true;
+    }
+    // SAFETY: a helper without arguments.
+    let task = unsafe { bpf_get_current_task() };
+    read_at::<u64>(task, cfg.task_mm) == Some(0)
 }
 
 /// The current thread's run, if it is traced and its order is still unknown.
@@ -302,6 +364,18 @@ fn from_control(cc: u64, cfg: &Config, ev: &mut CompactEvent) {
     if let Some(order) = read_at::<i32>(cc, cfg.cc.order) {
         ev.order = order;
         ev.flags |= FLAG_ORDER_KNOWN;
+    }
+    if let Some(direct) = read_at::<u8>(cc, cfg.cc.direct) {
+        ev.flags |= FLAG_CC_READ;
+        if direct != 0 {
+            ev.flags |= FLAG_CC_DIRECT;
+        }
+        if let Some(proactive) = read_at::<u8>(cc, cfg.cc.proactive) {
+            ev.flags |= FLAG_CC_HAS_PROACTIVE;
+            if proactive != 0 {
+                ev.flags |= FLAG_CC_PROACTIVE;
+            }
+        }
     }
     if let Some(zone) = read_at::<u64>(cc, cfg.cc.zone) {
         from_zone(zone, cfg, ev);

@@ -14,7 +14,7 @@ use tracer_common::{
     extfrag::{ExtfragEvent, ExtfragKey},
     stats::Counter,
 };
-use tracer_ebpf::{Task, comm, config, count, kernel_stack, now_ns};
+use tracer_ebpf::{Task, comm, config, count, kernel_stack, name_wanted, now_ns};
 
 /// Counts by kind of fallback and task name, for the summary mode. Cumulative: user space never
 /// deletes entries (a delete would race with increments) and subtracts snapshots instead. A key
@@ -26,7 +26,8 @@ static EXTFRAG_COUNTS: PerCpuHashMap<ExtfragKey, u64> = PerCpuHashMap::with_max_
 pub fn extfrag_tp(ctx: TracePointContext) -> i32 {
     let cfg = config();
     let task = Task::current();
-    if !task.wanted(&cfg) {
+    let comm = comm();
+    if !task.wanted(&cfg) || !name_wanted(&comm) {
         return 0;
     }
     let l = cfg.extfrag;
@@ -50,8 +51,7 @@ pub fn extfrag_tp(ctx: TracePointContext) -> i32 {
             alloc_order,
             fallback_order,
             change_ownership,
-            _pad: [0; 7],
-            comm: comm(),
+            _pad: [0; 3],
         };
         match EXTFRAG_COUNTS.get_ptr_mut(&key) {
             // SAFETY: this CPU's slot, written with preemption off.
@@ -85,7 +85,7 @@ pub fn extfrag_tp(ctx: TracePointContext) -> i32 {
         fallback_migratetype,
         change_ownership,
         kstack_id: kernel_stack(&ctx, &cfg),
-        comm: comm(),
+        comm,
         ..ExtfragEvent::default()
     };
     crate::transport::emit(&ctx, &ev);

@@ -16,7 +16,7 @@ use aya_ebpf::{
 use tracer_common::{
     NO_STACK, TASK_COMM_LEN,
     config::{
-        ABSENT, Config, FEATURE_HISTOGRAM, FEATURE_KEY_COMM, FEATURE_KSTACK, FEATURE_PER_PROCESS,
+        ABSENT, Config, FEATURE_HISTOGRAM, FEATURE_KSTACK, FEATURE_PER_PROCESS, FILTER_NAME,
         FILTER_TGID, FILTER_TID, FILTER_UID, Filter,
     },
     histogram::{Histogram, MAX_GROUPS, ReclaimKey},
@@ -152,13 +152,14 @@ fn key(tid: u32, kind: u8) -> u64 {
 }
 
 /// Whether the configured filter lets this thread through: `Task::wanted`, reading only the
-/// filter, and the user id only when the filter names one.
+/// filter, the user id only when the filter names one, and the name only with `-n`.
 #[inline(always)]
 fn wanted(tgid: u32, tid: u32, uid: impl FnOnce() -> u32) -> bool {
     let f: Filter = tracer_ebpf::config_field!(filter);
     !((f.flags & FILTER_TGID != 0 && f.tgid != tgid)
         || (f.flags & FILTER_TID != 0 && f.tid != tid)
-        || (f.flags & FILTER_UID != 0 && f.uid != uid()))
+        || (f.flags & FILTER_UID != 0 && f.uid != uid())
+        || (f.flags & FILTER_NAME != 0 && !tracer_ebpf::name_wanted(&comm())))
 }
 
 /// `(int order, gfp_t gfp_flags)`.
@@ -228,7 +229,7 @@ fn reclaim_end<C: EbpfContext + StackIdContext, A: Args>(ctx: &C, args: &A, kind
             },
             kind,
             _pad: [0; 3],
-            comm: if features & (FEATURE_PER_PROCESS | FEATURE_KEY_COMM) != 0 {
+            comm: if features & FEATURE_PER_PROCESS != 0 {
                 comm()
             } else {
                 [0; TASK_COMM_LEN]

@@ -81,6 +81,7 @@ mod tests {
             order: 9,
             mode: "ASYNC",
             status: Cow::Borrowed("complete"),
+            trigger: "direct",
             zone_state: None,
             kstack_id: -1,
         }

@@ -4,7 +4,9 @@
 use std::borrow::Cow;
 
 use serde::Serialize;
-use tracer_common::compaction::{CompactEvent, FLAG_SNAPSHOT, FLAG_ZONE_KNOWN, ZoneSnapshot};
+use tracer_common::compaction::{
+    CompactEvent, FLAG_SNAPSHOT, FLAG_ZONE_KNOWN, TRIGGER_NAMES, ZoneSnapshot,
+};
 
 use crate::{
     json,
@@ -35,6 +37,8 @@ pub struct CompactionRun<'a> {
     pub mode: &'static str,
     /// The kernel's `enum compact_result`, named as its tracepoints name it.
     pub status: Cow<'a, str>,
+    /// What ran it: `direct`, `kcompactd`, `proactive`, `manual` (`trigger_name`).
+    pub trigger: &'static str,
     /// `-e`: the zone when the run began, where the kernel lets us read it.
     #[serde(flatten)]
     pub zone_state: Option<ZoneState>,
@@ -92,10 +96,19 @@ impl Decoder {
             order: raw.order,
             mode: if raw.sync != 0 { "SYNC" } else { "ASYNC" },
             status: self.names.results.name(i64::from(raw.status)),
+            trigger: trigger_name(raw.trigger),
             zone_state: (raw.flags & FLAG_SNAPSHOT != 0).then(|| zone_state(raw.order, &raw.zone)),
             kstack_id: raw.kstack_id,
         }
     }
+}
+
+/// The name of a `tracer_common::compaction::TRIGGER_*` value.
+pub fn trigger_name(trigger: u8) -> &'static str {
+    TRIGGER_NAMES
+        .get(usize::from(trigger))
+        .copied()
+        .unwrap_or(TRIGGER_NAMES[0])
 }
 
 fn zone_state(order: i32, z: &ZoneSnapshot) -> ZoneState {

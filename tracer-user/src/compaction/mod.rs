@@ -4,10 +4,12 @@
 //! emit the record of `tracer_common::compaction`; `setup` chooses the hooks and reads the
 //! kernel's layout into the programs' configuration; `event` decodes each record into a
 //! `CompactionRun` with every value named; `columns` writes it as bcc's row, `json` (serde
-//! over the same struct) as a JSON line. Tested in `tests/tests/compaction.rs`.
+//! over the same struct) as a JSON line. With `-H`, `histograms` reads the latencies the
+//! programs counted instead. Tested in `tests/tests/compaction.rs`.
 
 pub mod columns;
 pub mod event;
+pub mod histograms;
 pub mod printer;
 mod setup;
 

@@ -1,9 +1,14 @@
 //! Compaction runs, set up: which hooks and where each run's zone and order come from on this
 //! kernel (BTF, tracefs), the programs' configuration, then the run itself.
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
+use aya::maps::PerCpuHashMap;
 use tracer_common::{
-    config::{FEATURE_CC_FROM_PROBE, FEATURE_ZONE_SNAPSHOT},
+    compaction::TRIGGER_NAMES,
+    config::{
+        FEATURE_CC_FROM_PROBE, FEATURE_HISTOGRAM, FEATURE_PER_PROCESS, FEATURE_ZONE_SNAPSHOT,
+    },
+    histogram::{CompactionKey, Histogram, MAX_GROUPS},
     names,
     programs::{self, Rungs},
     record,
@@ -12,12 +17,14 @@ use tracer_common::{
 use super::{
     columns::Columns,
     event::{Decoder, Names},
+    histograms::ByZone,
     printer::Printer,
 };
 use crate::{
     btf::Btf,
     cli::CommonOpts,
     clock::elapsed_ms,
+    histogram::{HistogramSettings, Histograms},
     hooks::{self, Classic, EventKind, Hook, ProgramKind, ZoneSource},
     layout::{self, CompactionArgs, EnumNames},
     output::Output,
@@ -33,6 +40,8 @@ pub struct Settings {
     pub common: CommonOpts,
     /// `-e`: the zone's fragmentation index, watermarks and free pages at each run's begin.
     pub extended: bool,
+    /// `-H`: latency histograms counted in the kernel instead of a row per run.
+    pub histogram: Option<HistogramSettings>,
 }
 
 /// The classic records' fields, in the order of the pre-5.18 raw arguments.
@@ -110,6 +119,7 @@ pub async fn run(opts: &Settings) -> Result<()> {
     let names = match &btf {
         Some(btf) => {
             config.zone = layout::zone_layout(btf)?;
+            config.task_mm = layout::task_mm(btf);
             if !classic {
                 config.cc = layout::compact_control_layout(btf)?;
             }
@@ -162,17 +172,41 @@ pub async fn run(opts: &Settings) -> Result<()> {
         );
     }
     log::debug!("kernel layout read in {:.1} ms", elapsed_ms(t0));
+    if let Some(h) = &opts.histogram {
+        config.features |= FEATURE_HISTOGRAM;
+        if h.per_process {
+            config.features |= FEATURE_PER_PROCESS;
+        }
+    }
+    // -H: a histogram per node, zone, trigger and status, or with -P per process too.
+    let histogram_groups = match &opts.histogram {
+        Some(h) if h.per_process => MAX_GROUPS,
+        Some(_) => {
+            let nodes = zoneinfo.iter().map(|z| z.node).max().unwrap_or(0) + 1;
+            let groups = nodes.max(1) as usize
+                * names.zones.iter().count().max(1)
+                * TRIGGER_NAMES.len()
+                * names.results.iter().count().max(1);
+            u32::try_from(groups).unwrap_or(MAX_GROUPS).min(MAX_GROUPS)
+        }
+        None => 1,
+    };
 
     let mut session = Session::load(
         &Options {
             tool: "compactsnoop",
-            maps: &[names::COMPACT_BEGIN, names::COMPACT_CC, names::STACKS],
+            maps: &[
+                names::COMPACT_BEGIN,
+                names::COMPACT_CC,
+                names::STACKS,
+                names::COMPACT_HISTOGRAMS,
+            ],
             config,
             transport: opts.common.transport,
             kind: plan.kind,
             debug: opts.common.debug,
             ring_bytes: 256 * 1024,
-            map_sizes: Vec::new(),
+            map_sizes: vec![(names::COMPACT_HISTOGRAMS, histogram_groups)],
         },
         btf.as_ref(),
         hooks,
@@ -190,6 +224,26 @@ pub async fn run(opts: &Settings) -> Result<()> {
         _ => {}
     }
     log::debug!("attached at {:.1} ms", elapsed_ms(t0));
+    if let Some(h) = opts.histogram {
+        let map = session.take_map(names::COMPACT_HISTOGRAMS)?;
+        let map = PerCpuHashMap::<_, CompactionKey, Histogram>::try_from(map).context(
+            "COMPACT_HISTOGRAMS is not a per-CPU hash map of the expected key and value",
+        )?;
+        let mut sink = Histograms::new(
+            map,
+            ByZone {
+                names,
+                per_process: h.per_process,
+            },
+            h.unit,
+            h.every,
+            Output::stdout("compactsnoop", opts.common.json),
+        );
+        session
+            .trace(&mut sink, opts.common.duration, h.every, opts.common.debug)
+            .await?;
+        return Ok(());
+    }
     let stacks = if opts.common.kernel_stack {
         Some(session.stacks()?)
     } else {
@@ -201,7 +255,6 @@ pub async fn run(opts: &Settings) -> Result<()> {
             timestamp: opts.common.timestamp,
             extended: opts.extended,
         },
-        opts.common.name.clone(),
         Decoder { names, zoneinfo },
         stacks,
         Output::stdout("compactsnoop", opts.common.json),

@@ -106,7 +106,6 @@ pub async fn run(opts: &Settings) -> Result<()> {
         let start = Instant::now();
         let mut sink = summary::Summary {
             map,
-            name: opts.common.name.clone(),
             names,
             pageblock_order,
             start,
@@ -133,7 +132,6 @@ pub async fn run(opts: &Settings) -> Result<()> {
             Columns {
                 timestamp: opts.common.timestamp,
             },
-            opts.common.name.clone(),
             Decoder {
                 names,
                 pageblock_order,

@@ -34,7 +34,7 @@ use super::event::{Names, fragmenting, ownership};
 use crate::{
     clock::{ktime_ns, utc_rfc3339},
     event_loop::{Ending, Sink},
-    output::{Output, comm_str},
+    output::Output,
 };
 
 /// What a row counts: the kinds of fallback, over all tasks.
@@ -227,7 +227,6 @@ impl<'a> Table<'a> {
 /// The sink of the summary mode: no records arrive; the map is read at each interval.
 pub struct Summary {
     pub map: PerCpuHashMap<MapData, ExtfragKey, u64>,
-    pub name: Option<String>,
     pub names: Names,
     pub pageblock_order: u32,
     pub start: Instant,
@@ -244,11 +243,6 @@ impl Summary {
         let mut counts = Counts::new();
         for entry in self.map.iter() {
             let (key, per_cpu) = entry.context("reading the EXTFRAG_COUNTS map")?;
-            if let Some(name) = &self.name
-                && !comm_str(&key.comm).contains(name.as_str())
-            {
-                continue;
-            }
             let n: u64 = per_cpu.iter().sum();
             *counts.entry(FallbackKind::from(&key)).or_default() += n;
         }

@@ -15,4 +15,4 @@ pub mod histograms;
 pub mod printer;
 mod setup;
 
-pub use setup::{HistogramSettings, Settings, run};
+pub use setup::{Settings, run};

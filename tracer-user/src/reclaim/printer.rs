@@ -21,8 +21,6 @@ impl crate::printer::EventKind for Reclaims {
     type Columns = Columns;
     type Event<'a> = Reclaim<'a>;
     const EVENT: &'static str = "reclaim";
-    /// bcc's TIME(s): from the end of the first reclaim received, before `-n`.
-    const FIRST_BEFORE_FILTER: bool = true;
 
     fn comm(raw: &ReclaimEvent) -> &[u8] {
         &raw.comm

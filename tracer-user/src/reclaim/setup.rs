@@ -5,7 +5,7 @@ use anyhow::{Context as _, Result};
 use aya::maps::PerCpuHashMap;
 use log::debug;
 use tracer_common::{
-    config::{FEATURE_HISTOGRAM, FEATURE_KEY_COMM, FEATURE_PER_PROCESS},
+    config::{FEATURE_HISTOGRAM, FEATURE_PER_PROCESS},
     histogram::{Histogram, MAX_GROUPS, ReclaimKey},
     names,
     programs::{self, Rungs},
@@ -13,12 +13,12 @@ use tracer_common::{
 };
 
 use super::{
-    columns::Columns, event::Decoder, free, gfp::GfpNames, histograms::Histograms, printer::Printer,
+    columns::Columns, event::Decoder, free, gfp::GfpNames, histograms::ByKind, printer::Printer,
 };
 use crate::{
     btf::Btf,
     cli::CommonOpts,
-    clock::ktime_ns,
+    histogram::{HistogramSettings, Histograms},
     hooks::{self, Classic, EventKind, Hook, Hooks},
     layout,
     output::Output,
@@ -40,16 +40,6 @@ pub struct Settings {
     pub memcg: bool,
     /// `-H`: latency histograms counted in the kernel instead of a row per reclaim.
     pub histogram: Option<HistogramSettings>,
-}
-
-/// `-H`'s settings.
-#[derive(Clone, Copy, Debug)]
-pub struct HistogramSettings {
-    /// `-P`: one histogram per process.
-    pub per_process: bool,
-    /// `-s SECONDS`: also every interval.
-    pub every: Option<std::time::Duration>,
-    pub unit: crate::histogram::Unit,
 }
 
 impl Settings {
@@ -164,9 +154,6 @@ pub async fn run(opts: &Settings) -> Result<()> {
         if h.per_process {
             config.features |= FEATURE_PER_PROCESS;
         }
-        if opts.common.name.is_some() {
-            config.features |= FEATURE_KEY_COMM;
-        }
     }
     let plan = hooks::plan(
         EventKind::Reclaim,
@@ -192,11 +179,11 @@ pub async fn run(opts: &Settings) -> Result<()> {
             kind: plan.kind,
             debug: opts.common.debug,
             ring_bytes: 256 * 1024,
-            // -H: a histogram per kind (three), or with -P or -n per process and name too.
+            // -H: a histogram per kind (three), or with -P per process and name too.
             map_sizes: vec![(
                 names::RECLAIM_HISTOGRAMS,
                 match &opts.histogram {
-                    Some(h) if h.per_process || opts.common.name.is_some() => MAX_GROUPS,
+                    Some(h) if h.per_process => MAX_GROUPS,
                     _ => 8,
                 },
             )],
@@ -219,16 +206,15 @@ pub async fn run(opts: &Settings) -> Result<()> {
         let map = PerCpuHashMap::<_, ReclaimKey, Histogram>::try_from(map).context(
             "RECLAIM_HISTOGRAMS is not a per-CPU hash map of the expected key and value",
         )?;
-        let mut sink = Histograms {
+        let mut sink = Histograms::new(
             map,
-            name: opts.common.name.clone(),
-            per_process: h.per_process,
-            unit: h.unit,
-            every: h.every,
-            previous: Default::default(),
-            last_ns: ktime_ns(),
-            out: Output::stdout("drsnoop", opts.common.json),
-        };
+            ByKind {
+                per_process: h.per_process,
+            },
+            h.unit,
+            h.every,
+            Output::stdout("drsnoop", opts.common.json),
+        );
         session
             .trace(&mut sink, opts.common.duration, h.every, opts.common.debug)
             .await?;
@@ -242,7 +228,6 @@ pub async fn run(opts: &Settings) -> Result<()> {
 
     let mut printer = Printer::new(
         opts.columns(),
-        opts.common.name.clone(),
         Decoder {
             gfp: gfp_names,
             free: opts.verbose.then(free::FreeMemory::default),

@@ -6,10 +6,24 @@
 //! Slot `i` counts latencies in (2^(i-1), 2^i] ns (`tracer_common::histogram`), so the bounds a
 //! row shows are those powers of two of nanoseconds in the chosen unit.
 
+mod sink;
+
 use std::io::{self, Write};
+
+pub use sink::{Grouping, Histograms, Totals};
 
 use serde::Serialize;
 use tracer_common::histogram::{Histogram, SLOTS};
+
+/// `-H`'s settings, both tools.
+#[derive(Clone, Copy, Debug)]
+pub struct HistogramSettings {
+    /// `-P`: one histogram per process.
+    pub per_process: bool,
+    /// `-s SECONDS`: also every interval.
+    pub every: Option<std::time::Duration>,
+    pub unit: Unit,
+}
 
 /// The unit the rows show.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
