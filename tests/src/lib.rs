@@ -8,11 +8,13 @@
 //! - `child`: a child process with its output read line by line, each line timestamped;
 //!   `tool` runs our tools with it as a user's script would;
 //! - `cleanup`: what a run changed, undone however it ends;
+//! - `histogram`: the tools' `-H -j` lines, checked against tracefs latencies;
 //! - `lock_workloads` / `serial`: one memory workload at a time on the machine.
 
 pub mod bpf;
 pub mod child;
 pub mod cleanup;
+pub mod histogram;
 pub mod sys;
 pub mod tool;
 pub mod tracefs;

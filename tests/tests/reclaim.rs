@@ -12,7 +12,7 @@ use std::{
 };
 
 use tests::{
-    kernel_available, ktime_now_ns, serial,
+    histogram, kernel_available, ktime_now_ns, serial,
     tool::{self, field},
     tracefs::{self, Record, Recorder, wait_quiet},
     workload::{Squeeze, ThpGuard, Workload, mem_free_kb},
@@ -414,12 +414,6 @@ impl Drop for FileGuard {
     }
 }
 
-/// The slot of a latency in the tools' histograms: the least `i` with `ns <= 2^i` (computed
-/// here independently of tracer-common).
-fn slot_of(ns: u64) -> i64 {
-    (0..64).find(|&i| ns <= 1u64 << i).unwrap_or(63)
-}
-
 #[test]
 fn histograms_count_every_reclaim_in_its_bucket_per_process_and_per_interval() {
     if !kernel_available() {
@@ -463,31 +457,9 @@ fn histograms_count_every_reclaim_in_its_bucket_per_process_and_per_interval() {
     // now, after the workload, since under TCG it varies over a run.
     let tolerance_ns = 1_000_000 + tests::largest_stall(Duration::from_millis(3000)).as_nanos();
 
-    let json = |f: &tool::Finished| -> Vec<serde_json::Value> {
-        std::iter::once(&f.header)
-            .chain(&f.rows)
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-            .filter(|v: &serde_json::Value| v["event"] == "reclaim_histogram")
-            .collect()
-    };
-    // Slots of a histogram line, one entry per reclaim, in order.
-    let slots = |h: &serde_json::Value| -> Vec<i64> {
-        let mut out = Vec::new();
-        for b in h["buckets"].as_array().expect("buckets") {
-            let le = b["le_ns"].as_u64().expect("le_ns");
-            for _ in 0..b["count"].as_u64().expect("count") {
-                out.push(slot_of(le));
-            }
-        }
-        out
-    };
-
     // -P: one histogram per process, each holding exactly that process's reclaims, each in a
-    // bucket its tracefs latency allows: the tool's and tracefs's probes on the same two
-    // tracepoints may disagree by one CPU stall (milliseconds under TCG, as the row test
-    // allows), so a reclaim of latency L may land in any slot from slot(L - tol) to
-    // slot(L + tol). Both sides sorted by latency, the k-th of each must agree so.
-    let lines = json(&per_process);
+    // bucket its tracefs latency allows.
+    let lines = histogram::lines(&per_process, "reclaim_histogram");
     let tgids: BTreeSet<u32> = kernel
         .iter()
         .map(|(b, _)| b.tgid.unwrap_or(b.pid))
@@ -501,32 +473,12 @@ fn histograms_count_every_reclaim_in_its_bucket_per_process_and_per_interval() {
     let tol = u64::try_from(tolerance_ns).unwrap_or(u64::MAX);
     for h in direct {
         let tgid = h["pid"].as_u64().expect("pid") as u32;
-        let mut theirs: Vec<u64> = kernel
+        let theirs: Vec<u64> = kernel
             .iter()
             .filter(|(b, _)| b.tgid.unwrap_or(b.pid) == tgid)
             .map(|(b, e)| e.ts_ns - b.ts_ns)
             .collect();
-        theirs.sort();
-        let ours = slots(h);
-        assert_eq!(ours.len(), theirs.len(), "reclaims of {tgid}: {h}");
-        assert_eq!(h["count"].as_u64(), Some(ours.len() as u64), "{h}");
-        for (o, ns) in ours.iter().zip(&theirs) {
-            let (lo, hi) = (
-                slot_of(ns.saturating_sub(tol)),
-                slot_of(ns.saturating_add(tol)),
-            );
-            assert!(
-                (lo..=hi).contains(o),
-                "pid {tgid}: slot {o} for a reclaim of {ns} ns by tracefs (slots {lo}..={hi} \
-                 within {tol} ns): {h}"
-            );
-        }
-        let sum: u64 = theirs.iter().sum();
-        let diff = h["sum_ns"].as_u64().expect("sum_ns").abs_diff(sum);
-        assert!(
-            u128::from(diff) < tolerance_ns * theirs.len() as u128,
-            "sum {h} vs tracefs {sum}"
-        );
+        histogram::check_latencies(h, &theirs, tol, &format!("pid {tgid}"));
         if tgid == pid {
             assert!(
                 h["comm"].as_str().is_some_and(|c| c.starts_with("wl-huge")),
@@ -536,10 +488,10 @@ fn histograms_count_every_reclaim_in_its_bucket_per_process_and_per_interval() {
     }
 
     // -s 1: the intervals' counts add up to every direct reclaim of the run.
-    let total: u64 = json(&intervals)
+    let total: u64 = histogram::lines(&intervals, "reclaim_histogram")
         .iter()
         .filter(|h| h["kind"] == "direct")
-        .map(|h| h["count"].as_u64().expect("count"))
+        .map(histogram::count)
         .sum();
     assert_eq!(total as usize, kernel.len(), "intervals vs tracefs");
 
