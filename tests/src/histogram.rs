@@ -46,7 +46,11 @@ pub fn check_latencies(h: &Value, theirs: &[u64], tol_ns: u64, what: &str) {
     let mut theirs = theirs.to_vec();
     theirs.sort_unstable();
     let ours = slots(h);
-    assert_eq!(ours.len(), theirs.len(), "{what}: events in the buckets: {h}");
+    assert_eq!(
+        ours.len(),
+        theirs.len(),
+        "{what}: events in the buckets: {h}"
+    );
     assert_eq!(count(h), ours.len() as u64, "{what}: count: {h}");
     for (o, ns) in ours.iter().zip(&theirs) {
         let (lo, hi) = (

@@ -3,13 +3,15 @@
 use std::{collections::BTreeSet, time::Duration};
 
 use tests::{
-    bpf, kernel_available, ktime_now_ns, serial,
+    bpf, histogram, kernel_available, ktime_now_ns, serial,
     tool::{self, Finished, column, columns, field},
     tracefs::{self, Record, Recorder, wait_quiet},
-    workload::{Squeeze, Workload},
+    workload::{Squeeze, ThpGuard, Workload},
 };
 
 const WORKLOAD: &str = env!("CARGO_BIN_EXE_mm-workload");
+/// The unprivileged user the `-u` workloads run as.
+const USER: u32 = 1000;
 const EVENTS: [&str; 2] = [
     "compaction/mm_compaction_begin",
     "compaction/mm_compaction_end",
@@ -320,7 +322,10 @@ fn check_extended(h: &str, row: &str, zones: &[tracer_zone::Zone], exact: bool) 
         // A boost comes with memory pressure and decays after it: the run's and now's differ.
         let base = z.wmarks.map(|x| x.saturating_sub(z.boost));
         let boost = w[0].checked_sub(base[0]).unwrap_or_else(|| {
-            panic!("MIN below zoneinfo's unboosted {base:?} (boost {}): {row}", z.boost)
+            panic!(
+                "MIN below zoneinfo's unboosted {base:?} (boost {}): {row}",
+                z.boost
+            )
         });
         assert_eq!(
             w,
@@ -446,4 +451,299 @@ fn hook_rungs_and_transports_agree() {
         assert!(f.status.success(), "{args:?}: {}", f.stderr);
         assert_eq!(mine(f), reference, "compactsnoop {args:?}");
     }
+}
+
+/// What ran a compaction, as the test tells it from tracefs alone: the writer of
+/// `compact_memory` (manual), a kcompactd thread (kcompactd or proactive: which of the two
+/// needs the run's order, which begin and end do not record), any other task (direct).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Ran {
+    Direct,
+    Manual,
+    Kcompactd,
+}
+
+impl Ran {
+    fn of_trigger(trigger: &str) -> Ran {
+        match trigger {
+            "direct" => Ran::Direct,
+            "manual" => Ran::Manual,
+            "kcompactd" | "proactive" => Ran::Kcompactd,
+            other => panic!("trigger `{other}`"),
+        }
+    }
+}
+
+/// The process ids of the kcompactd threads, from /proc.
+fn kcompactd_pids() -> BTreeSet<u32> {
+    std::fs::read_dir("/proc")
+        .expect("reading /proc")
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let comm = std::fs::read_to_string(e.path().join("comm")).ok()?;
+            comm.starts_with("kcompactd").then_some(pid)
+        })
+        .collect()
+}
+
+/// One compaction run as tracefs recorded it.
+struct Run {
+    tgid: u32,
+    zone: String,
+    ran: Ran,
+    status: String,
+    begin_ns: u64,
+    end_ns: u64,
+}
+
+#[test]
+fn histograms_count_every_run_by_zone_trigger_and_status_per_process_and_interval() {
+    if !kernel_available() {
+        return;
+    }
+    let _serial = serial();
+    let squeeze = Squeeze::prepare();
+    let _thp = ThpGuard::direct_for_madvised();
+    // Gated, so that -p and -u can name them before they run.
+    let writer = Workload {
+        binary: WORKLOAD,
+        name: "wl-compact",
+        uid: None,
+    }
+    .spawn_gated(&["wait", "compact"]);
+    let mut user = Workload {
+        binary: WORKLOAD,
+        name: "wl-user",
+        uid: Some(USER),
+    }
+    .spawn_gated(&["wait", "thp", "512"]);
+    let (writer_pid, user_pid) = (writer.pid(), user.pid());
+    let kcompactd = kcompactd_pids();
+    assert!(!kcompactd.is_empty(), "no kcompactd thread in /proc");
+
+    let rec = Recorder::start(&EVENTS);
+    rec.record_tgid();
+    let start_ns = ktime_now_ns();
+    let (writer_arg, uid_arg) = (writer_pid.to_string(), USER.to_string());
+    let whole = tool::start("compactsnoop", &["-H", "-j"]);
+    let intervals = tool::start("compactsnoop", &["-H", "-j", "-s", "1"]);
+    let per_process = tool::start("compactsnoop", &["-H", "-P", "-j"]);
+    let by_pid = tool::start("compactsnoop", &["-H", "-j", "-p", &writer_arg]);
+    let by_uid = tool::start("compactsnoop", &["-H", "-j", "-u", &uid_arg]);
+    let by_name = tool::start("compactsnoop", &["-H", "-j", "-n", "wl-hu"]);
+    let table = tool::start("compactsnoop", &["-H", "--msecs"]);
+    let ready_ns = ktime_now_ns();
+    let huge = Workload {
+        binary: WORKLOAD,
+        name: "wl-huge",
+        uid: None,
+    };
+    let huge_pid = squeeze.while_held(WORKLOAD, || {
+        user.open();
+        let pid = huge.run(&["thp", "512"]);
+        user.finish();
+        pid
+    });
+    writer.finish();
+    wait_quiet();
+    let stop_ns = ktime_now_ns();
+    let stop = Duration::from_secs(10);
+    let tools = [
+        ("-H", whole.interrupt(stop)),
+        ("-H -s 1", intervals.interrupt(stop)),
+        ("-H -P", per_process.interrupt(stop)),
+        ("-H -p", by_pid.interrupt(stop)),
+        ("-H -u", by_uid.interrupt(stop)),
+        ("-H -n", by_name.interrupt(stop)),
+        ("-H --msecs", table.interrupt(stop)),
+    ];
+    // Stopped after the tools: tracefs holds everything they could have seen.
+    let records = rec.stop();
+    drop(squeeze);
+    for (what, f) in &tools {
+        assert!(f.status.success(), "{what}: {}", f.stderr);
+        assert!(!f.reported_losses(), "{what}: {}", f.stderr);
+    }
+    assert!(!rec.overran(), "the tracefs buffer overran");
+    let [
+        whole,
+        intervals,
+        per_process,
+        by_pid,
+        by_uid,
+        by_name,
+        table,
+    ] = tools.map(|(_, f)| f);
+
+    let zones = tracer_zone::read();
+    let runs: Vec<Run> = tracefs::pairs(&records, EVENTS_BEGIN, EVENTS_END)
+        .into_iter()
+        .map(|(b, e)| {
+            let tgid = b.tgid.unwrap_or(b.pid);
+            Run {
+                tgid,
+                zone: zone_of(&zones, b.num("zone_start")),
+                ran: if tgid == writer_pid {
+                    Ran::Manual
+                } else if kcompactd.contains(&b.pid) {
+                    Ran::Kcompactd
+                } else {
+                    Ran::Direct
+                },
+                status: e.field("status").to_owned(),
+                begin_ns: b.ts_ns,
+                end_ns: e.ts_ns,
+            }
+        })
+        .collect();
+    let of = |tgid: u32| runs.iter().filter(move |r| r.tgid == tgid);
+    for (pid, name) in [(huge_pid, "wl-huge"), (user_pid, "wl-user")] {
+        assert!(
+            of(pid).count() > 0,
+            "{name} did no direct compaction: a failed workload"
+        );
+    }
+    assert!(
+        of(writer_pid).count() > 0,
+        "the writer of compact_memory compacted nothing: a failed workload"
+    );
+    let tol = 1_000_000
+        + u64::try_from(tests::largest_stall(Duration::from_millis(3000)).as_nanos())
+            .unwrap_or(u64::MAX);
+
+    // Without -P: one histogram per zone and trigger. Direct and manual runs all happened
+    // within the tools' time (the workloads ran between ready and stop): exactly tracefs's, in
+    // the buckets their latencies allow, with tracefs's statuses. kcompactd runs whenever the
+    // kernel wants it: at least its runs while every tool was attached, at most its runs after
+    // the first one started.
+    let statuses = |runs: &[&Run]| -> serde_json::Value {
+        let mut m = std::collections::BTreeMap::<&str, u64>::new();
+        for r in runs {
+            *m.entry(r.status.as_str()).or_default() += 1;
+        }
+        serde_json::to_value(m).expect("statuses")
+    };
+    let lines = histogram::lines(&whole, "compaction_histogram");
+    let mut seen = BTreeSet::new();
+    for h in &lines {
+        let zone = h["zone"].as_str().expect("zone").to_owned();
+        let ran = Ran::of_trigger(h["trigger"].as_str().expect("trigger"));
+        let group: Vec<&Run> = runs
+            .iter()
+            .filter(|r| r.zone == zone && r.ran == ran)
+            .collect();
+        let what = format!("{zone} {ran:?}");
+        if ran == Ran::Kcompactd {
+            let total: u64 = lines
+                .iter()
+                .filter(|l| {
+                    l["zone"] == zone.as_str()
+                        && Ran::of_trigger(l["trigger"].as_str().unwrap_or("?")) == ran
+                })
+                .map(histogram::count)
+                .sum();
+            let within = group
+                .iter()
+                .filter(|r| r.begin_ns >= ready_ns && r.end_ns <= stop_ns)
+                .count() as u64;
+            let after = group.iter().filter(|r| r.end_ns >= start_ns).count() as u64;
+            assert!(
+                (within..=after).contains(&total),
+                "{what}: {total} runs counted, tracefs has {within} to {after}: {h}"
+            );
+            continue;
+        }
+        seen.insert((zone.clone(), ran));
+        let group: Vec<&Run> = group
+            .into_iter()
+            .filter(|r| r.begin_ns >= ready_ns)
+            .collect();
+        let latencies: Vec<u64> = group.iter().map(|r| r.end_ns - r.begin_ns).collect();
+        histogram::check_latencies(h, &latencies, tol, &what);
+        assert_eq!(h["statuses"], statuses(&group), "{what}: statuses");
+        assert_eq!(
+            h["node"].as_u64(),
+            zones
+                .iter()
+                .find(|z| format!("ZONE_{}", z.name.to_uppercase()) == zone)
+                .map(|z| u64::from(z.node)),
+            "{what}: node"
+        );
+    }
+    // And no group of direct or manual runs is missing.
+    let expected: BTreeSet<(String, Ran)> = runs
+        .iter()
+        .filter(|r| r.ran != Ran::Kcompactd && r.begin_ns >= ready_ns)
+        .map(|r| (r.zone.clone(), r.ran))
+        .collect();
+    assert_eq!(seen, expected, "groups of direct and manual runs");
+
+    // -P: each workload's runs under its own pid and name, with the trigger the test expects.
+    let lines = histogram::lines(&per_process, "compaction_histogram");
+    for (pid, name, trigger) in [
+        (huge_pid, "wl-huge", "direct"),
+        (user_pid, "wl-user", "direct"),
+        (writer_pid, "wl-compact", "manual"),
+    ] {
+        let mine: Vec<&serde_json::Value> = lines
+            .iter()
+            .filter(|h| h["pid"].as_u64() == Some(u64::from(pid)))
+            .collect();
+        let zones_run: BTreeSet<&str> = of(pid).map(|r| r.zone.as_str()).collect();
+        assert_eq!(
+            mine.len(),
+            zones_run.len(),
+            "{name}: one histogram per zone: {mine:#?}"
+        );
+        for h in mine {
+            assert_eq!(h["comm"], name, "{h}");
+            assert_eq!(h["trigger"], trigger, "{name}: {h}");
+            let zone = h["zone"].as_str().expect("zone");
+            let group: Vec<&Run> = of(pid).filter(|r| r.zone == zone).collect();
+            let latencies: Vec<u64> = group.iter().map(|r| r.end_ns - r.begin_ns).collect();
+            histogram::check_latencies(h, &latencies, tol, &format!("{name} {zone}"));
+            assert_eq!(h["statuses"], statuses(&group), "{name} {zone}: statuses");
+        }
+    }
+
+    // -s 1: the intervals' counts add up to the run's, group by group (direct and manual).
+    let mut by_group = std::collections::BTreeMap::<(String, String), u64>::new();
+    for h in histogram::lines(&intervals, "compaction_histogram") {
+        assert!(
+            h["interval_start_ns"].as_u64() < h["ts_ns"].as_u64(),
+            "an interval ends after it starts: {h}"
+        );
+        let key = (h["zone"].to_string(), h["trigger"].to_string());
+        *by_group.entry(key).or_default() += histogram::count(&h);
+    }
+    for h in histogram::lines(&whole, "compaction_histogram") {
+        if Ran::of_trigger(h["trigger"].as_str().unwrap_or("?")) == Ran::Kcompactd {
+            continue;
+        }
+        let key = (h["zone"].to_string(), h["trigger"].to_string());
+        assert_eq!(
+            by_group.get(&key).copied().unwrap_or(0),
+            histogram::count(&h),
+            "intervals of {key:?}"
+        );
+    }
+
+    // -p, -u, -n: exactly the runs of that process, that user, that name.
+    for (f, pid, what) in [
+        (&by_pid, writer_pid, "-p wl-compact"),
+        (&by_uid, user_pid, "-u wl-user"),
+        (&by_name, huge_pid, "-n wl-hu"),
+    ] {
+        let lines = histogram::lines(f, "compaction_histogram");
+        let total: u64 = lines.iter().map(histogram::count).sum();
+        assert_eq!(total, of(pid).count() as u64, "{what}: {lines:#?}");
+    }
+
+    // Columns: bcc's layout in milliseconds, headed by zone and trigger, statuses under it.
+    let text = table.rows.join("\n");
+    assert!(text.contains("msecs"), "{text}");
+    assert!(text.contains("trigger = manual"), "{text}");
+    assert!(text.contains("trigger = direct"), "{text}");
+    assert!(text.contains("statuses: "), "{text}");
 }
