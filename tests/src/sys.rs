@@ -105,3 +105,66 @@ mod tests {
         assert_eq!(parse_meminfo(text, "SwapTotal"), None);
     }
 }
+
+/// Where the cgroup v2 hierarchy is mounted, from /proc/self/mountinfo (read here, not with
+/// the tools' code).
+pub fn cgroup2_root() -> Result<std::path::PathBuf> {
+    let info = read("/proc/self/mountinfo")?;
+    info.lines()
+        .find_map(|l| {
+            let (left, right) = l.split_once(" - ")?;
+            (right.split_whitespace().next()? == "cgroup2")
+                .then(|| left.split_whitespace().nth(4).map(std::path::PathBuf::from))?
+        })
+        .context("no cgroup2 file system is mounted")
+}
+
+/// A cgroup v2 directory the test creates (with its parents), removed on drop (with its
+/// children) once the processes the test moved into it have exited.
+pub struct Cgroup {
+    pub dir: std::path::PathBuf,
+    /// Its path below the hierarchy's root, as the tools show it: `/tracer-tests-1234/a`.
+    pub path: String,
+}
+
+impl Cgroup {
+    pub fn create(below_root: &str) -> Result<Cgroup> {
+        let root = cgroup2_root()?;
+        let dir = root.join(below_root.trim_start_matches('/'));
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        Ok(Cgroup {
+            path: format!("/{}", below_root.trim_start_matches('/')),
+            dir,
+        })
+    }
+}
+
+impl Drop for Cgroup {
+    fn drop(&mut self) {
+        // Children first; a cgroup whose last process is still exiting refuses for a moment.
+        for _ in 0..50 {
+            let mut dirs = vec![self.dir.clone()];
+            let mut i = 0;
+            while i < dirs.len() {
+                if let Ok(entries) = std::fs::read_dir(&dirs[i]) {
+                    dirs.extend(
+                        entries
+                            .flatten()
+                            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                            .map(|e| e.path()),
+                    );
+                }
+                i += 1;
+            }
+            let all_gone = dirs
+                .iter()
+                .rev()
+                .all(|d| std::fs::remove_dir(d).is_ok() || !d.exists());
+            if all_gone {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+}

@@ -12,7 +12,7 @@ use std::{
 use serde_json::Value;
 use tests::{
     assert_same_counts, kernel_available, ktime_now_ns, serial,
-    sys::{migrate_types, zone_spans},
+    sys::{Cgroup, migrate_types, zone_spans},
     tool::{self, Finished},
     tracefs::{self, Record, Recorder, wait_quiet},
     workload::{HugepagesGuard, Squeeze, Workload, require_memory},
@@ -574,4 +574,147 @@ fn a_full_disk_ends_rows_and_json_with_status_1_and_the_error() {
         assert!(written.len() > 100, "the header was written: {written:?}");
         std::fs::remove_file(&path).expect("emptying the tmpfs");
     }
+}
+
+/// `-c`: only the tasks of a cgroup and of the cgroups below it, in both tools; and JSON names
+/// every event's cgroup as the test created it.
+#[test]
+fn cgroup_filter_keeps_the_cgroup_s_tasks_and_json_names_their_cgroup() {
+    if !kernel_available() {
+        return;
+    }
+    let _serial = serial();
+    let top = format!("tracer-tests-{}", std::process::id());
+    let parent = Cgroup::create(&top).unwrap_or_else(|e| panic!("{e:#}"));
+    let child = Cgroup::create(&format!("{top}/child")).unwrap_or_else(|e| panic!("{e:#}"));
+    let squeeze = Squeeze::prepare();
+    let events = [
+        "compaction/mm_compaction_begin",
+        "compaction/mm_compaction_end",
+        "vmscan/mm_vmscan_direct_reclaim_begin",
+        "vmscan/mm_vmscan_direct_reclaim_end",
+    ];
+    let rec = Recorder::start(&events);
+    rec.record_tgid();
+    let compact_in = tool::start("compactsnoop", &["-j", "-c", &parent.path]);
+    let compact_all = tool::start("compactsnoop", &["-j"]);
+    let reclaim_in = tool::start("drsnoop", &["-j", "-c", &parent.dir.to_string_lossy()]);
+    let reclaim_all = tool::start("drsnoop", &["-j"]);
+    let ready_ns = ktime_now_ns();
+    let child_dir = child.dir.to_string_lossy().into_owned();
+    // In the child cgroup: a writer of compact_memory, and a direct reclaimer under the squeeze.
+    let inside = Workload {
+        binary: WORKLOAD,
+        name: "wl-inside",
+        uid: None,
+    };
+    let writer_in = inside.run(&["cgroup", &child_dir, "compact"]);
+    let outside = Workload {
+        binary: WORKLOAD,
+        name: "wl-outside",
+        uid: None,
+    };
+    let writer_out = outside.run(&["compact"]);
+    let _thp = tests::workload::ThpGuard::direct_for_madvised();
+    let reclaimer = squeeze.while_held(WORKLOAD, || {
+        inside.run(&["cgroup", &child_dir, "thp", "1024"])
+    });
+    wait_quiet();
+    let records = rec.stop();
+    let stop = Duration::from_secs(10);
+    let (compact_in, compact_all, reclaim_in, reclaim_all) = (
+        compact_in.interrupt(stop),
+        compact_all.interrupt(stop),
+        reclaim_in.interrupt(stop),
+        reclaim_all.interrupt(stop),
+    );
+    drop(squeeze);
+    assert!(!rec.overran(), "the tracefs buffer overran");
+    let streams: Vec<Stream> = [&compact_in, &compact_all, &reclaim_in, &reclaim_all]
+        .iter()
+        .map(|f| {
+            assert!(f.status.success(), "{}", f.stderr);
+            stream(f)
+        })
+        .collect();
+    let [compact_in, compact_all, reclaim_in, reclaim_all] = &streams[..] else {
+        unreachable!()
+    };
+
+    let tgid = |r: &Record| r.tgid.unwrap_or(r.pid);
+    let count = |begin: &str, end: &str, pid: u32| {
+        tracefs::pairs(&records, begin, end)
+            .into_iter()
+            .filter(|(b, _)| b.ts_ns >= ready_ns && tgid(b) == pid)
+            .count()
+    };
+    let compactions = |pid| count("mm_compaction_begin", "mm_compaction_end", pid);
+    let reclaims = |pid| {
+        count(
+            "mm_vmscan_direct_reclaim_begin",
+            "mm_vmscan_direct_reclaim_end",
+            pid,
+        )
+    };
+    assert!(
+        compactions(writer_in) > 0,
+        "the writer in the cgroup compacted nothing"
+    );
+    assert!(
+        compactions(writer_out) > 0,
+        "the writer outside compacted nothing"
+    );
+    assert!(
+        reclaims(reclaimer) > 0,
+        "the workload in the cgroup did no direct reclaim: a failed workload"
+    );
+
+    // -c: exactly the runs and reclaims of the cgroup's tasks (the parent names the child).
+    let pids = |s: &Stream| -> BTreeMap<i64, usize> {
+        let mut m = BTreeMap::new();
+        for e in &s.events {
+            *m.entry(int(e, "pid")).or_default() += 1;
+        }
+        m
+    };
+    let expected_compactions: BTreeMap<i64, usize> = [writer_in, reclaimer]
+        .into_iter()
+        .map(|p| (i64::from(p), compactions(p)))
+        .filter(|&(_, n)| n > 0)
+        .collect();
+    assert_eq!(pids(compact_in), expected_compactions, "compactsnoop -c");
+    assert_eq!(
+        pids(reclaim_in),
+        BTreeMap::from([(i64::from(reclaimer), reclaims(reclaimer))]),
+        "drsnoop -c"
+    );
+
+    // Without -c: every event carries its task's cgroup, by id and by path.
+    let child_id = std::fs::metadata(&child.dir)
+        .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+        .expect("the child cgroup's inode");
+    for (s, what) in [
+        (compact_all, "compactsnoop -j"),
+        (reclaim_all, "drsnoop -j"),
+    ] {
+        for e in &s.events {
+            let pid = int(e, "pid") as u32;
+            if pid == writer_in || pid == reclaimer {
+                assert_eq!(e["cgroup"], child.path.as_str(), "{what}: {e}");
+                assert_eq!(e["cgroup_id"].as_u64(), Some(child_id), "{what}: {e}");
+            } else {
+                assert!(e["cgroup_id"].is_u64(), "{what}: {e}");
+                assert_ne!(e["cgroup"], child.path.as_str(), "{what}: {e}");
+            }
+        }
+    }
+    assert!(
+        compact_all
+            .events
+            .iter()
+            .any(|e| int(e, "pid") == i64::from(writer_out)),
+        "compactsnoop -j misses the writer outside the cgroup"
+    );
+    drop(child);
+    drop(parent);
 }

@@ -128,11 +128,13 @@ pub struct CompactEvent {
     pub zone_start_pfn: u64,
     pub comm: [u8; TASK_COMM_LEN],
     pub zone: ZoneSnapshot,
+    /// The task's cgroup v2 id at the run's end.
+    pub cgroup_id: u64,
 }
-crate::pin_layout!(CompactEvent, 256, {
+crate::pin_layout!(CompactEvent, 264, {
     ts_begin_ns @ 0, ts_end_ns @ 8, tgid @ 16, tid @ 20, uid @ 24, node @ 28, zone_idx @ 32,
     order @ 36, status @ 40, sync @ 44, flags @ 45, trigger @ 46, _pad @ 47, kstack_id @ 48, _pad2 @ 52,
-    zone_start_pfn @ 56, comm @ 64, zone @ 80,
+    zone_start_pfn @ 56, comm @ 64, zone @ 80, cgroup_id @ 256,
 });
 
 user_pod!(ZoneSnapshot, CompactEvent);

@@ -27,6 +27,21 @@ pub const FILTER_TID: u32 = 1 << 1;
 pub const FILTER_UID: u32 = 1 << 2;
 /// `Config::name` applies (`-n`).
 pub const FILTER_NAME: u32 = 1 << 3;
+/// `Config::cgroup` applies (`-c`).
+pub const FILTER_CGROUP: u32 = 1 << 4;
+
+/// `-c PATH`: tasks in that cgroup v2 or below it, in the kernel: the current task's ancestor at
+/// the cgroup's level is the cgroup (`bpf_get_current_ancestor_cgroup_id`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CgroupFilter {
+    /// The cgroup's id (the inode number of its directory).
+    pub id: u64,
+    /// Its depth below the root (the root is level 0).
+    pub level: u32,
+    pub _pad: u32,
+}
+crate::pin_layout!(CgroupFilter, 16, { id @ 0, level @ 8, _pad @ 12 });
 
 /// `-n NAME`: tasks whose name (`comm`) contains NAME, matched in the kernel.
 ///
@@ -175,10 +190,12 @@ pub struct Config {
     pub reclaim: FreePagesLayout,
     /// `-n`, with `FILTER_NAME`.
     pub name: NameFilter,
+    /// `-c`, with `FILTER_CGROUP`.
+    pub cgroup: CgroupFilter,
 }
-crate::pin_layout!(Config, 200, {
+crate::pin_layout!(Config, 216, {
     filter @ 0, features @ 16, wakeup_bytes @ 20, task_mm @ 24, _reserved @ 28,
-    zone @ 32, cc @ 80, extfrag @ 96, reclaim @ 120, name @ 168,
+    zone @ 32, cc @ 80, extfrag @ 96, reclaim @ 120, name @ 168, cgroup @ 200,
 });
 
 /// Capture the kernel stack of each event.
@@ -192,6 +209,10 @@ pub const FEATURE_SUMMARY: u32 = 1 << 3;
 /// compactsnoop, pre-5.18 argument layout: the begin program takes the run's
 /// `compact_control` from what the kprobe or fentry program on `compact_zone()` left.
 pub const FEATURE_CC_FROM_PROBE: u32 = 1 << 4;
+/// The exporter: add each stall's latency to its task's cgroup in `names::CGROUP_STALLS`.
+pub const FEATURE_CGROUP_STALLS: u32 = 1 << 7;
+/// Records carry the task's cgroup id (JSON's `cgroup`).
+pub const FEATURE_CGROUP_ID: u32 = 1 << 8;
 /// `-H`: count latencies in the kernel's histogram maps instead of sending each event.
 pub const FEATURE_HISTOGRAM: u32 = 1 << 5;
 /// With `FEATURE_HISTOGRAM`: one histogram per process (`-P`), named in the key.
@@ -224,10 +245,22 @@ impl Config {
             pattern: [0; 2],
             mask: [0; 2],
         },
+        cgroup: CgroupFilter {
+            id: 0,
+            level: 0,
+            _pad: 0,
+        },
     };
 }
 
-user_pod!(Filter, NameFilter, ZoneLayout, CompactControlLayout, Config);
+user_pod!(
+    Filter,
+    NameFilter,
+    CgroupFilter,
+    ZoneLayout,
+    CompactControlLayout,
+    Config
+);
 
 #[cfg(test)]
 mod tests {

@@ -22,11 +22,13 @@ pub struct ExtfragEvent {
     pub kstack_id: i32,
     pub _pad2: u32,
     pub comm: [u8; TASK_COMM_LEN],
+    /// The allocating task's cgroup v2 id.
+    pub cgroup_id: u64,
 }
-crate::pin_layout!(ExtfragEvent, 72, {
+crate::pin_layout!(ExtfragEvent, 80, {
     ts_ns @ 0, pfn @ 8, tgid @ 16, tid @ 20, uid @ 24, alloc_order @ 28, fallback_order @ 32,
     alloc_migratetype @ 36, fallback_migratetype @ 40, change_ownership @ 44, _pad @ 45,
-    kstack_id @ 48, _pad2 @ 52, comm @ 56,
+    kstack_id @ 48, _pad2 @ 52, comm @ 56, cgroup_id @ 72,
 });
 
 /// Key of the in-kernel counts of the summary mode (`names::EXTFRAG_COUNTS`). `-n` filters in

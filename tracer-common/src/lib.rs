@@ -5,6 +5,7 @@
 //! on the user side, because a value the kernel writes may have no Rust variant.
 #![no_std]
 
+pub mod cgroup;
 pub mod compaction;
 pub mod config;
 pub mod extfrag;
@@ -40,9 +41,11 @@ pub mod names {
     pub const RECLAIM_HISTOGRAMS: &str = "RECLAIM_HISTOGRAMS";
     /// compactsnoop -H: latency histograms by `histogram::CompactionKey`.
     pub const COMPACT_HISTOGRAMS: &str = "COMPACT_HISTOGRAMS";
+    /// The exporter: stalls by cgroup and kind (`cgroup::CgroupKey`).
+    pub const CGROUP_STALLS: &str = "CGROUP_STALLS";
     /// Maps that cost kernel memory and creation time in proportion to their size: the loader
     /// shrinks those a run does not use.
-    pub const SIZABLE: [&str; 7] = [
+    pub const SIZABLE: [&str; 8] = [
         STACKS,
         COMPACT_BEGIN,
         COMPACT_CC,
@@ -50,6 +53,7 @@ pub mod names {
         EXTFRAG_COUNTS,
         RECLAIM_HISTOGRAMS,
         COMPACT_HISTOGRAMS,
+        CGROUP_STALLS,
     ];
 }
 

@@ -104,10 +104,13 @@ pub struct ReclaimEvent {
     pub kind: u8,
     pub _pad: [u8; 3],
     pub comm: [u8; TASK_COMM_LEN],
+    /// The task's cgroup v2 id at the reclaim's end.
+    pub cgroup_id: u64,
 }
-crate::pin_layout!(ReclaimEvent, 80, {
+crate::pin_layout!(ReclaimEvent, 88, {
     ts_begin_ns @ 0, ts_end_ns @ 8, tgid @ 16, tid @ 20, uid @ 24, order @ 28, gfp @ 32,
     nr_reclaimed @ 40, free_pages @ 48, kstack_id @ 56, kind @ 60, _pad @ 61, comm @ 64,
+    cgroup_id @ 80,
 });
 
 user_pod!(ReclaimEvent, FreePagesLayout);

@@ -16,7 +16,11 @@ use aya_ebpf::{
 };
 use tracer_common::{
     NO_STACK, TASK_COMM_LEN,
-    config::{ABSENT, Config, FEATURE_KSTACK, FILTER_NAME, FILTER_TGID, FILTER_TID, FILTER_UID},
+    cgroup::{CgroupKey, CgroupStall},
+    config::{
+        ABSENT, Config, FEATURE_CGROUP_ID, FEATURE_CGROUP_STALLS, FEATURE_KSTACK, FILTER_CGROUP,
+        FILTER_NAME, FILTER_TGID, FILTER_TID, FILTER_UID, Filter,
+    },
     record::RecordField,
     stats::{Counter, NR_COUNTERS},
 };
@@ -27,6 +31,12 @@ pub static CONFIG: Global<Config> = Global::new(Config::DEFAULT);
 
 #[map]
 pub static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(NR_COUNTERS, 0);
+
+/// The exporter: stalls by cgroup and kind. User space sizes it at load (`cgroup::MAX_CGROUPS`
+/// groups where it is used).
+#[map]
+pub static CGROUP_STALLS: aya_ebpf::maps::PerCpuHashMap<CgroupKey, CgroupStall> =
+    aya_ebpf::maps::PerCpuHashMap::with_max_entries(1, 0);
 
 /// Kernel stacks of events, by id; user space removes each entry once it has read it.
 #[map]
@@ -135,13 +145,75 @@ impl Task {
         }
     }
 
-    /// Whether the configured filter lets this task through.
+    /// Whether the configured filter lets this task through (all but `-n`, which needs the
+    /// name: `name_wanted`).
     #[inline(always)]
     pub fn wanted(&self, cfg: &Config) -> bool {
         let f = cfg.filter;
         !((f.flags & FILTER_TGID != 0 && f.tgid != self.tgid)
             || (f.flags & FILTER_TID != 0 && f.tid != self.tid)
-            || (f.flags & FILTER_UID != 0 && f.uid != self.uid))
+            || (f.flags & FILTER_UID != 0 && f.uid != self.uid)
+            || !cgroup_wanted(&f))
+    }
+}
+
+/// Whether `-c` lets the current task through: its ancestor at the cgroup's level is the
+/// cgroup. The helper is called only with `-c`, so kernels that do not offer it to tracing
+/// programs load everything else.
+#[inline(always)]
+pub fn cgroup_wanted(f: &Filter) -> bool {
+    if f.flags & FILTER_CGROUP == 0 {
+        return true;
+    }
+    let c: tracer_common::config::CgroupFilter = config_field!(cgroup);
+    // SAFETY: a helper taking a plain integer.
+    let id =
+        unsafe { aya_ebpf::helpers::generated::bpf_get_current_ancestor_cgroup_id(c.level as i32) };
+    id == c.id
+}
+
+/// The current task's cgroup v2 id when records carry it (`FEATURE_CGROUP_ID`), else 0.
+#[inline(always)]
+pub fn cgroup_id() -> u64 {
+    let features: u32 = config_field!(features);
+    if features & FEATURE_CGROUP_ID == 0 {
+        return 0;
+    }
+    // SAFETY: a helper without arguments.
+    unsafe { aya_ebpf::helpers::generated::bpf_get_current_cgroup_id() }
+}
+
+/// The exporter: adds a stall of `ns` to the current task's cgroup, when asked for
+/// (`FEATURE_CGROUP_STALLS`). A cgroup the map has no room for is counted
+/// (`Counter::HistogramFull`).
+#[inline(always)]
+pub fn cgroup_stall(what: u8, ns: u64) {
+    let features: u32 = config_field!(features);
+    if features & FEATURE_CGROUP_STALLS == 0 {
+        return;
+    }
+    let key = CgroupKey {
+        // SAFETY: a helper without arguments.
+        cgroup_id: unsafe { aya_ebpf::helpers::generated::bpf_get_current_cgroup_id() },
+        what,
+        _pad: [0; 7],
+    };
+    if let Some(s) = CGROUP_STALLS.get_ptr_mut(key) {
+        // SAFETY: this CPU's value, written only from this CPU with preemption off.
+        unsafe {
+            (*s).count += 1;
+            (*s).sum_ns += ns;
+        }
+        return;
+    }
+    // A new key starts here on this CPU and at zero on the others; if another CPU inserted it
+    // meanwhile, BPF_ANY sets only this CPU's value, which was still zero.
+    let first = CgroupStall {
+        count: 1,
+        sum_ns: ns,
+    };
+    if CGROUP_STALLS.insert(key, first, 0).is_err() {
+        count(Counter::HistogramFull);
     }
 }
 

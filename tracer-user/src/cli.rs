@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use tracer_common::config::{
-    Config, FEATURE_KSTACK, FILTER_NAME, FILTER_TGID, FILTER_TID, FILTER_UID, Filter, NameFilter,
+    CgroupFilter, Config, FEATURE_CGROUP_ID, FEATURE_KSTACK, FILTER_CGROUP, FILTER_NAME,
+    FILTER_TGID, FILTER_TID, FILTER_UID, Filter, NameFilter,
 };
 
 use crate::{hooks::Hooks, transport::Transport};
@@ -27,6 +28,10 @@ pub struct CommonOpts {
     /// Only show processes whose name contains NAME.
     #[arg(short, long, value_name = "NAME", value_parser = parse_name)]
     pub name: Option<String>,
+    /// Trace tasks in this cgroup v2 (or below it) only: a path in the hierarchy
+    /// (/sys/fs/cgroup/system.slice) or from its root (/system.slice).
+    #[arg(short, long, value_name = "PATH", value_parser = crate::cgroups::parse_target)]
+    pub cgroup: Option<crate::cgroups::Target>,
     /// Stop after this many seconds.
     #[arg(short, long, value_name = "SECONDS", value_parser = parse_duration)]
     pub duration: Option<Duration>,
@@ -66,6 +71,9 @@ impl CommonOpts {
         if self.name.is_some() {
             f.flags |= FILTER_NAME;
         }
+        if self.cgroup.is_some() {
+            f.flags |= FILTER_CGROUP;
+        }
         f
     }
 
@@ -76,6 +84,17 @@ impl CommonOpts {
         if let Some(name) = &self.name {
             // `parse_name` took only names a filter exists for.
             cfg.name = NameFilter::new(name.as_bytes()).unwrap_or_default();
+        }
+        if let Some(c) = &self.cgroup {
+            cfg.cgroup = CgroupFilter {
+                id: c.id,
+                level: c.level,
+                _pad: 0,
+            };
+        }
+        if self.json {
+            // JSON names each event's cgroup.
+            cfg.features |= FEATURE_CGROUP_ID;
         }
         if self.kernel_stack {
             cfg.features |= FEATURE_KSTACK;

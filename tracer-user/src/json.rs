@@ -13,8 +13,8 @@ use crate::{clock::WallClock, event_loop::Ending};
 /// Bumped when a field changes meaning or goes away (new fields do not bump it).
 pub const SCHEMA: u32 = 1;
 
-/// One event line: its type and wall-clock time, then the event's own fields, then (`-K`) its
-/// kernel stack.
+/// One event line: its type and wall-clock time, then the event's own fields, then its task's
+/// cgroup and (`-K`) its kernel stack.
 #[derive(Serialize)]
 struct Line<'a, E: Serialize> {
     event: &'static str,
@@ -22,7 +22,20 @@ struct Line<'a, E: Serialize> {
     #[serde(flatten)]
     body: &'a E,
     #[serde(skip_serializing_if = "Option::is_none")]
+    cgroup_id: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cgroup: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     stack: Option<&'a [String]>,
+}
+
+/// What an event line carries beside the event: its task's cgroup (id, and path where it was
+/// found) and its kernel stack.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Beside<'a> {
+    pub cgroup_id: Option<u64>,
+    pub cgroup: Option<&'a str>,
+    pub stack: Option<&'a [String]>,
 }
 
 /// Writes one event line for the event at kernel time `ts_ns`.
@@ -32,13 +45,15 @@ pub fn event<E: Serialize>(
     event: &'static str,
     ts_ns: u64,
     body: &E,
-    stack: Option<&[String]>,
+    beside: Beside<'_>,
 ) -> io::Result<()> {
     let line = Line {
         event,
         time: clock.rfc3339(ts_ns),
         body,
-        stack,
+        cgroup_id: beside.cgroup_id,
+        cgroup: beside.cgroup,
+        stack: beside.stack,
     };
     serde_json::to_writer(&mut *w, &line)?;
     w.write_all(b"\n")

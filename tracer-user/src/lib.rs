@@ -17,6 +17,7 @@
 //! (`stacks`), output (`output`, `json`), clocks, options and privileges.
 
 pub mod btf;
+pub mod cgroups;
 pub mod cli;
 pub mod clock;
 pub mod compaction;

@@ -86,6 +86,7 @@ impl<W: Write> Output<W> {
         body: &E,
         row: impl FnOnce(&mut BufWriter<W>) -> io::Result<()>,
         stack: Option<(&mut Stacks, i32)>,
+        cgroup: Option<(u64, Option<&str>)>,
     ) -> io::Result<()> {
         self.events += 1;
         match self.style {
@@ -98,7 +99,12 @@ impl<W: Write> Output<W> {
             }
             Style::Json(clock) => {
                 let frames = stack.map(|(stacks, id)| stacks.frames(id));
-                json::event(&mut self.out, &clock, event, ts_ns, body, frames)
+                let beside = json::Beside {
+                    cgroup_id: cgroup.map(|(id, _)| id),
+                    cgroup: cgroup.and_then(|(_, path)| path),
+                    stack: frames,
+                };
+                json::event(&mut self.out, &clock, event, ts_ns, body, beside)
             }
         }
     }
@@ -112,7 +118,14 @@ impl<W: Write> Output<W> {
     ) -> io::Result<()> {
         if let Style::Json(clock) = self.style {
             self.events += 1;
-            json::event(&mut self.out, &clock, event, ts_ns, body, None)?;
+            json::event(
+                &mut self.out,
+                &clock,
+                event,
+                ts_ns,
+                body,
+                json::Beside::default(),
+            )?;
         }
         Ok(())
     }

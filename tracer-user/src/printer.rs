@@ -30,6 +30,8 @@ pub trait EventKind {
     const EVENT: &'static str;
 
     fn comm(raw: &Self::Raw) -> &[u8];
+    /// The task's cgroup v2 id, where the record carries it (JSON), else 0.
+    fn cgroup_id(raw: &Self::Raw) -> u64;
     fn kstack_id(raw: &Self::Raw) -> i32;
     /// The kernel time of a record that TIME(s) counts from.
     fn time_ns(raw: &Self::Raw) -> u64;
@@ -56,6 +58,8 @@ pub struct Printer<K: EventKind, W: Write = io::Stdout> {
     /// The time TIME(s) counts from.
     first_ts: Option<u64>,
     stacks: Option<Stacks>,
+    /// Paths of the cgroup ids JSON lines carry.
+    cgroups: crate::cgroups::Resolver,
     out: Output<W>,
 }
 
@@ -71,6 +75,7 @@ impl<K: EventKind, W: Write> Printer<K, W> {
             decoder,
             first_ts: None,
             stacks,
+            cgroups: crate::cgroups::Resolver::new(),
             out,
         }
     }
@@ -95,6 +100,10 @@ impl<K: EventKind, W: Write> Sink for Printer<K, W> {
         let time_s = K::time_s(&raw, first);
         let columns = self.columns;
         let stack = self.stacks.as_mut().map(|s| (s, K::kstack_id(&raw)));
+        let id = K::cgroup_id(&raw);
+        let path = (id != 0 && self.out.is_json())
+            .then(|| self.cgroups.path(id))
+            .flatten();
         let event = K::decode(&mut self.decoder, &raw);
         self.out.event(
             K::EVENT,
@@ -102,6 +111,7 @@ impl<K: EventKind, W: Write> Sink for Printer<K, W> {
             &event,
             |w| K::row(&columns, w, &event, time_s),
             stack,
+            (id != 0).then_some((id, path.as_deref())),
         )
     }
 

@@ -11,6 +11,7 @@
 //! mm-workload [--name COMM] wait                block until stdin reaches end of file: the test
 //!                                               starts the process, learns its PID, starts the
 //!                                               tools, then closes the pipe to let it go on
+//! mm-workload [--name COMM] cgroup DIR          move into the cgroup v2 directory DIR
 //! mm-workload [--name COMM] fragment            make unmovable allocations fall back into
 //!                                               movable pageblocks (kmem:mm_page_alloc_extfrag);
 //!                                               sets nr_hugepages, which the caller restores
@@ -230,6 +231,14 @@ fn main() -> ExitCode {
         let mut number = || it.next().unwrap_or("0").to_owned();
         result = match cmd {
             "compact" => write_sysctl("/proc/sys/vm/compact_memory", "1"),
+            // Moves this process into a cgroup (a directory of the cgroup2 file system).
+            "cgroup" => {
+                let dir = it.next().unwrap_or("");
+                write_sysctl(
+                    &format!("{dir}/cgroup.procs"),
+                    &std::process::id().to_string(),
+                )
+            }
             "hugepages" => write_sysctl("/proc/sys/vm/nr_hugepages", &number()),
             "alloc" => {
                 alloc(number().parse().unwrap_or(0));

@@ -24,10 +24,11 @@ use aya_ebpf::{
 };
 use tracer_common::{
     TASK_COMM_LEN,
+    cgroup::STALL_COMPACTION,
     compaction::{
         CompactEvent, FLAG_CC_DIRECT, FLAG_CC_HAS_PROACTIVE, FLAG_CC_PROACTIVE, FLAG_CC_READ,
         FLAG_KCOMPACTD, FLAG_ORDER_KNOWN, FLAG_SNAPSHOT, FLAG_ZONE_KNOWN, KCOMPACTD_PREFIX,
-        MAX_ORDERS, ZoneSnapshot, trigger,
+        MAX_ORDERS, TRIGGER_DIRECT, ZoneSnapshot, trigger,
     },
     config::{
         ABSENT, Config, FEATURE_CC_FROM_PROBE, FEATURE_HISTOGRAM, FEATURE_PER_PROCESS,
@@ -284,6 +285,10 @@ fn compact_end<C: EbpfContext + StackIdContext, A: Args, const HAS_CC: bool>(
         args.u64_arg(5)
     } as i32;
     ev.trigger = trigger(ev.flags, ev.order);
+    let latency_ns = ev.ts_end_ns.saturating_sub(ev.ts_begin_ns);
+    if ev.trigger == TRIGGER_DIRECT {
+        tracer_ebpf::cgroup_stall(STALL_COMPACTION, latency_ns);
+    }
     if cfg.features & FEATURE_HISTOGRAM != 0 {
         let per_process = cfg.features & FEATURE_PER_PROCESS != 0;
         let key = CompactionKey {
@@ -299,13 +304,9 @@ fn compact_end<C: EbpfContext + StackIdContext, A: Args, const HAS_CC: bool>(
                 [0; TASK_COMM_LEN]
             },
         };
-        tracer_ebpf::histogram_add(
-            &COMPACT_HISTOGRAMS,
-            &key,
-            ev.ts_end_ns.saturating_sub(ev.ts_begin_ns),
-            0,
-        );
+        tracer_ebpf::histogram_add(&COMPACT_HISTOGRAMS, &key, latency_ns, 0);
     } else {
+        ev.cgroup_id = tracer_ebpf::cgroup_id();
         crate::transport::emit(ctx, ev);
     }
     let _ = COMPACT_BEGIN.remove(&task.tid);

@@ -86,6 +86,7 @@ pub fn extfrag_tp(ctx: TracePointContext) -> i32 {
         change_ownership,
         kstack_id: kernel_stack(&ctx, &cfg),
         comm,
+        cgroup_id: tracer_ebpf::cgroup_id(),
         ..ExtfragEvent::default()
     };
     crate::transport::emit(&ctx, &ev);

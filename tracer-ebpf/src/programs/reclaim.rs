@@ -159,7 +159,8 @@ fn wanted(tgid: u32, tid: u32, uid: impl FnOnce() -> u32) -> bool {
     !((f.flags & FILTER_TGID != 0 && f.tgid != tgid)
         || (f.flags & FILTER_TID != 0 && f.tid != tid)
         || (f.flags & FILTER_UID != 0 && f.uid != uid())
-        || (f.flags & FILTER_NAME != 0 && !tracer_ebpf::name_wanted(&comm())))
+        || (f.flags & FILTER_NAME != 0 && !tracer_ebpf::name_wanted(&comm()))
+        || !tracer_ebpf::cgroup_wanted(&f))
 }
 
 /// `(int order, gfp_t gfp_flags)`.
@@ -219,6 +220,9 @@ fn reclaim_end<C: EbpfContext + StackIdContext, A: Args>(ctx: &C, args: &A, kind
     // SAFETY: as above.
     unsafe { (*slot).ts_begin_ns = DONE };
     let ts_end_ns = now_ns();
+    let latency_ns = ts_end_ns.saturating_sub(begin.ts_begin_ns);
+    // STALL_DIRECT_RECLAIM, _MEMCG_RECLAIM, _MEMCG_SOFT_RECLAIM follow the kinds.
+    tracer_ebpf::cgroup_stall(kind + 1, latency_ns);
     let features = tracer_ebpf::config_field!(features);
     if features & FEATURE_HISTOGRAM != 0 {
         let key = ReclaimKey {
@@ -235,12 +239,7 @@ fn reclaim_end<C: EbpfContext + StackIdContext, A: Args>(ctx: &C, args: &A, kind
                 [0; TASK_COMM_LEN]
             },
         };
-        tracer_ebpf::histogram_add(
-            &RECLAIM_HISTOGRAMS,
-            &key,
-            ts_end_ns.saturating_sub(begin.ts_begin_ns),
-            args.u64_arg(0),
-        );
+        tracer_ebpf::histogram_add(&RECLAIM_HISTOGRAMS, &key, latency_ns, args.u64_arg(0));
         return 0;
     }
     let ev = ReclaimEvent {
@@ -257,6 +256,7 @@ fn reclaim_end<C: EbpfContext + StackIdContext, A: Args>(ctx: &C, args: &A, kind
         kind,
         _pad: [0; 3],
         comm: comm(),
+        cgroup_id: tracer_ebpf::cgroup_id(),
     };
     crate::transport::emit(ctx, &ev);
     0

@@ -25,6 +25,9 @@ impl crate::printer::EventKind for Compaction {
     fn comm(raw: &CompactEvent) -> &[u8] {
         &raw.comm
     }
+    fn cgroup_id(raw: &CompactEvent) -> u64 {
+        raw.cgroup_id
+    }
     fn kstack_id(raw: &CompactEvent) -> i32 {
         raw.kstack_id
     }

@@ -25,6 +25,9 @@ impl crate::printer::EventKind for Extfrag {
     fn comm(raw: &ExtfragEvent) -> &[u8] {
         &raw.comm
     }
+    fn cgroup_id(raw: &ExtfragEvent) -> u64 {
+        raw.cgroup_id
+    }
     fn kstack_id(raw: &ExtfragEvent) -> i32 {
         raw.kstack_id
     }

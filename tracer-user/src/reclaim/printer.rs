@@ -25,6 +25,9 @@ impl crate::printer::EventKind for Reclaims {
     fn comm(raw: &ReclaimEvent) -> &[u8] {
         &raw.comm
     }
+    fn cgroup_id(raw: &ReclaimEvent) -> u64 {
+        raw.cgroup_id
+    }
     fn kstack_id(raw: &ReclaimEvent) -> i32 {
         raw.kstack_id
     }
