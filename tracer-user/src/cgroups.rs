@@ -119,8 +119,8 @@ fn is_cgroup2(path: &Path) -> bool {
 }
 
 /// Paths of cgroup ids, from a walk of the hierarchy, walked again (at most once a second) when
-/// an id is not known: a cgroup created after the last walk. A cgroup removed before the walk
-/// that would have found it stays unknown.
+/// an id is not known: a cgroup created after the last walk. A removed cgroup keeps the path
+/// it had; one removed before any walk found it stays unknown.
 pub struct Resolver {
     root: Option<PathBuf>,
     paths: HashMap<u64, Arc<str>>,
@@ -182,6 +182,14 @@ impl Resolver {
                     stack.push(e.path());
                 }
             }
+        }
+        // Cgroups removed since the last walk keep their paths (their stalls are still
+        // counted under their ids), within the bound.
+        for (id, path) in self.paths.drain() {
+            if paths.len() >= MAX_PATHS {
+                break;
+            }
+            paths.entry(id).or_insert(path);
         }
         self.paths = paths;
     }

@@ -16,6 +16,7 @@
 //! the record stream (`transport`, `decode`), the loop (`event_loop`), kernel stacks
 //! (`stacks`), output (`output`, `json`), clocks, options and privileges.
 
+pub mod aggregate;
 pub mod btf;
 pub mod cgroups;
 pub mod cli;

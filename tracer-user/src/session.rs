@@ -374,6 +374,22 @@ impl Session {
             .with_context(|| format!("{name} map missing"))
     }
 
+    /// The run time and run count of each loaded program (counted by the kernel while
+    /// `kernel.bpf_stats_enabled` is 1).
+    pub fn program_stats(&self) -> Vec<crate::aggregate::ProgramStats> {
+        self.ebpf
+            .programs()
+            .filter_map(|(name, p)| {
+                let info = p.info().ok()?;
+                Some(crate::aggregate::ProgramStats {
+                    name: name.to_owned(),
+                    run_time: info.run_time(),
+                    runs: info.run_count(),
+                })
+            })
+            .collect()
+    }
+
     /// The kernel-side counters, summed over CPUs.
     pub fn counters(&self) -> [u64; NR_COUNTERS as usize] {
         let mut out = [0u64; NR_COUNTERS as usize];

@@ -14,3 +14,4 @@ pub mod printer;
 mod setup;
 
 pub use setup::{Settings, run};
+pub(crate) use setup::{attach, plan};

@@ -6,7 +6,8 @@ use aya::maps::PerCpuHashMap;
 use tracer_common::{
     compaction::TRIGGER_NAMES,
     config::{
-        FEATURE_CC_FROM_PROBE, FEATURE_HISTOGRAM, FEATURE_PER_PROCESS, FEATURE_ZONE_SNAPSHOT,
+        Config, FEATURE_CC_FROM_PROBE, FEATURE_HISTOGRAM, FEATURE_PER_PROCESS,
+        FEATURE_ZONE_SNAPSHOT,
     },
     histogram::{CompactionKey, Histogram, MAX_GROUPS},
     names,
@@ -25,7 +26,7 @@ use crate::{
     cli::CommonOpts,
     clock::elapsed_ms,
     histogram::{HistogramSettings, Histograms},
-    hooks::{self, Classic, EventKind, Hook, ProgramKind, ZoneSource},
+    hooks::{self, Classic, EventKind, Hook, Hooks, ProgramKind, ZoneSource},
     layout::{self, CompactionArgs, EnumNames},
     output::Output,
     probes,
@@ -100,12 +101,24 @@ const HOOKS_PFNS: [Hook; 3] = [
 /// The function whose first argument is the run's `struct compact_control *`.
 const COMPACT_ZONE: &str = "compact_zone";
 
-pub async fn run(opts: &Settings) -> Result<()> {
-    let t0 = std::time::Instant::now();
-    let hooks_asked = opts.common.hooks;
+/// What a compaction trace attaches on this kernel, and what it learnt about the kernel.
+pub(crate) struct Plan {
+    pub hooks: &'static [Hook],
+    pub kind: ProgramKind,
+    pub zone_source: ZoneSource,
+    /// The symbol of `compact_zone()` for the kprobe or fentry rungs.
+    pub probe_symbol: Option<String>,
+    pub names: Names,
+    pub zoneinfo: Vec<ZoneInfo>,
+    /// The kernel's BTF (tp_btf hooks need it at load), where there is one.
+    pub btf: Option<Btf>,
+}
+
+/// Chooses the hooks and where each run's zone and order come from, and writes the kernel's
+/// layout into `config` (zone, task and `compact_control` offsets, the probe feature).
+pub(crate) fn plan(hooks_asked: Hooks, config: &mut Config) -> Result<Plan> {
     let btf = Btf::from_sys_fs();
     let zoneinfo = zones::read().unwrap_or_default();
-    let mut config = opts.common.base_config();
     let kernel = hooks::Kernel {
         no_btf: btf.as_ref().err().map(|e| e.to_string()),
         compaction_args: match &btf {
@@ -130,7 +143,7 @@ pub async fn run(opts: &Settings) -> Result<()> {
         }
         None => fallback_names(&zoneinfo)?,
     };
-    let hooks: &[Hook] = match (kernel.compaction_args, plan.zone_source) {
+    let hooks: &'static [Hook] = match (kernel.compaction_args, plan.zone_source) {
         (_, ZoneSource::Finished) => &HOOKS_PFNS,
         (Some(CompactionArgs::ControlBlock), _) => &HOOKS_CC,
         _ => &HOOKS_PFNS[..2],
@@ -158,13 +171,43 @@ pub async fn run(opts: &Settings) -> Result<()> {
             ZoneSource::Fentry => "an fentry program on compact_zone()",
         }
     );
+    Ok(Plan {
+        hooks,
+        kind: plan.kind,
+        zone_source: plan.zone_source,
+        probe_symbol,
+        names,
+        zoneinfo,
+        btf,
+    })
+}
+
+/// Attaches the plan's tracepoints, and its probe on `compact_zone()` where it has one.
+pub(crate) fn attach(session: &mut Session, plan: &Plan) -> Result<()> {
+    session.attach(plan.hooks)?;
+    match (plan.zone_source, &plan.probe_symbol) {
+        (ZoneSource::Kprobe, Some(symbol)) => {
+            session.attach_kprobe(programs::COMPACT_ZONE_KPROBE, symbol)
+        }
+        (ZoneSource::Fentry, Some(_)) => {
+            session.attach_fentry(programs::COMPACT_ZONE_FENTRY, COMPACT_ZONE)
+        }
+        _ => Ok(()),
+    }
+}
+
+pub async fn run(opts: &Settings) -> Result<()> {
+    let t0 = std::time::Instant::now();
+    let mut config = opts.common.base_config();
+    let mut plan = plan(opts.common.hooks, &mut config)?;
+    let classic = plan.kind == ProgramKind::Classic;
     let snapshot = opts.extended && !classic;
     if snapshot {
         config.features |= FEATURE_ZONE_SNAPSHOT;
     } else if opts.extended {
         eprintln!(
             "compactsnoop: FRAGIDX MIN LOW HIGH FREE are unavailable (shown as ?): {}",
-            if btf.is_none() {
+            if plan.btf.is_none() {
                 "this kernel has no BTF to find them in struct zone"
             } else {
                 "classic tracepoints do not pass the run's struct zone"
@@ -182,11 +225,11 @@ pub async fn run(opts: &Settings) -> Result<()> {
     let histogram_groups = match &opts.histogram {
         Some(h) if h.per_process => MAX_GROUPS,
         Some(_) => {
-            let nodes = zoneinfo.iter().map(|z| z.node).max().unwrap_or(0) + 1;
+            let nodes = plan.zoneinfo.iter().map(|z| z.node).max().unwrap_or(0) + 1;
             let groups = nodes.max(1) as usize
-                * names.zones.iter().count().max(1)
+                * plan.names.zones.iter().count().max(1)
                 * TRIGGER_NAMES.len()
-                * names.results.iter().count().max(1);
+                * plan.names.results.iter().count().max(1);
             u32::try_from(groups).unwrap_or(MAX_GROUPS).min(MAX_GROUPS)
         }
         None => 1,
@@ -208,21 +251,13 @@ pub async fn run(opts: &Settings) -> Result<()> {
             ring_bytes: 256 * 1024,
             map_sizes: vec![(names::COMPACT_HISTOGRAMS, histogram_groups)],
         },
-        btf.as_ref(),
-        hooks,
+        plan.btf.as_ref(),
+        plan.hooks,
     )?;
-    drop(btf);
+    // Not needed past the load: its memory goes now.
+    plan.btf = None;
     log::debug!("object loaded at {:.1} ms", elapsed_ms(t0));
-    session.attach(hooks)?;
-    match (plan.zone_source, probe_symbol) {
-        (ZoneSource::Kprobe, Some(symbol)) => {
-            session.attach_kprobe(programs::COMPACT_ZONE_KPROBE, &symbol)?
-        }
-        (ZoneSource::Fentry, Some(_)) => {
-            session.attach_fentry(programs::COMPACT_ZONE_FENTRY, COMPACT_ZONE)?
-        }
-        _ => {}
-    }
+    attach(&mut session, &plan)?;
     log::debug!("attached at {:.1} ms", elapsed_ms(t0));
     if let Some(h) = opts.histogram {
         let map = session.take_map(names::COMPACT_HISTOGRAMS)?;
@@ -232,7 +267,7 @@ pub async fn run(opts: &Settings) -> Result<()> {
         let mut sink = Histograms::new(
             map,
             ByZone {
-                names,
+                names: plan.names,
                 per_process: h.per_process,
             },
             h.unit,
@@ -255,7 +290,10 @@ pub async fn run(opts: &Settings) -> Result<()> {
             timestamp: opts.common.timestamp,
             extended: opts.extended,
         },
-        Decoder { names, zoneinfo },
+        Decoder {
+            names: plan.names,
+            zoneinfo: plan.zoneinfo,
+        },
         stacks,
         Output::stdout("compactsnoop", opts.common.json),
     );

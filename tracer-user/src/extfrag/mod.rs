@@ -15,3 +15,4 @@ mod setup;
 pub mod summary;
 
 pub use setup::{Settings, record_layout, run};
+pub(crate) use setup::{attach, prepare};

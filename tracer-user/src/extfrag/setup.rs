@@ -49,8 +49,8 @@ const EVENT: &str = "mm_page_alloc_extfrag";
 const RING_BYTES: u32 = 8 << 20;
 const RING_BYTES_SUMMARY: u32 = 256 << 10;
 
-pub async fn run(opts: &Settings) -> Result<()> {
-    let t0 = Instant::now();
+/// This kernel's names and pageblock order, and the record's layout into `config`.
+pub(crate) fn prepare(config: &mut tracer_common::config::Config) -> Result<(Names, u32)> {
     // Zone and migrate type names from the kernel's BTF enums; without BTF, from /proc, which
     // lists both in the same order.
     let names = match Btf::from_sys_fs() {
@@ -70,9 +70,19 @@ pub async fn run(opts: &Settings) -> Result<()> {
     };
     let format = Format::read(&tracefs::root()?, SYSTEM, EVENT)?;
     let pageblock_order = pageblock::discover(&format.print_fmt)?;
-
-    let mut config = opts.common.base_config();
     config.extfrag = record_layout(&format)?;
+    Ok((names, pageblock_order))
+}
+
+/// Attaches the classic tracepoint (the only hook extfrag has).
+pub(crate) fn attach(session: &mut Session) -> Result<()> {
+    session.attach_classic(SYSTEM, EVENT, programs::EXTFRAG)
+}
+
+pub async fn run(opts: &Settings) -> Result<()> {
+    let t0 = Instant::now();
+    let mut config = opts.common.base_config();
+    let (names, pageblock_order) = prepare(&mut config)?;
     if opts.summary.is_some() {
         config.features |= FEATURE_SUMMARY;
     }
@@ -96,7 +106,7 @@ pub async fn run(opts: &Settings) -> Result<()> {
         &[],
     )?;
     debug!("object loaded at {:.1} ms", elapsed_ms(t0));
-    session.attach_classic(SYSTEM, EVENT, programs::EXTFRAG)?;
+    attach(&mut session)?;
     debug!("attached at {:.1} ms", elapsed_ms(t0));
 
     if let Some(every) = opts.summary {

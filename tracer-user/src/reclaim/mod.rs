@@ -16,3 +16,4 @@ pub mod printer;
 mod setup;
 
 pub use setup::{Settings, run};
+pub(crate) use setup::{all_hooks, attach};

@@ -165,7 +165,7 @@ pub async fn run(opts: &Settings) -> Result<()> {
             compaction_args: None,
         },
     )?;
-    let hooks: Vec<Hook> = [&HOOKS_DIRECT[..], &HOOKS_MEMCG, &HOOKS_MEMCG_SOFT].concat();
+    let hooks = all_hooks();
     let mut session = Session::load(
         &Options {
             tool: "drsnoop",
@@ -192,15 +192,7 @@ pub async fn run(opts: &Settings) -> Result<()> {
         &hooks,
     )?;
     drop(btf);
-    session.attach(&HOOKS_DIRECT)?;
-    if opts.memcg {
-        session.attach(&HOOKS_MEMCG)?;
-        if tracepoint_exists(HOOKS_MEMCG_SOFT[0].event) {
-            session.attach(&HOOKS_MEMCG_SOFT)?;
-        } else {
-            debug!("no soft-limit reclaim tracepoints on this kernel");
-        }
-    }
+    attach(&mut session, opts.memcg)?;
     if let Some(h) = opts.histogram {
         let map = session.take_map(names::RECLAIM_HISTOGRAMS)?;
         let map = PerCpuHashMap::<_, ReclaimKey, Histogram>::try_from(map).context(
@@ -238,6 +230,26 @@ pub async fn run(opts: &Settings) -> Result<()> {
     session
         .trace(&mut printer, opts.common.duration, None, opts.common.debug)
         .await?;
+    Ok(())
+}
+
+/// Every reclaim tracepoint the programs can hook (those a run attaches are among them).
+pub(crate) fn all_hooks() -> Vec<Hook> {
+    [&HOOKS_DIRECT[..], &HOOKS_MEMCG, &HOOKS_MEMCG_SOFT].concat()
+}
+
+/// Attaches direct reclaim, and with `memcg` memory-cgroup reclaim (and soft-limit reclaim
+/// where the kernel has its tracepoints).
+pub(crate) fn attach(session: &mut Session, memcg: bool) -> Result<()> {
+    session.attach(&HOOKS_DIRECT)?;
+    if memcg {
+        session.attach(&HOOKS_MEMCG)?;
+        if tracepoint_exists(HOOKS_MEMCG_SOFT[0].event) {
+            session.attach(&HOOKS_MEMCG_SOFT)?;
+        } else {
+            debug!("no soft-limit reclaim tracepoints on this kernel");
+        }
+    }
     Ok(())
 }
 
