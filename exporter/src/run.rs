@@ -117,7 +117,14 @@ pub async fn run(opts: Opts) -> Result<()> {
     drop_privileges(&stalls)?;
     let scrapes: Arc<dyn http::Metrics> = Arc::new(Scrapes(metrics::registry(stalls)));
     let addr = listener.local_addr().unwrap_or(opts.listen);
-    eprintln!("memstall_exporter: serving http://{addr}/metrics");
+    // The line a script or test waits for: from now on scrapes are answered.
+    {
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "Serving memory-stall metrics on http://{addr}/metrics")
+            .and_then(|()| out.flush())
+            .context("writing to stdout")?;
+    }
     tokio::select! {
         () = http::run(listener, scrapes) => {}
         _ = terminate.recv() => debug!("SIGTERM"),

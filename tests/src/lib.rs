@@ -9,12 +9,15 @@
 //!   `tool` runs our tools with it as a user's script would;
 //! - `cleanup`: what a run changed, undone however it ends;
 //! - `histogram`: the tools' `-H -j` lines, checked against tracefs latencies;
+//! - `http`, `prometheus`: a client for the exporter, and a real Prometheus server to scrape it;
 //! - `lock_workloads` / `serial`: one memory workload at a time on the machine.
 
 pub mod bpf;
 pub mod child;
 pub mod cleanup;
 pub mod histogram;
+pub mod http;
+pub mod prometheus;
 pub mod sys;
 pub mod tool;
 pub mod tracefs;

@@ -50,7 +50,12 @@ enum Cmd {
     },
 }
 
-const TOOLS: [&str; 2] = ["compactsnoop", "drsnoop"];
+/// The binaries a user runs, and their packages.
+const TOOLS: [(&str, &str); 3] = [
+    ("compactsnoop", "compactsnoop"),
+    ("drsnoop", "drsnoop"),
+    ("memstall_exporter", "memstall-exporter"),
+];
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -103,15 +108,16 @@ fn build(release: bool) -> Result<()> {
     if release {
         cmd.arg("--release");
     }
-    for tool in TOOLS {
-        cmd.args(["--package", tool]);
+    for (_, package) in TOOLS {
+        cmd.args(["--package", package]);
     }
     run_cmd(&mut cmd)
 }
 
 fn run_tool(tool: &str, args: &[String]) -> Result<()> {
-    if !TOOLS.contains(&tool) {
-        bail!("unknown tool `{tool}`: choose one of {}", TOOLS.join(", "));
+    if !TOOLS.iter().any(|(t, _)| *t == tool) {
+        let names: Vec<&str> = TOOLS.iter().map(|(t, _)| *t).collect();
+        bail!("unknown tool `{tool}`: choose one of {}", names.join(", "));
     }
     setup::run()?;
     build(true)?;
