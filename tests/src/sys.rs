@@ -91,21 +91,6 @@ pub fn zone_spans() -> Vec<(u64, u64, String, String)> {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_meminfo_lines() {
-        let text = "MemTotal:       16314412 kB\nMemFree:         1024 kB\nMemAvailable:   9 kB\n";
-        assert_eq!(parse_meminfo(text, "MemTotal"), Some(16_314_412));
-        // A key is the whole name before the colon, not a prefix of one.
-        assert_eq!(parse_meminfo(text, "MemFree"), Some(1024));
-        assert_eq!(parse_meminfo(text, "Mem"), None);
-        assert_eq!(parse_meminfo(text, "SwapTotal"), None);
-    }
-}
-
 /// Where the cgroup v2 hierarchy is mounted, from /proc/self/mountinfo (read here, not with
 /// the tools' code).
 pub fn cgroup2_root() -> Result<std::path::PathBuf> {
@@ -166,5 +151,20 @@ impl Drop for Cgroup {
             }
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_meminfo_lines() {
+        let text = "MemTotal:       16314412 kB\nMemFree:         1024 kB\nMemAvailable:   9 kB\n";
+        assert_eq!(parse_meminfo(text, "MemTotal"), Some(16_314_412));
+        // A key is the whole name before the colon, not a prefix of one.
+        assert_eq!(parse_meminfo(text, "MemFree"), Some(1024));
+        assert_eq!(parse_meminfo(text, "Mem"), None);
+        assert_eq!(parse_meminfo(text, "SwapTotal"), None);
     }
 }
