@@ -526,13 +526,13 @@ fn histograms_count_every_run_by_zone_trigger_and_status_per_process_and_interva
     rec.record_tgid();
     let start_ns = ktime_now_ns();
     let (writer_arg, uid_arg) = (writer_pid.to_string(), USER.to_string());
-    let whole = tool::start("compactsnoop", &["-H", "-j"]);
+    // Five at once (each costs seconds to start under an emulator): the interval histograms
+    // added up stand for the whole run's, and -n prints the column layout.
     let intervals = tool::start("compactsnoop", &["-H", "-j", "-s", "1"]);
     let per_process = tool::start("compactsnoop", &["-H", "-P", "-j"]);
     let by_pid = tool::start("compactsnoop", &["-H", "-j", "-p", &writer_arg]);
     let by_uid = tool::start("compactsnoop", &["-H", "-j", "-u", &uid_arg]);
-    let by_name = tool::start("compactsnoop", &["-H", "-j", "-n", "wl-hu"]);
-    let table = tool::start("compactsnoop", &["-H", "--msecs"]);
+    let by_name = tool::start("compactsnoop", &["-H", "--msecs", "-n", "wl-hu"]);
     let ready_ns = ktime_now_ns();
     let huge = Workload {
         binary: WORKLOAD,
@@ -550,13 +550,11 @@ fn histograms_count_every_run_by_zone_trigger_and_status_per_process_and_interva
     let stop_ns = ktime_now_ns();
     let stop = Duration::from_secs(10);
     let tools = [
-        ("-H", whole.interrupt(stop)),
         ("-H -s 1", intervals.interrupt(stop)),
         ("-H -P", per_process.interrupt(stop)),
         ("-H -p", by_pid.interrupt(stop)),
         ("-H -u", by_uid.interrupt(stop)),
-        ("-H -n", by_name.interrupt(stop)),
-        ("-H --msecs", table.interrupt(stop)),
+        ("-H --msecs -n", by_name.interrupt(stop)),
     ];
     // Stopped after the tools: tracefs holds everything they could have seen.
     let records = rec.stop();
@@ -566,15 +564,7 @@ fn histograms_count_every_run_by_zone_trigger_and_status_per_process_and_interva
         assert!(!f.reported_losses(), "{what}: {}", f.stderr);
     }
     assert!(!rec.overran(), "the tracefs buffer overran");
-    let [
-        whole,
-        intervals,
-        per_process,
-        by_pid,
-        by_uid,
-        by_name,
-        table,
-    ] = tools.map(|(_, f)| f);
+    let [intervals, per_process, by_pid, by_uid, by_name] = tools.map(|(_, f)| f);
 
     let zones = tracer_zone::read();
     let runs: Vec<Run> = tracefs::pairs(&records, EVENTS_BEGIN, EVENTS_END)
@@ -612,11 +602,12 @@ fn histograms_count_every_run_by_zone_trigger_and_status_per_process_and_interva
         + u64::try_from(tests::largest_stall(Duration::from_millis(3000)).as_nanos())
             .unwrap_or(u64::MAX);
 
-    // Without -P: one histogram per zone and trigger. Direct and manual runs all happened
-    // within the tools' time (the workloads ran between ready and stop): exactly tracefs's, in
-    // the buckets their latencies allow, with tracefs's statuses. kcompactd runs whenever the
-    // kernel wants it: at least its runs while every tool was attached, at most its runs after
-    // the first one started.
+    // Without -P: one histogram per zone and trigger, each interval's added up: the run's.
+    // Direct and manual runs all happened within the tools' time (the workloads ran between
+    // ready and stop): exactly tracefs's, in the buckets their latencies allow, with tracefs's
+    // statuses, so the intervals add up to the run. kcompactd runs whenever the kernel wants
+    // it: at least its runs while every tool was attached, at most its runs after the first
+    // one started.
     let statuses = |runs: &[&Run]| -> serde_json::Value {
         let mut m = std::collections::BTreeMap::<&str, u64>::new();
         for r in runs {
@@ -624,7 +615,13 @@ fn histograms_count_every_run_by_zone_trigger_and_status_per_process_and_interva
         }
         serde_json::to_value(m).expect("statuses")
     };
-    let lines = histogram::lines(&whole, "compaction_histogram");
+    for h in histogram::lines(&intervals, "compaction_histogram") {
+        assert!(
+            h["interval_start_ns"].as_u64() < h["ts_ns"].as_u64(),
+            "an interval ends after it starts: {h}"
+        );
+    }
+    let lines = added_up(&histogram::lines(&intervals, "compaction_histogram"));
     let mut seen = BTreeSet::new();
     for h in &lines {
         let zone = h["zone"].as_str().expect("zone").to_owned();
@@ -707,43 +704,77 @@ fn histograms_count_every_run_by_zone_trigger_and_status_per_process_and_interva
         }
     }
 
-    // -s 1: the intervals' counts add up to the run's, group by group (direct and manual).
-    let mut by_group = std::collections::BTreeMap::<(String, String), u64>::new();
-    for h in histogram::lines(&intervals, "compaction_histogram") {
-        assert!(
-            h["interval_start_ns"].as_u64() < h["ts_ns"].as_u64(),
-            "an interval ends after it starts: {h}"
-        );
-        let key = (h["zone"].to_string(), h["trigger"].to_string());
-        *by_group.entry(key).or_default() += histogram::count(&h);
-    }
-    for h in histogram::lines(&whole, "compaction_histogram") {
-        if Ran::of_trigger(h["trigger"].as_str().unwrap_or("?")) == Ran::Kcompactd {
-            continue;
-        }
-        let key = (h["zone"].to_string(), h["trigger"].to_string());
-        assert_eq!(
-            by_group.get(&key).copied().unwrap_or(0),
-            histogram::count(&h),
-            "intervals of {key:?}"
-        );
-    }
-
-    // -p, -u, -n: exactly the runs of that process, that user, that name.
+    // -p, -u: exactly the runs of that process, that user.
     for (f, pid, what) in [
         (&by_pid, writer_pid, "-p wl-compact"),
         (&by_uid, user_pid, "-u wl-user"),
-        (&by_name, huge_pid, "-n wl-hu"),
     ] {
         let lines = histogram::lines(f, "compaction_histogram");
         let total: u64 = lines.iter().map(histogram::count).sum();
         assert_eq!(total, of(pid).count() as u64, "{what}: {lines:#?}");
     }
-
-    // Columns: bcc's layout in milliseconds, headed by zone and trigger, statuses under it.
-    let text = table.rows.join("\n");
+    // -n, in columns: bcc's layout in milliseconds, headed by zone and trigger, statuses under
+    // each; the counts are exactly the named process's runs.
+    let text = by_name.rows.join("\n");
     assert!(text.contains("msecs"), "{text}");
-    assert!(text.contains("trigger = manual"), "{text}");
     assert!(text.contains("trigger = direct"), "{text}");
     assert!(text.contains("statuses: "), "{text}");
+    let counted: u64 = by_name
+        .rows
+        .iter()
+        .filter_map(|l| {
+            l.strip_prefix("count ")?
+                .split(',')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum();
+    assert_eq!(counted, of(huge_pid).count() as u64, "-n wl-hu: {text}");
+}
+
+/// Interval histogram lines added up by node, zone and trigger: buckets, count, sum and
+/// statuses of the whole run.
+fn added_up(lines: &[serde_json::Value]) -> Vec<serde_json::Value> {
+    use std::collections::BTreeMap;
+    let mut groups: BTreeMap<String, serde_json::Value> = BTreeMap::new();
+    for h in lines {
+        let key = format!("{} {} {}", h["node"], h["zone"], h["trigger"]);
+        let g = groups.entry(key).or_insert_with(|| {
+            serde_json::json!({
+                "node": h["node"], "zone": h["zone"], "trigger": h["trigger"],
+                "buckets": {}, "count": 0, "sum_ns": 0, "statuses": {},
+            })
+        });
+        for b in h["buckets"].as_array().expect("buckets") {
+            let le = b["le_ns"].to_string();
+            let n = g["buckets"][&le].as_u64().unwrap_or(0) + b["count"].as_u64().expect("count");
+            g["buckets"][&le] = n.into();
+        }
+        g["count"] = (g["count"].as_u64().unwrap_or(0) + histogram::count(h)).into();
+        g["sum_ns"] =
+            (g["sum_ns"].as_u64().unwrap_or(0) + h["sum_ns"].as_u64().expect("sum_ns")).into();
+        for (status, n) in h["statuses"].as_object().expect("statuses") {
+            let total = g["statuses"][status].as_u64().unwrap_or(0) + n.as_u64().unwrap_or(0);
+            g["statuses"][status] = total.into();
+        }
+    }
+    // Back to the lines' form: buckets as a list ordered by bound.
+    groups
+        .into_values()
+        .map(|mut g| {
+            let mut buckets: Vec<(u64, u64)> = g["buckets"]
+                .as_object()
+                .expect("buckets")
+                .iter()
+                .map(|(le, n)| (le.parse().expect("le"), n.as_u64().expect("n")))
+                .collect();
+            buckets.sort_unstable();
+            g["buckets"] = buckets
+                .into_iter()
+                .map(|(le, n)| serde_json::json!({"le_ns": le, "count": n}))
+                .collect();
+            g
+        })
+        .collect()
 }
