@@ -3,7 +3,7 @@
 //! Written here rather than taken from an HTTP crate because what it must do is small and its
 //! bounds are the point: a request head of at most `MAX_HEAD` bytes read within `READ_TIMEOUT`
 //! (a slow client is dropped), at most `MAX_CONNECTIONS` connections at once (more are answered
-//! 503 and closed), one request per connection (`Connection: close`), a response written
+//! 503 and closed, or beyond `MAX_REFUSALS` of those closed at once), one request per connection (`Connection: close`), a response written
 //! within `WRITE_TIMEOUT`. No request body is read, no other input taken.
 
 use std::{sync::Arc, time::Duration};
@@ -19,6 +19,8 @@ use tokio::{
 pub const MAX_HEAD: usize = 8 * 1024;
 /// Connections served at once.
 pub const MAX_CONNECTIONS: usize = 16;
+/// Connections beyond those told 503 at once; more are closed without a word.
+const MAX_REFUSALS: usize = 16;
 /// Time a client has to send its request head.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// Time a client has to take the response.
@@ -156,6 +158,29 @@ async fn read_head(stream: &mut TcpStream) -> Result<String, Response> {
     }
 }
 
+/// Answers 503 and closes gracefully: the response, then the end of our side, then whatever
+/// the client sent read and dropped (briefly), so that closing does not reset the connection
+/// under the client's feet before it has read the answer.
+async fn refuse(mut stream: TcpStream) {
+    let busy = Response::text(503, "too many connections");
+    let _ = timeout(WRITE_TIMEOUT, async {
+        stream.write_all(&busy.bytes()).await?;
+        stream.shutdown().await
+    })
+    .await;
+    let mut sink = [0u8; 1024];
+    let mut left = MAX_HEAD;
+    let _ = timeout(Duration::from_secs(1), async {
+        while left > 0 {
+            match stream.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    })
+    .await;
+}
+
 async fn serve(mut stream: TcpStream, metrics: Arc<dyn Metrics>) {
     let response = match timeout(READ_TIMEOUT, read_head(&mut stream)).await {
         // A scrape reads the kernel's maps on the event loop's one thread: other connections
@@ -174,8 +199,9 @@ async fn serve(mut stream: TcpStream, metrics: Arc<dyn Metrics>) {
 /// Accepts connections until the task is dropped.
 pub async fn run(listener: TcpListener, metrics: Arc<dyn Metrics>) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let refusals = Arc::new(Semaphore::new(MAX_REFUSALS));
     loop {
-        let Ok((mut stream, _)) = listener.accept().await else {
+        let Ok((stream, _)) = listener.accept().await else {
             // Out of descriptors and the like: wait a little rather than spin.
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
@@ -189,10 +215,13 @@ pub async fn run(listener: TcpListener, metrics: Arc<dyn Metrics>) {
                 });
             }
             Err(_) => {
-                tokio::spawn(async move {
-                    let busy = Response::text(503, "too many connections");
-                    let _ = timeout(WRITE_TIMEOUT, stream.write_all(&busy.bytes())).await;
-                });
+                if let Ok(permit) = refusals.clone().try_acquire_owned() {
+                    tokio::spawn(async move {
+                        refuse(stream).await;
+                        drop(permit);
+                    });
+                }
+                // Else dropped here: closed at once.
             }
         }
     }

@@ -41,7 +41,8 @@ pub fn raw(addr: SocketAddr, request: &[u8], timeout: Duration) -> Result<Respon
 
 /// `GET path`, with an `Accept` header when given.
 pub fn get(addr: SocketAddr, path: &str, accept: Option<&str>) -> Result<Response> {
-    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n");
+    // One request per connection: the server closes it after the response.
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     if let Some(a) = accept {
         req.push_str(&format!("Accept: {a}\r\n"));
     }
@@ -64,11 +65,34 @@ fn parse(buf: &[u8]) -> Result<Response> {
         .filter_map(|l| l.split_once(':'))
         .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
         .collect();
+    let headers: Vec<(String, String)> = headers;
+    let chunked = headers
+        .iter()
+        .any(|(n, v)| n == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
+    let body = if chunked {
+        dechunk(body).with_context(|| format!("bad chunked body: {body:?}"))?
+    } else {
+        body.to_owned()
+    };
     Ok(Response {
         status,
         headers,
-        body: body.to_owned(),
+        body,
     })
+}
+
+/// A chunked body (`SIZE\r\nDATA\r\n` ... `0\r\n\r\n`) as one string.
+fn dechunk(mut rest: &str) -> Option<String> {
+    let mut out = String::new();
+    loop {
+        let (size, after) = rest.split_once("\r\n")?;
+        let size = usize::from_str_radix(size.split(';').next()?.trim(), 16).ok()?;
+        if size == 0 {
+            return Some(out);
+        }
+        out.push_str(after.get(..size)?);
+        rest = after.get(size..)?.strip_prefix("\r\n")?;
+    }
 }
 
 /// A loopback port free now (bound and released: another process could take it meanwhile,
