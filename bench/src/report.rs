@@ -592,8 +592,9 @@ fn section_histograms(r: &Results, s: &mut String) {
     let _ = writeln!(
         s,
         "A phase of its own after the side-by-side runs: `compactsnoop -H`, `drsnoop -H` and bpftrace's `hist()` \
-         one-liners on the same tracepoints (below), and the kernel's record, over the same squeeze, {} runs. No \
-         tracer prints anything per event. Every other run attaches bpftrace's one-liners first (a tracepoint runs \
+         one-liners on the same tracepoints (below), and the kernel's record, over the same squeeze, {} runs (an \
+         even number: one more than `--runs` when that is odd). No tracer prints anything per event. Every other \
+         run attaches bpftrace's one-liners first, so each family goes first in half the runs (a tracepoint runs \
          its programs in attach order, and the first after a long compaction run meets cold caches). Per event: \
          all of a tracer's programs' run time (begin and end) over the runs of its end program, as for \
          \"per shown event\" above; \"events\" are those end-program runs, summed over the runs. Figures under \
