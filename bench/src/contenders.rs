@@ -19,7 +19,7 @@ pub enum Family {
     Tracefs,
 }
 
-/// What a contender's rows show.
+/// The events a contender follows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     Compaction,
@@ -27,6 +27,16 @@ pub enum Kind {
     Extfrag,
     /// tracefs: the raw lines of every enabled event.
     Raw,
+}
+
+/// What a contender prints while it traces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shows {
+    /// One row per event, matched against the kernel's record.
+    Rows,
+    /// Nothing per event: latency histograms counted in the kernel, printed at exit. No row is
+    /// matched; what is checked is a clean exit, no losses, and how many events they counted.
+    Histograms,
 }
 
 #[derive(Clone, Debug)]
@@ -41,6 +51,7 @@ pub struct Spec {
     pub label: &'static str,
     pub family: Family,
     pub kind: Kind,
+    pub shows: Shows,
     program: Program,
 }
 
@@ -75,6 +86,31 @@ tracepoint:kmem:mm_page_alloc_extfrag {
 }
 "#;
 
+/// bpftrace's `hist()` beside `compactsnoop -H`: the latency of each run, counted in the
+/// kernel by zone and status. Of compactsnoop -H's keys (node, zone, trigger, status) the
+/// tracepoint's fields give the zone, as its first PFN (which names node and zone), and the
+/// status, but not the trigger: a histogram per zone and status is the nearest grouping a
+/// bpftrace one-liner can count (`@lat = hist(..)` alone would count less than ours does).
+pub const BT_COMPACTION_HIST: &str = r#"
+BEGIN { printf("Tracing compaction latency by zone and status, hist() at exit.\n"); }
+tracepoint:compaction:mm_compaction_begin { @start[tid] = nsecs; }
+tracepoint:compaction:mm_compaction_end /@start[tid]/ {
+  @lat[args->zone_start, args->status] = hist(nsecs - @start[tid]);
+  delete(@start[tid]);
+}
+"#;
+
+/// bpftrace's `hist()` beside `drsnoop -H`: direct reclaim latency, one histogram (drsnoop -H
+/// without `-m` has one group, `direct`).
+pub const BT_RECLAIM_HIST: &str = r#"
+BEGIN { printf("Tracing direct reclaim latency, hist() at exit.\n"); }
+tracepoint:vmscan:mm_vmscan_direct_reclaim_begin { @start[tid] = nsecs; }
+tracepoint:vmscan:mm_vmscan_direct_reclaim_end /@start[tid]/ {
+  @lat = hist(nsecs - @start[tid]);
+  delete(@start[tid]);
+}
+"#;
+
 pub const SQUEEZE_EVENTS: [&str; 4] = [
     "compaction/mm_compaction_begin",
     "compaction/mm_compaction_end",
@@ -88,7 +124,15 @@ const fn spec(label: &'static str, family: Family, kind: Kind, program: Program)
         label,
         family,
         kind,
+        shows: Shows::Rows,
         program,
+    }
+}
+
+const fn histograms(label: &'static str, family: Family, kind: Kind, program: Program) -> Spec {
+    Spec {
+        shows: Shows::Histograms,
+        ..spec(label, family, kind, program)
     }
 }
 
@@ -159,6 +203,31 @@ pub const TRACEFS_EXTFRAG: Spec = spec(
     Program::Tracefs(&EXTFRAG_EVENTS),
 );
 
+pub const COMPACTSNOOP_H: Spec = histograms(
+    "compactsnoop -H",
+    Family::Ours,
+    Kind::Compaction,
+    Program::Tool("compactsnoop", &["-H"]),
+);
+pub const DRSNOOP_H: Spec = histograms(
+    "drsnoop -H",
+    Family::Ours,
+    Kind::Reclaim,
+    Program::Tool("drsnoop", &["-H"]),
+);
+pub const BPFTRACE_COMPACTION_HIST: Spec = histograms(
+    "bpftrace compaction hist()",
+    Family::Bpftrace,
+    Kind::Compaction,
+    Program::Bpftrace(BT_COMPACTION_HIST),
+);
+pub const BPFTRACE_RECLAIM_HIST: Spec = histograms(
+    "bpftrace reclaim hist()",
+    Family::Bpftrace,
+    Kind::Reclaim,
+    Program::Bpftrace(BT_RECLAIM_HIST),
+);
+
 /// Where the binaries are.
 #[derive(Clone, Debug)]
 pub struct Bins {
@@ -209,8 +278,10 @@ pub struct Snapshot {
 pub struct Stopped {
     pub label: &'static str,
     pub kind: Kind,
+    pub shows: Shows,
     pub header: String,
-    /// Event rows (no header, stack lines, blank lines or messages).
+    /// Event rows (no header, stack lines, blank lines or messages); with `Shows::Histograms`,
+    /// every line after the header (the histograms printed at exit).
     pub rows: Vec<Line>,
     pub lost: u64,
     pub exited_ok: bool,
@@ -246,7 +317,8 @@ impl Spec {
         let family = self.family;
         let ready_line = proc.wait_line(Duration::from_secs(60), |l| match family {
             Family::Ours => !l.is_empty(),
-            Family::Bpftrace => l.starts_with("COMM"),
+            // What its BEGIN prints, which comes after "Attaching N probes...".
+            Family::Bpftrace => !l.is_empty() && !l.starts_with("Attaching "),
             Family::Tracefs => l == TRACEFS_READY,
         })?;
         let cpu_at_ready_ns = sys::cpu_ns(proc.pid).unwrap_or(0);
@@ -314,6 +386,14 @@ fn split(spec: &Spec, f: Finished, tracefs_lost: u64) -> Stopped {
                     .and_then(|r| r.strip_suffix(" events"))
                 {
                     lost += n.trim().parse::<u64>().unwrap_or(0);
+                } else if spec.shows == Shows::Histograms {
+                    if !t.is_empty() && !t.starts_with("Attaching ") {
+                        if header.is_empty() {
+                            header = t.to_owned();
+                        } else {
+                            rows.push(line);
+                        }
+                    }
                 } else if header.is_empty() && (t.starts_with("COMM") || t.starts_with("TIME(s)")) {
                     header = t.to_owned();
                 } else if !t.is_empty()
@@ -326,18 +406,13 @@ fn split(spec: &Spec, f: Finished, tracefs_lost: u64) -> Stopped {
             }
         }
     }
-    // Ours: `<tool>: N events lost` on stderr.
     for l in f.stderr.lines() {
-        if let Some(n) = l
-            .split_once(": ")
-            .and_then(|(_, r)| r.strip_suffix(" events lost"))
-        {
-            lost += n.trim().parse::<u64>().unwrap_or(0);
-        }
+        lost += stderr_lost(l);
     }
     Stopped {
         label: spec.label,
         kind: spec.kind,
+        shows: spec.shows,
         header,
         rows,
         lost,
@@ -347,6 +422,43 @@ fn split(spec: &Spec, f: Finished, tracefs_lost: u64) -> Stopped {
         }),
         stderr: f.stderr,
     }
+}
+
+/// Events one of our tools says on stderr it lost: `<tool>: N events lost` (the buffer was
+/// full), or with `-H` `<tool>: N events lost: not counted, ...` (groups beyond the map).
+fn stderr_lost(line: &str) -> u64 {
+    line.split_once(": ")
+        .and_then(|(_, r)| {
+            let (n, rest) = r.split_once(" events lost")?;
+            (rest.is_empty() || rest.starts_with(':')).then_some(n)
+        })
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Events a histogram contender counted, from what it printed at exit: the `count N, ...` line
+/// under each of our histograms, or the counts of every bucket of bpftrace's (`[4K, 8K)  12
+/// |@@@@|`). `None` when it printed no histogram.
+pub fn counted(s: &Stopped) -> Option<u64> {
+    let mut total = None;
+    for l in &s.rows {
+        let t = l.text.trim_start();
+        let n = if let Some(rest) = t.strip_prefix("count ") {
+            rest.split(',')
+                .next()
+                .and_then(|n| n.trim().parse::<u64>().ok())
+        } else if t.starts_with('[') {
+            t.find([')', ']'])
+                .and_then(|end| t[end + 1..].split_whitespace().next())
+                .and_then(|n| n.parse::<u64>().ok())
+        } else {
+            None
+        };
+        if let Some(n) = n {
+            *total.get_or_insert(0) += n;
+        }
+    }
+    total
 }
 
 /// Names the programs a process holds: the tracepoint it is attached to (`bpftool perf`), else
@@ -404,4 +516,85 @@ pub fn start_all(specs: &[Spec], bins: &Bins) -> Result<Vec<Running>> {
         );
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::process::ExitStatusExt as _;
+
+    use super::*;
+
+    fn finished(stdout: &[&str], stderr: &str) -> Finished {
+        Finished {
+            status: Some(std::process::ExitStatus::from_raw(0)),
+            exited_ns: 0,
+            lines: stdout
+                .iter()
+                .map(|t| Line {
+                    read_ns: 0,
+                    text: (*t).to_owned(),
+                })
+                .collect(),
+            stderr: stderr.to_owned(),
+            killed: false,
+        }
+    }
+
+    #[test]
+    fn our_histograms_counted_and_losses_read() {
+        let f = finished(
+            &[
+                "Counting compaction latency in the kernel, histograms in usecs at exit (Ctrl-C to end).",
+                "",
+                "node = 0, zone = ZONE_NORMAL, trigger = direct",
+                "                   usecs                : count     distribution",
+                "            16.384 -> 32.768             : 1         |*                                       |",
+                "            32.768 -> 65.536             : 40        |****************************************|",
+                "count 41, mean 40.000 usecs, total 1640.000 usecs",
+                "statuses: complete 41",
+                "",
+                "node = 0, zone = ZONE_DMA32, trigger = kcompactd",
+                "count 3, mean 1.000 usecs, total 3.000 usecs",
+            ],
+            "compactsnoop: 2 events lost: not counted, their histogram groups were beyond the 1024 the kernel's map holds\n\
+             compactsnoop: 5 events lost\n\
+             compactsnoop: 7 events missed: the kernel skipped our program on a CPU that was already running a BPF program\n",
+        );
+        let s = split(&COMPACTSNOOP_H, f, 0);
+        assert!(s.header.starts_with("Counting compaction latency"));
+        assert_eq!(counted(&s), Some(44));
+        assert_eq!(s.lost, 7);
+        assert!(s.exited_ok);
+    }
+
+    #[test]
+    fn bpftrace_histograms_counted() {
+        let f = finished(
+            &[
+                "Attaching 3 probes...",
+                "Tracing compaction latency by zone and status, hist() at exit.",
+                "",
+                "",
+                "@lat[1048576, 8]: ",
+                "[0]                    1 |@                                                   |",
+                "[16K, 32K)             2 |@@                                                  |",
+                "[1M, 2M)             215 |@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@|",
+                "",
+                "@lat[4096, 5]: ",
+                "[4M, 8M)               1 |@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@|",
+                "",
+                "@start[4242]: 11398979667793",
+            ],
+            "",
+        );
+        let s = split(&BPFTRACE_COMPACTION_HIST, f, 0);
+        assert_eq!(
+            s.header,
+            "Tracing compaction latency by zone and status, hist() at exit."
+        );
+        assert_eq!(counted(&s), Some(219));
+        assert_eq!(s.lost, 0);
+        let none = split(&BPFTRACE_RECLAIM_HIST, finished(&["Tracing"], ""), 0);
+        assert_eq!(counted(&none), None);
+    }
 }

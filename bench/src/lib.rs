@@ -19,10 +19,18 @@
 //!    our own recording the same tracepoints as ground truth, over the huge-page squeeze:
 //!    peak RSS, in-kernel cost per program (`kernel.bpf_stats_enabled=1`), display latency,
 //!    CPU per 1,000 events, losses.
-//! 4. Cost to the workload: the squeeze timed with no tracer, with our two tools, with the two
+//! 4. Histogram mode, side by side: `compactsnoop -H` and `drsnoop -H` beside bpftrace's
+//!    `hist()` one-liners on the same tracepoints, and the ground-truth recorder, over the same
+//!    squeeze: in-kernel cost per event (no row is shown; each histogram's count is compared
+//!    with the kernel's record). A phase of its own rather than more contenders in 3: there
+//!    every tracepoint already runs eight tracers' programs one after the other, and where a
+//!    program sits in that chain changes what it costs (the first after a long compaction run
+//!    meets cold caches), so the two contenders compared are attached alone, in alternating
+//!    order; and 3's figures stay comparable with earlier runs.
+//! 5. Cost to the workload: the squeeze timed with no tracer, with our two tools, with the two
 //!    bpftrace one-liners, and with tracefs, interleaved run by run (and each tracer's in-kernel
 //!    cost alone).
-//! 5. Decode + format throughput on one core (the `bench-decode` binaries).
+//! 6. Decode + format throughput on one core (the `bench-decode` binaries).
 //!
 //! Everything it changes is restored however it ends (`test_kit::cleanup`); memory is squeezed
 //! only while holding the machine-wide workload lock.
@@ -42,7 +50,7 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 use test_kit::{child, cleanup, tracefs};
 
-use contenders::{Bins, Family, Kind, Running, Spec, Stopped};
+use contenders::{Bins, Family, Kind, Running, Shows, Spec, Stopped};
 use measure::Series;
 
 static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
@@ -135,6 +143,15 @@ const SIDE_BY_SIDE: [Spec; 8] = [
     contenders::TRACEFS,
 ];
 
+/// Contenders of the histogram-mode runs, started in this order (reversed every other run): each
+/// of ours, then bpftrace's one-liner on the same tracepoints.
+const HISTOGRAMS: [Spec; 4] = [
+    contenders::COMPACTSNOOP_H,
+    contenders::DRSNOOP_H,
+    contenders::BPFTRACE_COMPACTION_HIST,
+    contenders::BPFTRACE_RECLAIM_HIST,
+];
+
 /// Contenders whose time to ready is measured alone.
 const READY: [Spec; 5] = [
     contenders::COMPACTSNOOP,
@@ -201,6 +218,42 @@ pub struct FragContender {
     pub kernel_ns: Option<f64>,
 }
 
+/// One run of the histogram-mode contenders side by side (phase 4).
+#[derive(Clone, Debug, Default)]
+pub struct HistRun {
+    /// bpftrace's one-liners were attached first (every other run).
+    pub bpftrace_first: bool,
+    /// The kernel's record overran: its event counts may be short.
+    pub truth_overran: bool,
+    pub contenders: Vec<HistContender>,
+}
+
+/// One histogram-mode contender in one run.
+#[derive(Clone, Debug, Default)]
+pub struct HistContender {
+    pub label: String,
+    /// (program label, ns per run, runs).
+    pub programs: Vec<(String, f64, u64)>,
+    /// All its programs' run time, ns.
+    pub run_time_ns: u64,
+    /// Runs of its end program(s): the events its figure rests on.
+    pub events: u64,
+    /// Events its histograms counted, as printed at exit (`None`: it printed none).
+    pub counted: Option<u64>,
+    /// The kernel's begin/end pairs (every process) while it was attached.
+    pub kernel_events: usize,
+    pub lost: u64,
+    pub exited_ok: bool,
+}
+
+impl HistContender {
+    /// In-kernel ns per event: all its programs' run time over its end program's runs, as for
+    /// the row-printing contenders' "per shown event".
+    pub fn per_event_ns(&self) -> Option<f64> {
+        (self.events > 0).then(|| self.run_time_ns as f64 / self.events as f64)
+    }
+}
+
 /// Everything measured.
 #[derive(Debug, Default)]
 pub struct Results {
@@ -259,6 +312,8 @@ pub struct Results {
     pub reclaim_stalls: Series,
     /// 8.
     pub frag: Vec<FragRun>,
+    /// Histogram mode (phase 4), one entry per run that completed.
+    pub hist: Vec<HistRun>,
     pub notes: Vec<String>,
     /// (phase, time since start when it ended).
     pub phases: Vec<(String, Duration)>,
@@ -389,6 +444,25 @@ pub fn run(args: &Args, built: &Built) -> Result<()> {
         }
     }
     r.phases.push(("side by side".to_owned(), t0.elapsed()));
+
+    // An even number of runs, so that each family goes first equally often: the first program
+    // on a tracepoint pays for the cold caches. In two full runs of five (2026-12-01),
+    // compactsnoop -H over bpftrace's hist() was ×1.40–1.79 run by run where ours went first and
+    // ×0.88–1.60 where bpftrace's did; with five runs, three had ours first.
+    let hist_runs = args.runs + args.runs % 2;
+    for i in 0..hist_runs {
+        progress!("histogram mode, side by side, run {}/{hist_runs}", i + 1);
+        match histogram_run(&bins, &mm_workload, &fill, i % 2 == 1) {
+            Ok(h) => r.hist.push(h),
+            Err(e) => {
+                r.notes
+                    .push(format!("histogram-mode run {} failed: {e:#}", i + 1));
+                progress!("histogram-mode run {} failed: {e:#}", i + 1);
+            }
+        }
+    }
+    r.phases
+        .push(("histogram mode side by side".to_owned(), t0.elapsed()));
 
     for i in 0..args.runs {
         for k in 0..CONFIGS.len() {
@@ -667,6 +741,75 @@ fn side_by_side_run(
         record_contender(t, s, &records, res.pid, &labels, r);
     }
     Ok(())
+}
+
+/// One squeeze under the histogram-mode contenders (ours and bpftrace's `hist()` one-liners),
+/// with the kernel's record of the same tracepoints to count the events they saw.
+fn histogram_run(
+    bins: &Bins,
+    mm_workload: &std::path::Path,
+    fill: &test_kit::workload::Fill,
+    bpftrace_first: bool,
+) -> Result<HistRun> {
+    workload::release()?;
+    fill.scatter()?;
+    let rec = tracefs::Recorder::try_start(&contenders::SQUEEZE_EVENTS, 16 << 10)?;
+    // A tracepoint runs its programs in attach order, and the first after a long compaction
+    // run meets cold caches: every other run, bpftrace's go first.
+    let mut order = HISTOGRAMS.to_vec();
+    if bpftrace_first {
+        order.reverse();
+    }
+    let running = contenders::start_all(&order, bins)?;
+    std::thread::sleep(Duration::from_millis(200));
+    let res = workload::reserve(mm_workload);
+    // They print nothing until they are stopped: this only lets the squeeze's last runs end.
+    let (labels, taken, stopped) =
+        quiet_then_stop(running, Duration::from_millis(400), Duration::from_secs(5));
+    let (records, truth_overran) = rec.try_finish()?;
+    workload::release()?;
+    let res = res?;
+    keep(
+        &format!(
+            "hist{}",
+            if bpftrace_first {
+                "-bpftrace-first"
+            } else {
+                ""
+            }
+        ),
+        res.pid,
+        &stopped,
+        &records,
+    );
+    let mut out = HistRun {
+        bpftrace_first,
+        truth_overran,
+        contenders: Vec::new(),
+    };
+    // In the order of HISTOGRAMS, whichever order they were attached in.
+    for spec in &HISTOGRAMS {
+        let Some((t, s)) = taken
+            .iter()
+            .zip(&stopped)
+            .find(|(t, _)| t.label == spec.label)
+        else {
+            continue;
+        };
+        debug_assert_eq!(s.shows, Shows::Histograms);
+        let cost = measure::kernel_cost(&t.snap, &labels);
+        out.contenders.push(HistContender {
+            label: t.label.to_owned(),
+            programs: cost.programs,
+            run_time_ns: cost.run_time_ns,
+            events: cost.printed_runs,
+            counted: contenders::counted(s),
+            kernel_events: measure::expected_rows(&records, t.kind, t.ready_ns, t.snap.at_ns),
+            lost: s.lost,
+            exited_ok: s.exited_ok,
+        });
+    }
+    Ok(out)
 }
 
 /// With `TRACER_BENCH_KEEP=<dir>`, what a run saw is written there: every contender's rows with

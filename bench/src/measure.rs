@@ -291,6 +291,10 @@ pub struct KernelCost {
     /// Every program's run time over the runs of the program that prints (the end, or the only
     /// one): the in-kernel cost of one shown event.
     pub per_printed_ns: Option<f64>,
+    /// Every program's run time, ns, and the runs of the printing program(s): the two terms of
+    /// `per_printed_ns`.
+    pub run_time_ns: u64,
+    pub printed_runs: u64,
 }
 
 pub fn kernel_cost(snap: &Snapshot, labels: &HashMap<u32, String>) -> KernelCost {
@@ -320,6 +324,8 @@ pub fn kernel_cost(snap: &Snapshot, labels: &HashMap<u32, String>) -> KernelCost
     KernelCost {
         programs,
         per_printed_ns: printed.filter(|&n| n > 0).map(|n| total as f64 / n as f64),
+        run_time_ns: total,
+        printed_runs: printed.unwrap_or(0),
     }
 }
 
@@ -341,7 +347,7 @@ pub fn peak_rate(ts: &[u64], window_ns: u64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::contenders::Stopped;
+    use crate::contenders::{Shows, Stopped};
     use test_kit::child::Line;
 
     #[test]
@@ -377,6 +383,7 @@ mod tests {
         let s = Stopped {
             label: "drsnoop",
             kind: Kind::Reclaim,
+            shows: Shows::Rows,
             header: "COMM           PID     LAT(ms) PAGES".to_owned(),
             rows: vec![
                 line(40, "wl 1 0.50 32"),
