@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use clap::{CommandFactory as _, Parser};
 use tracer_user::{
-    cli::{CommonOpts, parse_duration},
+    cli::{CommonOpts, VERSION, parse_duration},
     hooks::{self, EventKind},
 };
 
@@ -26,7 +26,7 @@ examples:
 
 /// Trace compaction zone events: one line per compaction run of a zone, with its latency.
 #[derive(Debug, Parser)]
-#[command(name = "compactsnoop", version, after_help = EXAMPLES)]
+#[command(name = "compactsnoop", version = VERSION, after_help = EXAMPLES)]
 pub struct Opts {
     #[command(flatten)]
     pub common: CommonOpts,

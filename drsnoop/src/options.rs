@@ -2,7 +2,7 @@
 
 use clap::Parser;
 use tracer_user::{
-    cli::{CommonOpts, parse_duration},
+    cli::{CommonOpts, VERSION, parse_duration},
     histogram::Unit,
     reclaim,
 };
@@ -42,7 +42,7 @@ examples:
 
 /// Trace direct reclaim: one line per reclaim, with its latency and the pages it reclaimed.
 #[derive(Debug, Parser)]
-#[command(name = "drsnoop", version, after_help = EXAMPLES)]
+#[command(name = "drsnoop", version = VERSION, after_help = EXAMPLES)]
 pub struct Opts {
     #[command(flatten)]
     pub common: CommonOpts,
