@@ -16,6 +16,28 @@ pub const VERSION: &str = concat!(
     ")"
 );
 
+/// `-h`'s text after the options: what the columns mean and examples of use. The man page
+/// shows the same two texts as COLUMNS and EXAMPLES (`docgen`).
+pub fn after_help(columns: &str, examples: &str) -> String {
+    format!("columns:\n{columns}\n\nexamples:\n{examples}")
+}
+
+/// What a tool's man page says beyond its options (`docgen` renders it): plain text, paragraphs
+/// separated by blank lines; `columns` and `examples` are shown as they are, as `-h` shows
+/// them.
+#[derive(Clone, Copy, Debug)]
+pub struct Manual {
+    /// DESCRIPTION: what the tool traces and how.
+    pub description: &'static str,
+    /// COLUMNS: the text `-h` shows under "columns:".
+    pub columns: &'static str,
+    /// EXAMPLES: the text `-h` shows under "examples:".
+    pub examples: &'static str,
+    /// What this tool does where the kernel lacks something, after the requirements both tools
+    /// share (KERNEL REQUIREMENTS).
+    pub kernel: &'static str,
+}
+
 /// The options both tools take, flattened into each tool's own.
 #[derive(Clone, Debug, clap::Args)]
 pub struct CommonOpts {
