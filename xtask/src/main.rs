@@ -1,7 +1,8 @@
-//! `cargo xtask setup | build | run | test | bench | vm-test`: everything the README asks of a fresh machine.
+//! `cargo xtask setup | build | run | test | bench | vm-test | package`: everything the README asks of a fresh machine.
 
 mod bench;
 mod fuzz;
+mod package;
 mod setup;
 mod soak;
 mod vmtest;
@@ -43,6 +44,9 @@ enum Cmd {
     Bench(bench::BenchArgs),
     /// Boot Debian kernels under QEMU and run the integration tests inside each.
     VmTest(vmtest::VmTestArgs),
+    /// A Debian package of both tools under target/ (man pages, completions, docs); with
+    /// --check, installed and used in a clean Debian root.
+    Package(package::PackageArgs),
     /// Unit tests, then the integration tests against the running kernel (as root).
     Test {
         /// Only tests whose name contains this.
@@ -63,6 +67,7 @@ fn main() -> ExitCode {
         Cmd::Soak(args) => soak::run(&args),
         Cmd::Bench(args) => bench::run(&args),
         Cmd::VmTest(args) => vmtest::run(&args),
+        Cmd::Package(args) => package::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
