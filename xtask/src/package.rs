@@ -69,7 +69,8 @@ pub fn run(args: &PackageArgs) -> Result<()> {
     crate::ensure_packages("package", &BUILD_PACKAGES)?;
     crate::build(true)?;
     let built = t.elapsed();
-    let deb = build_deb()?;
+    let tool_version = tool_version()?;
+    let deb = build_deb(&tool_version)?;
     let staged = t.elapsed();
     lintian(&deb)?;
     eprintln!(
@@ -84,7 +85,7 @@ pub fn run(args: &PackageArgs) -> Result<()> {
     );
     if args.check {
         let t = Instant::now();
-        cleanroot::check(&deb, &tool_version()?, &args.cache_dir)?;
+        cleanroot::check(&deb, &tool_version, &args.cache_dir)?;
         eprintln!(
             "xtask: package: the clean-root check passed in {:.0} s",
             t.elapsed().as_secs_f64()
@@ -141,8 +142,9 @@ fn date(epoch: u64, format: &str) -> Result<String> {
     )
 }
 
-/// Stages the package's tree under target/package and builds the .deb from it.
-fn build_deb() -> Result<PathBuf> {
+/// Stages the package's tree under target/package and builds the .deb from it; `tool_version`
+/// is what the binaries' `--version` says, for the changelog.
+fn build_deb(tool_version: &str) -> Result<PathBuf> {
     let root = workspace_root();
     let stage = root.join("target/package");
     if stage.exists() {
@@ -211,7 +213,7 @@ fn build_deb() -> Result<PathBuf> {
     )?;
     write(&tree, &format!("{doc_dir}/copyright"), COPYRIGHT.as_bytes())?;
     let changelog = stage.join("changelog.Debian");
-    std::fs::write(&changelog, changelog_entry(&version, epoch)?)?;
+    std::fs::write(&changelog, changelog_entry(&version, tool_version, epoch)?)?;
     gzip(&changelog, &tree, &format!("{doc_dir}/changelog.Debian.gz"))?;
 
     let depends = shlibdeps(&stage, &tree)?;
@@ -287,10 +289,8 @@ fn gzip(from: &Path, tree: &Path, dest: &str) -> Result<()> {
     Ok(())
 }
 
-fn changelog_entry(version: &str, epoch: u64) -> Result<String> {
-    let built_from = output(Command::new(release_binary(TOOLS[0])).arg("--version"))?;
-    let built_from = built_from
-        .trim()
+fn changelog_entry(version: &str, tool_version: &str, epoch: u64) -> Result<String> {
+    let built_from = tool_version
         .rsplit_once(" (")
         .map_or("unknown commit", |(_, c)| c.trim_end_matches(')'));
     Ok(format!(
@@ -360,15 +360,18 @@ fn files(tree: &Path) -> Result<Vec<String>> {
     Ok(out)
 }
 
-/// Installed-Size as dpkg-gencontrol computes it: KiB per file rounded up, 1 per directory.
+/// Installed-Size as dpkg-gencontrol computes it: KiB per file rounded up, 1 per directory
+/// (the root's included, DEBIAN not: it is not installed).
 fn installed_size(tree: &Path) -> Result<u64> {
     fn walk(dir: &Path, total: &mut u64) -> Result<()> {
+        *total += 1;
         for entry in std::fs::read_dir(dir)? {
             let entry = entry?;
             let meta = entry.metadata()?;
             if meta.is_dir() {
-                *total += 1;
-                walk(&entry.path(), total)?;
+                if entry.file_name() != "DEBIAN" {
+                    walk(&entry.path(), total)?;
+                }
             } else {
                 *total += meta.len().div_ceil(1024);
             }
@@ -376,7 +379,7 @@ fn installed_size(tree: &Path) -> Result<u64> {
         Ok(())
     }
     let mut total = 0;
-    walk(&tree.join("usr"), &mut total)?;
+    walk(tree, &mut total)?;
     Ok(total)
 }
 

@@ -32,15 +32,14 @@ pub fn check(deb: &Path, tool_version: &str, cache_dir: &Path) -> Result<()> {
     crate::ensure_packages("package --check", &["mmdebstrap"])?;
     let base = base_root(cache_dir)?;
 
-    // The overlay's writable half and the directory it is mounted on. Nothing is mounted on
-    // them outside the namespaces, so removing them cannot reach the host's /proc or /sys.
-    let work = cache_dir.join("check");
-    if work.exists() {
-        std::fs::remove_dir_all(&work)
-            .with_context(|| format!("cannot remove {}", work.display()))?;
-    }
+    // The overlay's writable half and the directory it is mounted on, of this run alone (two
+    // checks may run at once from two checkouts). Nothing is mounted on them outside the
+    // namespaces, so removing them cannot reach the host's /proc, /sys or /dev.
+    let guard = WorkDir(cache_dir.join(format!("check.{}", std::process::id())));
+    let work = &guard.0;
     for dir in ["upper", "work", "root"] {
-        std::fs::create_dir_all(work.join(dir))?;
+        std::fs::create_dir_all(work.join(dir))
+            .with_context(|| format!("cannot create {}", work.join(dir).display()))?;
     }
     let script = work.join("check.sh");
     std::fs::write(&script, SCRIPT)?;
@@ -61,7 +60,7 @@ cp "$script" "$root/tmp/check.sh"
 exec chroot "$root" /bin/bash /tmp/check.sh "$phase""#,
             )
             .arg("sh")
-            .args([&base, &work, deb, &script])
+            .args([base.as_path(), work.as_path(), deb, script.as_path()])
             .arg(phase)
             .env_clear()
             .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
@@ -87,8 +86,17 @@ exec chroot "$root" /bin/bash /tmp/check.sh "$phase""#,
         let _lock = test_kit::lock_workloads("xtask: package --check")?;
         in_root("trace")?;
     }
-    in_root("remove")?;
-    std::fs::remove_dir_all(&work).with_context(|| format!("cannot remove {}", work.display()))
+    in_root("remove")
+}
+
+/// A check's own directory, removed when the check ends, passed or failed (the script has said
+/// what failed).
+struct WorkDir(PathBuf);
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// The clean root in the cache: the host's release, made by mmdebstrap when missing.
@@ -100,6 +108,11 @@ fn base_root(cache_dir: &Path) -> Result<PathBuf> {
     }
     std::fs::create_dir_all(cache_dir)
         .with_context(|| format!("cannot create {}", cache_dir.display()))?;
+    // One maker at a time; whoever waited finds it made.
+    let _lock = lock(&cache_dir.join("lock"))?;
+    if base.join("usr/bin/dpkg").exists() {
+        return Ok(base);
+    }
     // Made beside it and renamed, so an interrupted mmdebstrap leaves no half-made root.
     let making = base.with_extension("making");
     if making.exists() {
@@ -123,6 +136,24 @@ fn base_root(cache_dir: &Path) -> Result<PathBuf> {
         t.elapsed().as_secs_f64()
     );
     Ok(base)
+}
+
+/// An exclusive `flock` on `path`, held while the file lives.
+fn lock(path: &Path) -> Result<std::fs::File> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    // SAFETY: flock on a descriptor we own; released when the file is closed.
+    if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&file), libc::LOCK_EX) } != 0 {
+        bail!(
+            "cannot lock {}: {}",
+            path.display(),
+            std::io::Error::last_os_error()
+        );
+    }
+    Ok(file)
 }
 
 /// The host's Debian release (`VERSION_CODENAME` of /etc/os-release): what the package is
