@@ -13,9 +13,10 @@ one sentence on stderr.";
 
 /// KERNEL REQUIREMENTS: what both tools need; each tool's `Manual::kernel` follows.
 pub const KERNEL_REQUIREMENTS: &str = "\
-- Linux 5.8 or later with BTF (CONFIG_DEBUG_INFO_BTF, /sys/kernel/btf/vmlinux), tracepoints \
-and tracefs (mounted at /sys/kernel/tracing by the tool when it is not). Before 5.8, without \
-BPF ring buffers, events come through a perf buffer (--transport perfbuf).
+- Linux with tracepoints and tracefs (mounted at /sys/kernel/tracing by the tool when it is \
+not), and BTF (CONFIG_DEBUG_INFO_BTF, /sys/kernel/btf/vmlinux) for all that the tool shows: \
+what it does without BTF follows below. Events come through a BPF ring buffer (Linux 5.8 and \
+later) or else a perf buffer (--transport perfbuf).
 - Root, or the capabilities CAP_BPF and CAP_PERFMON.
 - No kprobes, no kernel headers, no CONFIG_KALLSYMS_ALL: struct offsets come from BTF and \
 record layouts from tracefs format files at start-up, so nothing about a kernel's layout is \
