@@ -4,32 +4,82 @@ use std::time::Duration;
 
 use clap::{CommandFactory as _, Parser};
 use tracer_user::{
-    cli::{CommonOpts, parse_duration},
+    cli::{CommonOpts, Manual, VERSION, after_help, parse_duration},
     histogram::{HistogramSettings, Unit},
     hooks::{self, EventKind},
 };
 
-const EXAMPLES: &str = "\
-examples:
-    ./compactsnoop             # trace all compaction stalls
-    ./compactsnoop -T          # include timestamps
-    ./compactsnoop -e          # show extended fields
-    ./compactsnoop -p 181      # only trace PID 181
-    ./compactsnoop -t 1234     # only trace thread 1234
-    ./compactsnoop -u 1000     # only trace processes of UID 1000
-    ./compactsnoop -n mond     # only trace processes whose name contains \"mond\"
-    ./compactsnoop -d 10       # trace for 10 seconds only
-    ./compactsnoop -K          # output kernel stack trace
-    ./compactsnoop -Tep 4242   # timestamps and extended fields for PID 4242
-    ./compactsnoop -x          # trace external fragmentation (page allocation fallbacks)
-    ./compactsnoop -x -s 5     # count fallbacks in the kernel, print a table every 5 s
-    ./compactsnoop -j          # JSON Lines: one object per run
-    ./compactsnoop -H          # latency histograms counted in the kernel, printed at exit
-    ./compactsnoop -H -P -s 5  # a histogram per process, every 5 seconds";
+/// What each column means: `-h` prints it under "columns:", the man page as COLUMNS.
+pub const COLUMNS: &str = "    TIME(s)     (-T) seconds since the first event
+    COMM        name of the task that compacted
+    PID         its process id (thread group id)
+    NODE, ZONE  the zone compacted, named from the kernel's enum zone_type
+    ORDER       the order compacted for; -1 compacts the whole zone
+    MODE        ASYNC, or SYNC for any synchronous migrate mode
+    FRAGIDX     (-e) the zone's fragmentation index for ORDER when the run began
+                (-1.000 where it does not apply)
+    MIN LOW HIGH
+                (-e) the zone's watermarks when the run began, boost included
+    FREE        (-e) the zone's free pages when the run began
+    LAT(ms)     how long the run took
+    STATUS      how it ended, named as the kernel names enum compact_result
+                (complete, success, skipped, ...)
+  -x: one line per page allocation that fell back to another migrate type
+    NODE, ZONE  the zone of the page
+    ORDER       the order asked for
+    FB_ORDER    the order of the block taken
+    ALLOC_TYPE, FALLBACK_TYPE
+                the migrate type asked for, and that of the block taken
+    FRAGMENTING yes when FB_ORDER is below pageblock_order
+    OWNERSHIP   claim: the whole pageblock changed type; steal: pages were taken
+  -x -s: a table of fallbacks counted by kind, every SECONDS and at exit
+  -H: instead of lines, log2 histograms of LAT by node, zone and trigger (direct, kcompactd,
+      proactive, manual), each with the count of every STATUS under it
+  -j: JSON Lines instead, these values as snake_case fields (see the README)";
+
+/// Examples of use: `-h` prints them under "examples:", the man page as EXAMPLES.
+pub const EXAMPLES: &str = "    compactsnoop             # trace all compaction stalls
+    compactsnoop -T          # include timestamps
+    compactsnoop -e          # show extended fields
+    compactsnoop -p 181      # only trace PID 181
+    compactsnoop -t 1234     # only trace thread 1234
+    compactsnoop -u 1000     # only trace processes of UID 1000
+    compactsnoop -n mond     # only trace processes whose name contains \"mond\"
+    compactsnoop -d 10       # trace for 10 seconds only
+    compactsnoop -K          # output kernel stack trace
+    compactsnoop -Tep 4242   # timestamps and extended fields for PID 4242
+    compactsnoop -x          # trace external fragmentation (page allocation fallbacks)
+    compactsnoop -x -s 5     # count fallbacks in the kernel, print a table every 5 s
+    compactsnoop -j          # JSON Lines: one object per run
+    compactsnoop -H          # latency histograms counted in the kernel, printed at exit
+    compactsnoop -H -P -s 5  # a histogram per process, every 5 seconds";
+
+/// What the man page says beyond the options and `-h`'s texts.
+pub const MANUAL: Manual = Manual {
+    description: "\
+compactsnoop traces memory compaction: every compaction run of a zone, direct (by a task \
+that allocates), by kcompactd, proactive, or asked for through /proc/sys/vm/compact_memory. \
+It prints one line per run when the run ends, with the zone, the order, the run's latency \
+and how it ended. With -x it traces external fragmentation instead: page allocations that \
+fall back to a pageblock of another migrate type (kmem:mm_page_alloc_extfrag).
+
+The -p, -t, -u, -n and -c filters apply in the kernel. With -H, latencies are counted in the \
+kernel and printed as histograms by zone and by what ran the compaction. The flags and columns are those of bcc's \
+compactsnoop, so scripts written for it keep working. Struct offsets and enumerations are \
+read from the running kernel's BTF at start-up: no kernel headers and no kprobes are needed.",
+    columns: COLUMNS,
+    examples: EXAMPLES,
+    kernel: "\
+Without BTF, compactsnoop hooks the classic tracepoints: zones come from /proc/zoneinfo, \
+statuses from the end tracepoint's own format, and with -e it says on stderr that FRAGIDX \
+MIN LOW HIGH FREE are unavailable and prints ? there. -x always uses the classic \
+kmem:mm_page_alloc_extfrag tracepoint, whose record alone has the fallback's ownership \
+change, and names migrate types from /proc/pagetypeinfo where there is no BTF.",
+};
 
 /// Trace compaction zone events: one line per compaction run of a zone, with its latency.
 #[derive(Debug, Parser)]
-#[command(name = "compactsnoop", version, after_help = EXAMPLES)]
+#[command(name = "compactsnoop", version = VERSION, after_help = after_help(COLUMNS, EXAMPLES))]
 #[command(group = clap::ArgGroup::new("counting").args(["extfrag", "histogram"]))]
 pub struct Opts {
     #[command(flatten)]

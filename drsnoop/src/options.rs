@@ -2,14 +2,14 @@
 
 use clap::Parser;
 use tracer_user::{
-    cli::{CommonOpts, parse_duration},
+    cli::{CommonOpts, Manual, VERSION, after_help, parse_duration},
     histogram::{HistogramSettings, Unit},
     reclaim,
 };
 
-const EXAMPLES: &str = "\
-columns:
-    TIME(s)   (-T) seconds from the end of the first reclaim seen to the end of this one
+/// What each column means: `-h` prints it under "columns:", the man page as COLUMNS.
+pub const COLUMNS: &str =
+    "    TIME(s)   (-T) seconds from the end of the first reclaim shown to the end of this one
     UID       (-U) user id of the task
     COMM      name of the task that reclaimed
     PID/TID   its process id, or its thread id with -t
@@ -20,29 +20,51 @@ columns:
               memcg_soft (cgroup v1 soft-limit reclaim)
     ORDER     (-e) order of the allocation that reclaimed (pages: 2^ORDER)
     GFP       (-e) its gfp flags, named as the running kernel names them
+  -H: log2 histograms of the latency by kind (and process, -P), no line per reclaim
+  -j: JSON Lines instead, these values as snake_case fields (see the README)";
 
-examples:
-    ./drsnoop              # trace all direct reclaim
-    ./drsnoop -T           # include timestamps
-    ./drsnoop -U           # include UID
-    ./drsnoop -p 181       # only trace PID 181
-    ./drsnoop -t 123       # only trace TID 123
-    ./drsnoop -u 1000      # only trace UID 1000
-    ./drsnoop -d 10        # trace for 10 seconds only
-    ./drsnoop -n main      # only print process names containing \"main\"
-    ./drsnoop -v           # show free memory when each reclaim began
-    ./drsnoop -e           # show the allocation's order and gfp flags
-    ./drsnoop -m           # also trace memory cgroup reclaim, with a KIND column
-    ./drsnoop -K           # output kernel stack trace
-    ./drsnoop -Uu 1000     # UID column, only UID 1000
-    ./drsnoop -Tp 4242     # timestamps for PID 4242
-    ./drsnoop -j           # JSON Lines: one object per reclaim
-    ./drsnoop -H           # latency histograms counted in the kernel, printed at exit
-    ./drsnoop -H -P -s 5   # a histogram per process, every 5 seconds";
+/// Examples of use: `-h` prints them under "examples:", the man page as EXAMPLES.
+pub const EXAMPLES: &str = "    drsnoop              # trace all direct reclaim
+    drsnoop -T           # include timestamps
+    drsnoop -U           # include UID
+    drsnoop -p 181       # only trace PID 181
+    drsnoop -t 123       # only trace TID 123
+    drsnoop -u 1000      # only trace UID 1000
+    drsnoop -d 10        # trace for 10 seconds only
+    drsnoop -n main      # only print process names containing \"main\"
+    drsnoop -v           # show free memory when each reclaim began
+    drsnoop -e           # show the allocation's order and gfp flags
+    drsnoop -m           # also trace memory cgroup reclaim, with a KIND column
+    drsnoop -K           # output kernel stack trace
+    drsnoop -Uu 1000     # UID column, only UID 1000
+    drsnoop -Tp 4242     # timestamps for PID 4242
+    drsnoop -j           # JSON Lines: one object per reclaim
+    drsnoop -H           # latency histograms counted in the kernel, printed at exit
+    drsnoop -H -P -s 5   # a histogram per process, every 5 seconds";
+
+/// What the man page says beyond the options and `-h`'s texts.
+pub const MANUAL: Manual = Manual {
+    description: "\
+drsnoop traces direct reclaim: a task that allocates memory and finds too little free \
+reclaims pages itself, and waits meanwhile. drsnoop prints one line per reclaim when it \
+ends, with its latency and the pages it reclaimed; -m adds memory-cgroup reclaim, -H \
+counts latencies in the kernel and prints histograms instead of lines.
+
+The -p, -t and -u filters apply in the kernel. Without -m, -e and -H the flags and the \
+output are those of bcc's drsnoop, so scripts written for it keep working. FREE(KB) is read \
+in the kernel when the reclaim begins, through the memory cgroup hierarchy with offsets \
+from the running kernel's BTF: no kernel headers and no kprobes are needed.",
+    columns: COLUMNS,
+    examples: EXAMPLES,
+    kernel: "\
+Without BTF, drsnoop runs fully: FREE(KB) then comes from MemFree in /proc/meminfo, sampled \
+when the line is printed. The same holds with memory cgroups disabled or more than 64 \
+nodes; --debug says which source is in use.",
+};
 
 /// Trace direct reclaim: one line per reclaim, with its latency and the pages it reclaimed.
 #[derive(Debug, Parser)]
-#[command(name = "drsnoop", version, after_help = EXAMPLES)]
+#[command(name = "drsnoop", version = VERSION, after_help = after_help(COLUMNS, EXAMPLES))]
 pub struct Opts {
     #[command(flatten)]
     pub common: CommonOpts,

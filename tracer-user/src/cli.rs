@@ -10,6 +10,37 @@ use tracer_common::config::{
 
 use crate::{hooks::Hooks, transport::Transport};
 
+/// What `--version` prints after the tool's name: the version and the commit it was built from
+/// (`build.rs`), as `0.1.0 (commit 4eb4f98)` or `0.1.0 (unknown commit)`.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("TRACER_GIT_COMMIT"),
+    ")"
+);
+
+/// `-h`'s text after the options: what the columns mean and examples of use. The man page
+/// shows the same two texts as COLUMNS and EXAMPLES (`docgen`).
+pub fn after_help(columns: &str, examples: &str) -> String {
+    format!("columns:\n{columns}\n\nexamples:\n{examples}")
+}
+
+/// What a tool's man page says beyond its options (`docgen` renders it): plain text, paragraphs
+/// separated by blank lines; `columns` and `examples` are shown as they are, as `-h` shows
+/// them.
+#[derive(Clone, Copy, Debug)]
+pub struct Manual {
+    /// DESCRIPTION: what the tool traces and how.
+    pub description: &'static str,
+    /// COLUMNS: the text `-h` shows under "columns:".
+    pub columns: &'static str,
+    /// EXAMPLES: the text `-h` shows under "examples:".
+    pub examples: &'static str,
+    /// What this tool does where the kernel lacks something, after the requirements both tools
+    /// share (KERNEL REQUIREMENTS).
+    pub kernel: &'static str,
+}
+
 /// The options both tools take, flattened into each tool's own.
 #[derive(Clone, Debug, clap::Args)]
 pub struct CommonOpts {
@@ -162,6 +193,17 @@ pub fn parse_name(s: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn version_names_the_commit() {
+        let (version, commit) = VERSION.split_once(" (").unwrap();
+        assert_eq!(version, env!("CARGO_PKG_VERSION"));
+        let commit = commit.strip_suffix(')').unwrap();
+        let known = commit
+            .strip_prefix("commit ")
+            .is_some_and(|c| c.len() >= 7 && c.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert!(known || commit == "unknown commit", "{VERSION}");
+    }
 
     #[test]
     fn rejects_bad_values() {

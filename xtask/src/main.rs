@@ -1,7 +1,8 @@
-//! `cargo xtask setup | build | run | test | bench | vm-test`: everything the README asks of a fresh machine.
+//! `cargo xtask setup | build | run | test | bench | vm-test | package`: everything the README asks of a fresh machine.
 
 mod bench;
 mod fuzz;
+mod package;
 mod setup;
 mod soak;
 mod vmtest;
@@ -43,6 +44,9 @@ enum Cmd {
     Bench(bench::BenchArgs),
     /// Boot Debian kernels under QEMU and run the integration tests inside each.
     VmTest(vmtest::VmTestArgs),
+    /// A Debian package of both tools under target/ (man pages, completions, docs); with
+    /// --check, installed and used in a clean Debian root.
+    Package(package::PackageArgs),
     /// Unit tests, then the integration tests against the running kernel (as root).
     Test {
         /// Only tests whose name contains this.
@@ -68,6 +72,7 @@ fn main() -> ExitCode {
         Cmd::Soak(args) => soak::run(&args),
         Cmd::Bench(args) => bench::run(&args),
         Cmd::VmTest(args) => vmtest::run(&args),
+        Cmd::Package(args) => package::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -92,6 +97,53 @@ pub fn run_cmd(cmd: &mut Command) -> Result<()> {
         .with_context(|| format!("cannot start {cmd:?}"))?;
     if !status.success() {
         bail!("{cmd:?} failed ({status})");
+    }
+    Ok(())
+}
+
+/// Runs a command and returns its standard output, failing with its standard error.
+pub fn output(cmd: &mut Command) -> Result<String> {
+    let out = cmd
+        .stdin(std::process::Stdio::null())
+        .output()
+        .with_context(|| format!("cannot start {cmd:?}"))?;
+    if !out.status.success() {
+        bail!(
+            "{cmd:?} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Installs the Debian packages that are missing (`apt-get install -y`), updating the system's
+/// lists once if the first attempt fails; `who` names the command in the message.
+pub fn ensure_packages(who: &str, packages: &[&str]) -> Result<()> {
+    let missing: Vec<&str> = packages
+        .iter()
+        .copied()
+        .filter(|p| {
+            !Command::new("dpkg-query")
+                .args(["-W", "-f=${Status}", p])
+                .output()
+                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    eprintln!("xtask: {who}: installing {}", missing.join(" "));
+    let install = || {
+        let mut cmd = Command::new("apt-get");
+        cmd.args(["install", "-y", "-q", "--no-install-recommends"])
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive");
+        output(&mut cmd)
+    };
+    if install().is_err() {
+        output(Command::new("apt-get").args(["-q", "update"]))?;
+        install()?;
     }
     Ok(())
 }

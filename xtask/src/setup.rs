@@ -6,7 +6,7 @@ use std::process::Command;
 
 use anyhow::{Context as _, Result, bail};
 
-use crate::run_cmd;
+use crate::{output, run_cmd};
 
 const TOOLCHAIN: &str = "nightly";
 const BPF_LINKER_VERSION: &str = "0.13";
@@ -16,19 +16,6 @@ pub fn run() -> Result<()> {
     ensure_rust_src()?;
     ensure_bpf_linker()?;
     Ok(())
-}
-
-fn output(cmd: &mut Command) -> Result<String> {
-    let out = cmd
-        .output()
-        .with_context(|| format!("cannot start {cmd:?}"))?;
-    if !out.status.success() {
-        bail!(
-            "{cmd:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 fn ensure_toolchain() -> Result<()> {

@@ -30,6 +30,7 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 
+use crate::output;
 use initramfs::Archive;
 use report::{Column, Outcome};
 
@@ -85,21 +86,6 @@ pub struct VmTestArgs {
 /// Runs a command, returning its standard output; fails with its standard error.
 /// The matrix file, relative to the workspace root.
 const MATRIX: &str = "results/vm-matrix.md";
-
-fn output(cmd: &mut Command) -> Result<String> {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("cannot start {cmd:?}"))?;
-    if !out.status.success() {
-        bail!(
-            "{cmd:?} failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
 
 /// Programs the tests run through `sh -c` and `Command`, taken from the host with their
 /// libraries (busybox's versions lack `dd iflag=nocache`, bash's PIPESTATUS, util-linux's
@@ -826,7 +812,7 @@ pub fn run(args: &VmTestArgs) -> Result<()> {
         }
         let vms: Vec<&String> = kernels.iter().filter(|k| *k != "host").collect();
         if !vms.is_empty() {
-            debian::ensure_packages(&PACKAGES)?;
+            crate::ensure_packages("vm-test", &PACKAGES)?;
         }
         let built = build()?;
         if !vms.is_empty() {

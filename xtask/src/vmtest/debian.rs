@@ -11,7 +11,7 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 
-use super::output;
+use crate::output;
 
 /// The suites vm-test knows: name and kernel series.
 pub const SUITES: [(&str, &str); 3] = [
@@ -378,37 +378,6 @@ pub fn module_bytes(path: &Path) -> Result<Vec<u8>> {
             Ok(out.stdout)
         }
     }
-}
-
-/// Installs the Debian packages that are missing (`apt-get install -y`), updating the system's
-/// lists once if the first attempt fails.
-pub fn ensure_packages(packages: &[&str]) -> Result<()> {
-    let missing: Vec<&str> = packages
-        .iter()
-        .copied()
-        .filter(|p| {
-            !Command::new("dpkg-query")
-                .args(["-W", "-f=${Status}", p])
-                .output()
-                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
-        })
-        .collect();
-    if missing.is_empty() {
-        return Ok(());
-    }
-    eprintln!("xtask: vm-test: installing {}", missing.join(" "));
-    let install = || {
-        let mut cmd = Command::new("apt-get");
-        cmd.args(["install", "-y", "-q", "--no-install-recommends"])
-            .args(&missing)
-            .env("DEBIAN_FRONTEND", "noninteractive");
-        output(&mut cmd)
-    };
-    if install().is_err() {
-        output(Command::new("apt-get").args(["-q", "update"]))?;
-        install()?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

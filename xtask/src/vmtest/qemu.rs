@@ -27,7 +27,7 @@ pub fn make_disk(path: &Path, size_mib: u64) -> Result<()> {
     let f = std::fs::File::create(path).with_context(|| format!("{}", path.display()))?;
     f.set_len(size_mib << 20)?;
     drop(f);
-    super::output(
+    crate::output(
         Command::new("mkfs.ext4")
             .args(["-q", "-F", "-T", "largefile", "-O", "^has_journal", "-E"])
             .arg("lazy_itable_init=0,lazy_journal_init=0,nodiscard")

@@ -1,0 +1,411 @@
+//! `cargo xtask package [--check]`: a Debian package of both tools, `target/<name>_<version>_<arch>.deb`.
+//!
+//! Built with dpkg-deb from a staged tree, not with cargo-deb: what goes in is cargo's release
+//! binaries plus docgen's man pages and completions, which cargo-deb would need as pre-built
+//! assets anyway, and dpkg-deb and dpkg-shlibdeps come with dpkg-dev on any Debian, where
+//! cargo-deb is one more tool to build (minutes on 2 cores) and keep working. The tree follows
+//! what debhelper would make: stripped binaries in /usr/sbin (they need root, as bcc's do in
+//! Debian), man pages in section 8 and docs compressed with `gzip -9n`, a DEP-5 copyright,
+//! changelog.Debian.gz, md5sums, Depends computed by dpkg-shlibdeps, every file dated to the
+//! commit (reproducible). lintian must find no error. `--check` then installs the package in
+//! a clean Debian root and uses it there (`package/cleanroot.rs`).
+
+mod cleanroot;
+
+use std::{
+    fmt::Write as _,
+    os::unix::fs::PermissionsExt as _,
+    path::{Path, PathBuf},
+    process::Command,
+    time::Instant,
+};
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::{cargo, output, run_cmd, workspace_root};
+
+/// The binaries the package holds. The exporter is not in it yet: it has no man page of its own
+/// and its unit wants a check of its own in the clean root.
+const TOOLS: [&str; 2] = ["compactsnoop", "drsnoop"];
+
+/// The package's name: both tools in one package, as bcc's tools are in bpfcc-tools.
+pub const PACKAGE: &str = "mm-tracers";
+/// The Debian revision of this packaging of the workspace's version.
+const REVISION: &str = "1";
+/// The Maintainer field, and who the copyright file names (`package/copyright`).
+const MAINTAINER: &str =
+    "Seed 5286ff6b maintainers <maintainers@users.noreply.h-seed-5286ff6b.example>";
+const SECTION: &str = "admin";
+/// The man section docgen writes the pages for (`docgen::MAN_SECTION`: xtask cannot link
+/// docgen, which needs the eBPF toolchain to build); a mismatch fails on a missing file.
+const MAN_SECTION: &str = "8";
+const DESCRIPTION: &str = "\
+trace memory compaction and direct reclaim with eBPF
+ compactsnoop prints one line per memory compaction run of a zone (direct,
+ kcompactd, proactive and manual), with its latency and result; with -x it
+ traces external fragmentation instead: page allocations that fall back to a
+ pageblock of another migrate type. drsnoop prints one line per direct
+ reclaim, with its latency and the pages it reclaimed, or latency histograms
+ counted in the kernel.
+ .
+ Both keep the flags and columns of bcc's tools of the same names and add
+ JSON Lines output. They read struct offsets from the running kernel's BTF,
+ so they need no kernel headers, no compiler and no kprobes at run time.";
+const COPYRIGHT: &str = include_str!("package/copyright");
+/// What the package needs on the build machine: dpkg-deb and dpkg-shlibdeps, strip, lintian.
+const BUILD_PACKAGES: [&str; 3] = ["dpkg-dev", "binutils", "lintian"];
+
+#[derive(clap::Args, Debug)]
+pub struct PackageArgs {
+    /// Then install the package into a clean Debian root and use it there: both tools trace
+    /// for a second, the man pages render, the completions complete (as root; tracing takes
+    /// the workload lock).
+    #[arg(long)]
+    pub check: bool,
+    /// Where the clean root (made by mmdebstrap) is kept from one check to the next.
+    #[arg(long, default_value = "/var/cache/tracer-package")]
+    pub cache_dir: PathBuf,
+}
+
+pub fn run(args: &PackageArgs) -> Result<()> {
+    let t = Instant::now();
+    crate::setup::run()?;
+    crate::ensure_packages("package", &BUILD_PACKAGES)?;
+    crate::build(true)?;
+    let built = t.elapsed();
+    let tool_version = tool_version()?;
+    let deb = build_deb(&tool_version)?;
+    let staged = t.elapsed();
+    lintian(&deb)?;
+    eprintln!(
+        "xtask: package: {} ({} KiB) in {:.0} s: release build {:.0} s, package {:.0} s, \
+         lintian {:.0} s",
+        deb.display(),
+        std::fs::metadata(&deb)?.len().div_ceil(1024),
+        t.elapsed().as_secs_f64(),
+        built.as_secs_f64(),
+        (staged - built).as_secs_f64(),
+        (t.elapsed() - staged).as_secs_f64(),
+    );
+    if args.check {
+        let t = Instant::now();
+        cleanroot::check(&deb, &tool_version, &args.cache_dir)?;
+        eprintln!(
+            "xtask: package: the clean-root check passed in {:.0} s",
+            t.elapsed().as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+/// What the built tools say after their name in `--version`: `0.1.0 (commit 4eb4f98)`.
+fn tool_version() -> Result<String> {
+    let tool = TOOLS[0];
+    let line = output(Command::new(release_binary(tool)).arg("--version"))?;
+    line.trim()
+        .strip_prefix(&format!("{tool} "))
+        .map(str::to_owned)
+        .with_context(|| format!("{tool} --version printed {line:?}"))
+}
+
+fn release_binary(tool: &str) -> PathBuf {
+    workspace_root().join("target/release").join(tool)
+}
+
+/// The commit's time, for the files' dates and the changelog (`SOURCE_DATE_EPOCH` if set, as
+/// Debian's reproducible builds do; else the commit's; else now).
+fn source_date_epoch() -> Result<u64> {
+    if let Some(epoch) = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        return Ok(epoch);
+    }
+    let commit_time = Command::new("git")
+        .arg("-C")
+        .arg(workspace_root())
+        .args(["log", "-1", "--format=%ct"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok());
+    match commit_time {
+        Some(t) => Ok(t),
+        None => Ok(std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_secs()),
+    }
+}
+
+/// `date -u` of `epoch` in a format of its own (`+%F`, `-R`).
+fn date(epoch: u64, format: &str) -> Result<String> {
+    Ok(
+        output(Command::new("date").args(["-u", "-d", &format!("@{epoch}"), format]))?
+            .trim()
+            .to_owned(),
+    )
+}
+
+/// Stages the package's tree under target/package and builds the .deb from it; `tool_version`
+/// is what the binaries' `--version` says, for the changelog.
+fn build_deb(tool_version: &str) -> Result<PathBuf> {
+    let root = workspace_root();
+    let stage = root.join("target/package");
+    if stage.exists() {
+        std::fs::remove_dir_all(&stage)
+            .with_context(|| format!("cannot remove {}", stage.display()))?;
+    }
+    let tree = stage.join("root");
+    let generated = stage.join("docgen");
+    let epoch = source_date_epoch()?;
+    let version = format!("{}-{REVISION}", env!("CARGO_PKG_VERSION"));
+    let arch = output(Command::new("dpkg").arg("--print-architecture"))?
+        .trim()
+        .to_owned();
+    let doc_dir = format!("usr/share/doc/{PACKAGE}");
+
+    // Man pages and completions, from the clap definitions the binaries were built from.
+    run_cmd(
+        cargo()
+            .args(["run", "--quiet", "--package", "docgen", "--"])
+            .arg(&generated)
+            .args(["--date", &date(epoch, "+%F")?])
+            .args(["--readme", &format!("/{doc_dir}/README.md.gz")]),
+    )?;
+
+    for tool in TOOLS {
+        let bin = place(
+            &release_binary(tool),
+            &tree,
+            &format!("usr/sbin/{tool}"),
+            0o755,
+        )?;
+        // As dh_strip does for executables.
+        run_cmd(
+            Command::new("strip")
+                .args(["--remove-section=.comment", "--remove-section=.note"])
+                .arg(&bin),
+        )?;
+        let man = format!("{tool}.{}", MAN_SECTION);
+        gzip(
+            &generated.join("man").join(&man),
+            &tree,
+            &format!("usr/share/man/man{}/{man}.gz", MAN_SECTION),
+        )?;
+        let completions = generated.join("completions");
+        for (file, dest) in [
+            (
+                format!("{tool}.bash"),
+                format!("usr/share/bash-completion/completions/{tool}"),
+            ),
+            (
+                format!("_{tool}"),
+                format!("usr/share/zsh/vendor-completions/_{tool}"),
+            ),
+            (
+                format!("{tool}.fish"),
+                format!("usr/share/fish/vendor_completions.d/{tool}.fish"),
+            ),
+        ] {
+            place(&completions.join(file), &tree, &dest, 0o644)?;
+        }
+    }
+    gzip(
+        &root.join("README.md"),
+        &tree,
+        &format!("{doc_dir}/README.md.gz"),
+    )?;
+    write(&tree, &format!("{doc_dir}/copyright"), COPYRIGHT.as_bytes())?;
+    let changelog = stage.join("changelog.Debian");
+    std::fs::write(&changelog, changelog_entry(&version, tool_version, epoch)?)?;
+    gzip(&changelog, &tree, &format!("{doc_dir}/changelog.Debian.gz"))?;
+
+    let depends = shlibdeps(&stage, &tree)?;
+    let md5sums = md5sums(&tree)?;
+    let installed_size = installed_size(&tree)?;
+    let control = format!(
+        "Package: {PACKAGE}\n\
+         Version: {version}\n\
+         Architecture: {arch}\n\
+         Maintainer: {MAINTAINER}\n\
+         Installed-Size: {installed_size}\n\
+         Depends: {depends}\n\
+         Section: {SECTION}\n\
+         Priority: optional\n\
+         Description: {DESCRIPTION}\n"
+    );
+    write(&tree, "DEBIAN/control", control.as_bytes())?;
+    write(&tree, "DEBIAN/md5sums", md5sums.as_bytes())?;
+
+    // Every file and directory dated to the commit, so that the same commit gives the same
+    // package (dpkg-deb dates its own members from SOURCE_DATE_EPOCH).
+    run_cmd(
+        Command::new("find")
+            .arg(&tree)
+            .args(["-exec", "touch", "--no-dereference", "-d"])
+            .arg(format!("@{epoch}"))
+            .args(["{}", "+"]),
+    )?;
+    let deb = root.join(format!("target/{PACKAGE}_{version}_{arch}.deb"));
+    run_cmd(
+        Command::new("dpkg-deb")
+            .args(["--root-owner-group", "--build"])
+            .arg(&tree)
+            .arg(&deb)
+            .env("SOURCE_DATE_EPOCH", epoch.to_string()),
+    )?;
+    Ok(deb)
+}
+
+/// Copies `from` to `tree/dest` with `mode`, creating directories (0755) on the way.
+fn place(from: &Path, tree: &Path, dest: &str, mode: u32) -> Result<PathBuf> {
+    let bytes = std::fs::read(from).with_context(|| format!("cannot read {}", from.display()))?;
+    let path = write(tree, dest, &bytes)?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))?;
+    Ok(path)
+}
+
+/// Writes `tree/dest` (0644), creating directories (0755) on the way.
+fn write(tree: &Path, dest: &str, bytes: &[u8]) -> Result<PathBuf> {
+    let path = tree.join(dest);
+    let mut dir = path.parent().context("a file in the tree")?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    while dir.starts_with(tree) {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
+        dir = dir.parent().context("inside the tree")?;
+    }
+    std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644))?;
+    Ok(path)
+}
+
+/// `gzip -9n` of `from` into `tree/dest`: best compression, no name or time stored.
+fn gzip(from: &Path, tree: &Path, dest: &str) -> Result<()> {
+    let out = Command::new("gzip")
+        .args(["-9n", "--stdout"])
+        .arg(from)
+        .output()
+        .context("cannot start gzip")?;
+    if !out.status.success() {
+        bail!("gzip -9n {} failed ({})", from.display(), out.status);
+    }
+    write(tree, dest, &out.stdout)?;
+    Ok(())
+}
+
+fn changelog_entry(version: &str, tool_version: &str, epoch: u64) -> Result<String> {
+    let built_from = tool_version
+        .rsplit_once(" (")
+        .map_or("unknown commit", |(_, c)| c.trim_end_matches(')'));
+    Ok(format!(
+        "{PACKAGE} ({version}) unstable; urgency=medium\n\n  \
+         * Package of compactsnoop and drsnoop, built from {built_from}.\n\n \
+         -- {MAINTAINER}  {}\n",
+        date(epoch, "-R")?
+    ))
+}
+
+/// The Depends field dpkg-shlibdeps computes from the binaries' shared libraries.
+fn shlibdeps(stage: &Path, tree: &Path) -> Result<String> {
+    // dpkg-shlibdeps reads debian/control of a source tree; a minimal one serves.
+    let source = stage.join("shlibdeps");
+    std::fs::create_dir_all(source.join("debian"))?;
+    std::fs::write(
+        source.join("debian/control"),
+        format!("Source: {PACKAGE}\n\nPackage: {PACKAGE}\nArchitecture: any\n"),
+    )?;
+    let mut cmd = Command::new("dpkg-shlibdeps");
+    cmd.current_dir(&source).arg("-O");
+    for tool in TOOLS {
+        cmd.arg(format!("-e{}", tree.join("usr/sbin").join(tool).display()));
+    }
+    let out = output(&mut cmd)?;
+    let depends = out
+        .lines()
+        .find_map(|l| l.strip_prefix("shlibs:Depends="))
+        .map(str::trim)
+        .unwrap_or_default();
+    if depends.is_empty() {
+        bail!("dpkg-shlibdeps found no shared library dependency: {out:?}");
+    }
+    Ok(depends.to_owned())
+}
+
+/// DEBIAN/md5sums: `<md5>  <path>` for every file, paths relative to the root.
+fn md5sums(tree: &Path) -> Result<String> {
+    let files = files(tree)?;
+    let out = output(Command::new("md5sum").current_dir(tree).args(&files))?;
+    if out.lines().count() != files.len() {
+        bail!(
+            "md5sum gave {} lines for {} files",
+            out.lines().count(),
+            files.len()
+        );
+    }
+    Ok(out)
+}
+
+/// The tree's files, outside DEBIAN, relative and sorted.
+fn files(tree: &Path) -> Result<Vec<String>> {
+    fn walk(dir: &Path, tree: &Path, out: &mut Vec<String>) -> Result<()> {
+        for entry in std::fs::read_dir(dir)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                walk(&path, tree, out)?;
+            } else {
+                out.push(path.strip_prefix(tree)?.to_string_lossy().into_owned());
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    walk(&tree.join("usr"), tree, &mut out)?;
+    out.sort();
+    Ok(out)
+}
+
+/// Installed-Size as dpkg-gencontrol computes it: KiB per file rounded up, 1 per directory
+/// (the root's included, DEBIAN not: it is not installed).
+fn installed_size(tree: &Path) -> Result<u64> {
+    fn walk(dir: &Path, total: &mut u64) -> Result<()> {
+        *total += 1;
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            let meta = entry.metadata()?;
+            if meta.is_dir() {
+                if entry.file_name() != "DEBIAN" {
+                    walk(&entry.path(), total)?;
+                }
+            } else {
+                *total += meta.len().div_ceil(1024);
+            }
+        }
+        Ok(())
+    }
+    let mut total = 0;
+    walk(tree, &mut total)?;
+    Ok(total)
+}
+
+/// lintian on the package: errors fail, warnings are shown.
+fn lintian(deb: &Path) -> Result<()> {
+    let out = Command::new("lintian")
+        .args(["--fail-on", "error", "--tag-display-limit", "0"])
+        .arg(deb)
+        .output()
+        .context("cannot start lintian")?;
+    let mut report = String::new();
+    for stream in [&out.stdout, &out.stderr] {
+        let _ = write!(report, "{}", String::from_utf8_lossy(stream));
+    }
+    let report = report.trim();
+    if !out.status.success() {
+        bail!("lintian found errors in {}:\n{report}", deb.display());
+    }
+    if report.is_empty() {
+        eprintln!("xtask: package: lintian: no error, no warning");
+    } else {
+        eprintln!("xtask: package: lintian: no error; it says:\n{report}");
+    }
+    Ok(())
+}
