@@ -50,7 +50,9 @@ enum Cmd {
     },
 }
 
-const TOOLS: [&str; 2] = ["compactsnoop", "drsnoop"];
+/// What `build` builds and `run` runs: the two tools, and mmplot, which records with them
+/// (its integration test finds all three in TRACER_BIN_DIR).
+const TOOLS: [&str; 3] = ["compactsnoop", "drsnoop", "mmplot"];
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -119,7 +119,7 @@ const DISK_MIB: u64 = 8192;
 
 /// What the build produced.
 struct Built {
-    /// compactsnoop, drsnoop.
+    /// compactsnoop, drsnoop, mmplot.
     tools: Vec<PathBuf>,
     workload: PathBuf,
     /// Suite name → test executable.
@@ -148,9 +148,18 @@ fn cargo_artifacts(args: &[&str]) -> Result<Vec<artifacts::Artifact>> {
 
 fn build() -> Result<Built> {
     crate::setup::run()?;
-    let tools_found = cargo_artifacts(&["build", "-p", "compactsnoop", "-p", "drsnoop"])?;
+    let tools_found = cargo_artifacts(&[
+        "build",
+        "-p",
+        "compactsnoop",
+        "-p",
+        "drsnoop",
+        "-p",
+        "mmplot",
+    ])?;
     let mut tools = Vec::new();
-    for tool in ["compactsnoop", "drsnoop"] {
+    // mmplot records with the other two: its test runs in the guests too.
+    for tool in ["compactsnoop", "drsnoop", "mmplot"] {
         let exe = tools_found
             .iter()
             .find(|a| a.kind == "bin" && a.name == tool && !a.test)

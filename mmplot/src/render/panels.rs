@@ -420,13 +420,20 @@ fn step_chart<DB: DrawingBackend>(
         .map(|(n, c, b)| (format!("{n} {}", b.iter().sum::<u64>()), Mark::Line(*c)))
         .collect();
     let area = frame(half, cap, &entries)?;
+    // Small counts get a label per whole number, not fractions rounded alike.
+    let (top, labels) = if y_max < 10 {
+        (y_max as f64 + 1.0, y_max as usize + 2)
+    } else {
+        (y_max as f64 * 1.08, 10)
+    };
     let mut chart = ChartBuilder::on(&area)
         .margin_right(16)
         .x_label_area_size(34)
         .y_label_area_size(60)
-        .build_cartesian_2d(x.clone(), 0.0..(y_max.max(1) as f64 * 1.08))?;
+        .build_cartesian_2d(x.clone(), 0.0..top)?;
     chart
         .configure_mesh()
+        .y_labels(labels)
         .x_desc("seconds since the start")
         .y_desc(format!("fallbacks per {bin_s} s"))
         .x_label_formatter(&|v| seconds_label(*v, x))

@@ -24,6 +24,11 @@ pub const FOOT_H: u32 = 60;
 
 const NOT_RECORDED: &str = "not recorded";
 
+/// Where a row's label starts: parts of a total further in.
+fn indent(part: bool) -> i32 {
+    if part { 40 } else { 20 }
+}
+
 fn left(size: u32) -> TextStyle<'static> {
     text(size).pos(Pos::new(HPos::Left, VPos::Top))
 }
@@ -58,7 +63,7 @@ pub fn single<DB: DrawingBackend>(
                 RGBColor(244, 246, 248).filled(),
             ))?;
         }
-        area.draw(&Text::new(r.label.clone(), (20, y), left(13)))?;
+        area.draw(&Text::new(r.label.clone(), (indent(r.part), y), left(13)))?;
         match r.amount {
             Some(a) => {
                 area.draw(&Text::new(a.shown(), (count_x, y), right(13)))?;
@@ -116,7 +121,7 @@ pub fn compared<DB: DrawingBackend>(
                 RGBColor(212, 237, 218).filled(),
             ))?;
         }
-        area.draw(&Text::new(r.label.clone(), (20, y), left(13)))?;
+        area.draw(&Text::new(r.label.clone(), (indent(r.part), y), left(13)))?;
         for (k, rate) in r.rates.iter().enumerate() {
             let cell = rate.map_or_else(|| NOT_RECORDED.to_owned(), fmt_rate);
             area.draw(&Text::new(cell, (col(k), y), right(13)))?;
