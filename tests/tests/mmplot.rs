@@ -37,7 +37,11 @@ impl Recording {
     fn read(path: &Path) -> Recording {
         let text = std::fs::read_to_string(path)
             .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-        assert!(text.ends_with('\n'), "{}: the last line is whole", path.display());
+        assert!(
+            text.ends_with('\n'),
+            "{}: the last line is whole",
+            path.display()
+        );
         let lines = text
             .lines()
             .map(|l| {
@@ -231,7 +235,11 @@ fn render(args: &[&Path]) {
 
 fn stopped(f: &Finished, what: &str) {
     assert!(f.status.success(), "{what}: {:?}\n{}", f.status, f.stderr);
-    assert!(f.header.starts_with("mmplot: recording into "), "{what}: {}", f.header);
+    assert!(
+        f.header.starts_with("mmplot: recording into "),
+        "{what}: {}",
+        f.header
+    );
 }
 
 #[test]
@@ -243,7 +251,11 @@ fn recordings_of_the_workloads_render_with_their_exact_counts_and_rates() {
     let dir = std::env::temp_dir().join(format!("tracer-mmplot-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("a scratch directory");
     let file = |name: &str| -> PathBuf { dir.join(name) };
-    let (frag, squeeze_rec, idle) = (file("frag.jsonl"), file("squeeze.jsonl"), file("idle.jsonl"));
+    let (frag, squeeze_rec, idle) = (
+        file("frag.jsonl"),
+        file("squeeze.jsonl"),
+        file("idle.jsonl"),
+    );
 
     // The fragment workload, ended by SIGINT. It holds huge pages; they are given back before
     // the squeeze.
@@ -260,7 +272,10 @@ fn recordings_of_the_workloads_render_with_their_exact_counts_and_rates() {
 
     // The squeeze, ended by SIGTERM.
     let squeeze = Squeeze::prepare();
-    let rec = tool::start("mmplot", &["record", "-o", squeeze_rec.to_str().expect("path")]);
+    let rec = tool::start(
+        "mmplot",
+        &["record", "-o", squeeze_rec.to_str().expect("path")],
+    );
     squeeze.reclaim_in(&Workload {
         binary: WORKLOAD,
         name: "wl-huge",
@@ -291,7 +306,10 @@ fn recordings_of_the_workloads_render_with_their_exact_counts_and_rates() {
     );
     assert!(
         !recs[1].events("compaction").is_empty()
-            && recs[1].events("reclaim").iter().any(|r| r["kind"] == "direct"),
+            && recs[1]
+                .events("reclaim")
+                .iter()
+                .any(|r| r["kind"] == "direct"),
         "the squeeze made no compaction or no direct reclaim: a failed workload"
     );
 
@@ -299,7 +317,13 @@ fn recordings_of_the_workloads_render_with_their_exact_counts_and_rates() {
     let host = proc_value("hostname");
     let kernel = format!("kernel {}", proc_value("osrelease"));
     let (frag_png, frag_svg) = (file("frag.png"), file("frag.svg"));
-    render(&[&frag, Path::new("-o"), &frag_png, Path::new("-o"), &frag_svg]);
+    render(&[
+        &frag,
+        Path::new("-o"),
+        &frag_png,
+        Path::new("-o"),
+        &frag_svg,
+    ]);
     let (_, size) = svg(&frag_svg);
     assert_eq!(png_size(&frag_png), size, "PNG and SVG of one dashboard");
     for (rec, path) in recs.iter().zip([&frag, &squeeze_rec, &idle]) {
@@ -309,7 +333,9 @@ fn recordings_of_the_workloads_render_with_their_exact_counts_and_rates() {
         }
         let (texts, _) = svg(&out);
         assert!(
-            texts.iter().any(|t| t.contains(&host) && t.contains(&kernel)),
+            texts
+                .iter()
+                .any(|t| t.contains(&host) && t.contains(&kernel)),
             "{}: the title names {host} and {kernel}",
             out.display()
         );
@@ -341,9 +367,9 @@ fn recordings_of_the_workloads_render_with_their_exact_counts_and_rates() {
     assert_eq!(png_size(&cmp_png), size, "PNG and SVG of the comparison");
     for l in labels {
         assert!(
-            texts
-                .iter()
-                .any(|t| t.starts_with(&format!("{l}: ")) && t.contains(&host) && t.contains(&kernel)),
+            texts.iter().any(|t| t.starts_with(&format!("{l}: "))
+                && t.contains(&host)
+                && t.contains(&kernel)),
             "the comparison's title names {l}'s host and kernel"
         );
     }
@@ -358,7 +384,12 @@ fn recordings_of_the_workloads_render_with_their_exact_counts_and_rates() {
     ];
     let tables: Vec<BTreeMap<String, String>> = recs
         .iter()
-        .map(|r| r.table().into_iter().map(|(l, _, rate)| (l, rate)).collect())
+        .map(|r| {
+            r.table()
+                .into_iter()
+                .map(|(l, _, rate)| (l, rate))
+                .collect()
+        })
         .collect();
     for label in compared {
         let rates: Vec<String> = tables.iter().map(|t| t[label].clone()).collect();
