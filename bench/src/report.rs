@@ -189,7 +189,7 @@ fn targets(r: &Results) -> Vec<Target> {
         cases if !cases.is_empty() => {
             let slowest = cases
                 .iter()
-                .filter(|c| c.name != "decode-only")
+                .filter(|c| c.name != "decode-only" && !c.name.starts_with(crate::RENDER_CASE))
                 .min_by(|a, b| a.rate.total_cmp(&b.rate));
             if let Some(c) = slowest {
                 out.push(Target {
@@ -211,6 +211,23 @@ fn targets(r: &Results) -> Vec<Target> {
             met: None,
         }),
     }
+    // mmplot: a recording of a million events read and drawn (PNG + SVG) on one core.
+    let render = r
+        .decode
+        .iter()
+        .find(|c| c.name.starts_with(crate::RENDER_CASE));
+    let secs = render.map(|c| crate::RENDER_EVENTS as f64 / c.rate);
+    out.push(Target {
+        metric: format!(
+            "mmplot render of a {}-event recording (PNG + SVG) on one core",
+            num(crate::RENDER_EVENTS as f64, 0)
+        ),
+        ours: secs.map_or("–".to_owned(), |s| format!("{} s", num(s, 2))),
+        reference: String::new(),
+        ratio: String::new(),
+        target: "< 10 s".to_owned(),
+        met: secs.map(|s| s < 10.0),
+    });
     for label in [
         "compactsnoop",
         "drsnoop",
@@ -590,7 +607,12 @@ fn section_decode(r: &Results, s: &mut String) {
         "`bench-decode`: 4,096 distinct synthetic records laid out as the ring buffer hands them over, cycled; each \
          handed to the library's own printer (`tracer_user::{{compaction, reclaim, extfrag}}::printer::Printer`, \
          the event loop's sink): decoded, named, and written as a row or a JSON line to /dev/null through `Output`, \
-         flushed every 4,096 records. Pinned to one CPU; median of three repetitions after a warm-up.\n"
+         flushed every 4,096 records. Pinned to one CPU; median of three repetitions after a warm-up. \
+         `mmplot render`: `render-mmplot` writes a synthetic hour-long recording of {} events in the lines \
+         `mmplot record` writes (60% fallbacks, 30% compaction runs, 10% reclaims), then reads it and draws its \
+         dashboard as PNG and SVG, three times, pinned to one CPU, checking every count read against the count \
+         written; events/s is events over the whole read and render.\n",
+        num(crate::RENDER_EVENTS as f64, 0)
     );
     match &r.decode_error {
         None => {
