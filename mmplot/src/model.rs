@@ -172,17 +172,19 @@ impl Run {
         self.meta.duration_ns as f64 / 1e9
     }
 
-    /// The earliest event time and the end, in ns: the time axis.
+    /// The time axis, in ns: from the start (or an earlier event) to the end (or a later
+    /// one), at least 1 ns long.
     pub fn time_span_ns(&self) -> (i64, i64) {
-        let first = self
-            .compactions
-            .iter()
-            .map(|c| c.t_ns)
-            .chain(self.fallbacks.iter().map(|f| f.t_ns))
-            .chain(self.reclaims.iter().map(|r| r.t_ns))
-            .min()
-            .unwrap_or(0);
-        (first.min(0), self.meta.duration_ns.max(1))
+        let times = || {
+            self.compactions
+                .iter()
+                .map(|c| c.t_ns)
+                .chain(self.fallbacks.iter().map(|f| f.t_ns))
+                .chain(self.reclaims.iter().map(|r| r.t_ns))
+        };
+        let first = times().min().unwrap_or(0).min(0);
+        let last = times().max().unwrap_or(0).max(self.meta.duration_ns);
+        (first, last.max(first.saturating_add(1)))
     }
 }
 

@@ -140,6 +140,12 @@ impl Cli {
                 if labels.iter().any(|l| l.trim().is_empty()) {
                     return Err(usage("a label is empty".to_owned()));
                 }
+                if let Some(twice) = labels
+                    .iter()
+                    .find(|l| labels.iter().filter(|m| m == l).count() > 1)
+                {
+                    return Err(usage(format!("the label `{twice}` names two runs")));
+                }
                 Ok(Cmd::Render(Render {
                     files: r.files,
                     outputs: r.outputs,
@@ -240,6 +246,9 @@ mod tests {
                 "mmplot", "render", "a", "b", "--labels", "one", "-o", "x.png",
             ],
             &["mmplot", "render", "a", "--labels", "", "-o", "x.png"],
+            &[
+                "mmplot", "render", "a", "b", "--labels", "x,x", "-o", "x.png",
+            ],
             &["mmplot", "render", "a", "-o", "x.png", "--bin", "0"],
             &[
                 "mmplot",

@@ -124,7 +124,8 @@ pub fn rows(run: &Run) -> Vec<Row> {
         row("  whole zone (order -1)".into(), count(true, whole), false);
     }
     let held = holds.compaction && holds.compaction_latency;
-    let ms: u64 = c.iter().filter_map(|c| c.latency_ns).sum();
+    // Sums in u128: a damaged file's values cannot overflow them.
+    let ms: u128 = c.iter().filter_map(|c| c.latency_ns).map(u128::from).sum();
     row(
         "compaction time, ms".into(),
         held.then_some(Amount::Millis(ms as f64 / 1e6)),
@@ -166,16 +167,18 @@ pub fn rows(run: &Run) -> Vec<Row> {
     for (kind, n) in kinds.iter().filter(|(k, _)| k != "direct") {
         row(format!("{kind} reclaims"), Some(Amount::Count(*n)), true);
     }
-    let ns: u64 = r.iter().map(|r| r.latency_ns).sum();
+    let ns: u128 = r.iter().map(|r| u128::from(r.latency_ns)).sum();
     row(
         "reclaim time, ms".into(),
         holds.reclaim.then_some(Amount::Millis(ns as f64 / 1e6)),
         true,
     );
-    let pages: u64 = r.iter().map(|r| r.pages).sum();
+    let pages: u128 = r.iter().map(|r| u128::from(r.pages)).sum();
     row(
         "pages reclaimed".into(),
-        holds.reclaim.then_some(Amount::Count(pages)),
+        holds
+            .reclaim
+            .then_some(Amount::Count(u64::try_from(pages).unwrap_or(u64::MAX))),
         true,
     );
     rows

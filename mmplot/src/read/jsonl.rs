@@ -66,10 +66,20 @@ struct Line<'a> {
     pages: Option<u64>,
 }
 
+/// Nanoseconds from `start` to `ts`, held within i64 (a damaged timestamp makes a long axis,
+/// which the renderer refuses, not a wrapped one).
+fn since(start: u64, ts: u64) -> i64 {
+    let d = i128::from(ts) - i128::from(start);
+    d.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
+}
+
 /// A field a line of its kind must have.
 fn need<T>(v: Option<T>, field: &str, event: &str) -> Result<T, String> {
     v.ok_or_else(|| format!("a `{event}` line without `{field}`"))
 }
+
+/// The longest a recording can be: a year (kernel timestamps count from boot).
+pub const MAX_SPAN_NS: u64 = 365 * 86_400 * 1_000_000_000;
 
 /// Line kinds that count in the kernel and carry no single events.
 const COUNTED: [&str; 2] = ["extfrag_interval", "reclaim_histogram"];
@@ -87,9 +97,17 @@ struct Reader<'p> {
 }
 
 impl Reader<'_> {
-    fn rel(&mut self, ts: u64) -> i64 {
+    /// `ts` relative to the start; a time no recording can hold is an error.
+    fn rel(&mut self, ts: u64) -> Result<i64, String> {
+        let t = since(self.start_ns, ts);
+        if t.unsigned_abs() > MAX_SPAN_NS {
+            return Err(format!(
+                "ts_ns {ts} is {:.0} s from the start line's: not a time of this recording",
+                t as f64 / 1e9
+            ));
+        }
         self.last_ns = self.last_ns.max(ts);
-        (i128::from(ts) - i128::from(self.start_ns)) as i64
+        Ok(t)
     }
 
     fn line(&mut self, l: Line<'_>) -> Result<(), String> {
@@ -101,7 +119,7 @@ impl Reader<'_> {
                 let ts = need(l.ts_ns, "ts_ns", event)?;
                 let status = need(l.status.as_deref(), "status", event)?;
                 let c = Compaction {
-                    t_ns: self.rel(ts),
+                    t_ns: self.rel(ts)?,
                     order: need(l.order, "order", event)?,
                     fragidx: l.fragidx.map(|f| (f * 1000.0).round() as i32),
                     status: self.run.names.intern(status),
@@ -127,7 +145,7 @@ impl Reader<'_> {
                 let alloc = need(l.alloc_type.as_deref(), "alloc_type", event)?;
                 let fallback = need(l.fallback_type.as_deref(), "fallback_type", event)?;
                 let f = Fallback {
-                    t_ns: self.rel(ts),
+                    t_ns: self.rel(ts)?,
                     alloc_type: self.run.names.intern(alloc),
                     fallback_type: self.run.names.intern(fallback),
                     alloc_order: need(l.alloc_order, "alloc_order", event)?,
@@ -141,7 +159,7 @@ impl Reader<'_> {
                 let ts = need(l.ts_ns, "ts_ns", event)?;
                 let kind = need(l.kind.as_deref(), "kind", event)?;
                 let r = Reclaim {
-                    t_ns: self.rel(ts),
+                    t_ns: self.rel(ts)?,
                     kind: self.run.names.intern(kind),
                     latency_ns: need(l.latency_ns, "latency_ns", event)?,
                     pages: need(l.pages, "pages", event)?,
@@ -167,12 +185,12 @@ impl Reader<'_> {
                     }
                 }
                 if let Some(ts) = l.ts_ns {
-                    self.rel(ts);
+                    self.rel(ts)?;
                 }
             }
             "end" => {
                 let ts = need(l.ts_ns, "ts_ns", event)?;
-                self.rel(ts);
+                self.rel(ts)?;
                 self.run.meta.lost += l.lost.unwrap_or(0);
                 self.run.meta.missed += l.missed.unwrap_or(0);
                 let ours = match self.run.meta.format {
@@ -273,6 +291,10 @@ pub fn read(
         if buf.trim_ascii().is_empty() {
             continue;
         }
+        // serde would read an array as a struct, field by field: only objects are lines.
+        if !buf.trim_ascii_start().starts_with(b"{") && complete {
+            return Err(err(no, "not a JSON object: not a recording line".into()));
+        }
         let parsed = serde_json::from_slice::<Line>(&buf);
         match parsed {
             Ok(l) => r.line(l).map_err(|what| err(no, what))?,
@@ -331,10 +353,10 @@ fn finish(mut r: Reader<'_>) -> Run {
     match r.end_ns {
         Some(end) => {
             r.run.meta.ended = true;
-            r.run.meta.duration_ns = (i128::from(end) - i128::from(r.start_ns)) as i64;
+            r.run.meta.duration_ns = since(r.start_ns, end);
         }
         None => {
-            r.run.meta.duration_ns = (i128::from(r.last_ns) - i128::from(r.start_ns)) as i64;
+            r.run.meta.duration_ns = since(r.start_ns, r.last_ns);
             r.run.warnings.push(format!(
                 "{path} has no end line (the recording was cut short, or this is a copy of one still running): its length is taken to its last line, {:.3} s",
                 r.run.meta.duration_ns as f64 / 1e9
@@ -425,10 +447,11 @@ mod tests {
                 2,
                 "not a recording line (",
             ),
+            (lines(&[START, "[1,2]"]), 2, "not a JSON object"),
             (
-                lines(&[START, "[1,2]"]),
+                lines(&[START, r#"{"event":"end","ts_ns":18000000000000000000}"#]),
                 2,
-                "not a recording line (invalid type",
+                "not a time of this recording",
             ),
             (lines(&[START, r#"{"a":1}"#]), 2, "without an `event` field"),
             (

@@ -7,7 +7,7 @@
 mod jsonl;
 mod plotfrag;
 
-pub use jsonl::SCHEMA;
+pub use jsonl::{MAX_SPAN_NS, SCHEMA};
 pub use plotfrag::migrate_type as plot_fragmentation_migrate_type;
 
 use std::{
@@ -73,6 +73,19 @@ pub fn read(path: &Path, opts: &ReadOptions) -> Result<Run, ReadError> {
         if !first.trim_ascii().is_empty() {
             break;
         }
+    }
+    if !first.trim_ascii_start().starts_with(b"{") {
+        return Err(ReadError::new(
+            path,
+            Some(line_no),
+            match serde_json::from_slice::<serde_json::Value>(&first) {
+                Ok(_) => {
+                    "not a JSON object: not a recording of mmplot, its tools or plot-fragmentation"
+                        .to_owned()
+                }
+                Err(e) => format!("not JSON ({})", without_position(&e)),
+            },
+        ));
     }
     match serde_json::from_slice::<serde_json::Value>(&first) {
         // A document written on one line: plot-fragmentation's without indentation.

@@ -134,6 +134,24 @@ pub fn read(path: &Path, text: &[u8], skipped: u64, opts: &ReadOptions) -> Resul
             "{shown}: no `metadata.duration`: its length is taken to its last event"
         ));
     }
+    // A time no recording can hold (a damaged file) would make an axis of centuries.
+    let max_s = crate::read::MAX_SPAN_NS as f64 / 1e9;
+    if let Some((i, e)) = doc
+        .events
+        .iter()
+        .enumerate()
+        .find(|(_, e)| e.timestamp.abs() > max_s)
+    {
+        return Err(ReadError::new(
+            path,
+            None,
+            format!(
+                "event {} of `events` has timestamp {:e} s: not a time of this recording",
+                i + 1,
+                e.timestamp
+            ),
+        ));
+    }
     let mut ignored = 0u64;
     let unknown = run.names.intern("unknown");
     for e in &doc.events {

@@ -366,6 +366,7 @@ pub fn render(runs: &[Run], opts: &Options, outputs: &[PathBuf]) -> Result<()> {
         bail!("{} labels for {} runs", opts.labels.len(), runs.len());
     }
     style::fonts().map_err(|e| anyhow!(e))?;
+    check_bins(runs, opts.bin_ns)?;
     let d = Dashboard::new(runs, opts);
     let (w, h) = (d.width, d.height());
     for out in outputs {
@@ -392,6 +393,26 @@ pub fn render(runs: &[Run], opts: &Options, outputs: &[PathBuf]) -> Result<()> {
                 "{}: the output's name must end in .png or .svg",
                 out.display()
             ),
+        }
+    }
+    Ok(())
+}
+
+/// Most bins a timeline may have: more than a chart has pixels by far, and a bound on the
+/// memory a damaged timestamp could ask for.
+const MAX_BINS: i128 = 200_000;
+
+/// Refuses a `--bin` that cuts a run's time axis into more than `MAX_BINS` bins.
+fn check_bins(runs: &[Run], bin_ns: i64) -> Result<()> {
+    for r in runs {
+        let (lo, hi) = r.time_span_ns();
+        let bins = (i128::from(hi) - i128::from(lo)) / i128::from(bin_ns.max(1));
+        if bins > MAX_BINS {
+            bail!(
+                "a run spans {:.0} s, which --bin {} s cuts into more than {MAX_BINS} bins: give a wider --bin",
+                (i128::from(hi) - i128::from(lo)) as f64 / 1e9,
+                bin_ns as f64 / 1e9
+            );
         }
     }
     Ok(())
