@@ -908,3 +908,61 @@ pub fn markdown(r: &Results) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::DecodeCase;
+
+    fn case(name: &str, rate: f64) -> DecodeCase {
+        DecodeCase {
+            name: name.to_owned(),
+            rate,
+            min: rate,
+            max: rate,
+            ns_per_event: 1e9 / rate,
+        }
+    }
+
+    #[test]
+    fn the_render_case_has_its_own_target_and_stays_out_of_decode_throughput() {
+        let mut r = Results {
+            decode: vec![
+                case("compactsnoop", 1.5e6),
+                case("mmplot render (1M-event recording, PNG + SVG)", 4e5),
+            ],
+            ..Results::default()
+        };
+        let t = targets(&r);
+        let decode = t
+            .iter()
+            .find(|t| t.metric.starts_with("decode + format"))
+            .expect("the decode target");
+        assert!(
+            decode.metric.ends_with("(slowest case: compactsnoop)"),
+            "{}",
+            decode.metric
+        );
+        assert_eq!(decode.met, Some(true));
+        let render = t
+            .iter()
+            .find(|t| t.metric.starts_with("mmplot render"))
+            .expect("the render target");
+        assert_eq!(render.ours, "2.50 s");
+        assert_eq!(render.met, Some(true));
+        // Slower than 10 s: missed.
+        r.decode[1].rate = 9e4;
+        let render = targets(&r)
+            .into_iter()
+            .find(|t| t.metric.starts_with("mmplot render"))
+            .expect("the render target");
+        assert_eq!(render.met, Some(false));
+        // Not measured: no verdict.
+        r.decode.pop();
+        let render = targets(&r)
+            .into_iter()
+            .find(|t| t.metric.starts_with("mmplot render"))
+            .expect("the render target");
+        assert_eq!((render.ours.as_str(), render.met), ("–", None));
+    }
+}
