@@ -929,7 +929,10 @@ mod tests {
         let mut r = Results {
             decode: vec![
                 case("compactsnoop", 1.5e6),
-                case("mmplot render (1M-event recording, PNG + SVG)", 4e5),
+                case(
+                    "mmplot render (recording of 1000000 events, PNG + SVG)",
+                    4e5,
+                ),
             ],
             ..Results::default()
         };

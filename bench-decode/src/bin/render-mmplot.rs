@@ -206,7 +206,7 @@ fn run(dir: &Path, events: u64, cpu: i32) -> anyhow::Result<()> {
         secs[2]
     );
     eprintln!(
-        "RESULT case=mmplot render (1M-event recording, PNG + SVG) events={events} rate={:.0} min={:.0} max={:.0} ns_per_event={:.1}",
+        "RESULT case=mmplot render (recording of {events} events, PNG + SVG) events={events} rate={:.0} min={:.0} max={:.0} ns_per_event={:.1}",
         rate(secs[1]),
         rate(secs[2]),
         rate(secs[0]),
