@@ -1015,10 +1015,21 @@ fn cost_run(
     Ok(())
 }
 
-/// Runs the decode binaries with their rows going to /dev/null.
+/// Events in the synthetic recording mmplot renders (`render-mmplot`).
+pub const RENDER_EVENTS: u64 = 1_000_000;
+
+/// Cases of `decode` that time mmplot's render rather than a tool's decode + format.
+pub const RENDER_CASE: &str = "mmplot render";
+
+/// Runs the decode binaries with their rows going to /dev/null, and mmplot's render benchmark.
 fn decode(bins: &Bins, events: u64) -> Result<Vec<DecodeCase>, String> {
     let mut cases = Vec::new();
-    for bin in ["decode-compactsnoop", "decode-drsnoop"] {
+    for (bin, events) in [
+        ("decode-compactsnoop", events),
+        ("decode-drsnoop", events),
+        // mmplot's render of a recording of a million events (its target: under 10 s).
+        ("render-mmplot", RENDER_EVENTS),
+    ] {
         let out = Command::new(bins.release_dir.join(bin))
             .arg(events.to_string())
             .stdin(Stdio::null())

@@ -269,7 +269,7 @@ fn targets(r: &Results) -> Vec<Target> {
         cases if !cases.is_empty() => {
             let slowest = cases
                 .iter()
-                .filter(|c| c.name != "decode-only")
+                .filter(|c| c.name != "decode-only" && !c.name.starts_with(crate::RENDER_CASE))
                 .min_by(|a, b| a.rate.total_cmp(&b.rate));
             if let Some(c) = slowest {
                 out.push(Target {
@@ -293,6 +293,24 @@ fn targets(r: &Results) -> Vec<Target> {
             met: None,
         }),
     }
+    // mmplot: a recording of a million events read and drawn (PNG + SVG) on one core.
+    let render = r
+        .decode
+        .iter()
+        .find(|c| c.name.starts_with(crate::RENDER_CASE));
+    let secs = render.map(|c| crate::RENDER_EVENTS as f64 / c.rate);
+    out.push(Target {
+        metric: format!(
+            "mmplot render of a {}-event recording (PNG + SVG) on one core",
+            num(crate::RENDER_EVENTS as f64, 0)
+        ),
+        ours: secs.map_or("–".to_owned(), |s| format!("{} s", num(s, 2))),
+        reference: String::new(),
+        ratio: String::new(),
+        target: "< 10 s".to_owned(),
+        note: None,
+        met: secs.map(|s| s < 10.0),
+    });
     for label in [
         "compactsnoop",
         "drsnoop",
@@ -845,7 +863,12 @@ fn section_decode(r: &Results, s: &mut String) {
         "`bench-decode`: 4,096 distinct synthetic records laid out as the ring buffer hands them over, cycled; each \
          handed to the library's own printer (`tracer_user::{{compaction, reclaim, extfrag}}::printer::Printer`, \
          the event loop's sink): decoded, named, and written as a row or a JSON line to /dev/null through `Output`, \
-         flushed every 4,096 records. Pinned to one CPU; median of three repetitions after a warm-up.\n"
+         flushed every 4,096 records. Pinned to one CPU; median of three repetitions after a warm-up. \
+         `mmplot render`: `render-mmplot` writes a synthetic hour-long recording of {} events in the lines \
+         `mmplot record` writes (60% fallbacks, 30% compaction runs, 10% reclaims), then reads it and draws its \
+         dashboard as PNG and SVG, three times, pinned to one CPU, checking every count read against the count \
+         written; events/s is events over the whole read and render.\n",
+        num(crate::RENDER_EVENTS as f64, 0)
     );
     match &r.decode_error {
         None => {
@@ -1146,4 +1169,65 @@ pub fn markdown(r: &Results) -> String {
         let _ = writeln!(s);
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::DecodeCase;
+
+    fn case(name: &str, rate: f64) -> DecodeCase {
+        DecodeCase {
+            name: name.to_owned(),
+            rate,
+            min: rate,
+            max: rate,
+            ns_per_event: 1e9 / rate,
+        }
+    }
+
+    #[test]
+    fn the_render_case_has_its_own_target_and_stays_out_of_decode_throughput() {
+        let mut r = Results {
+            decode: vec![
+                case("compactsnoop", 1.5e6),
+                case(
+                    "mmplot render (recording of 1000000 events, PNG + SVG)",
+                    4e5,
+                ),
+            ],
+            ..Results::default()
+        };
+        let t = targets(&r);
+        let decode = t
+            .iter()
+            .find(|t| t.metric.starts_with("decode + format"))
+            .expect("the decode target");
+        assert!(
+            decode.metric.ends_with("(slowest case: compactsnoop)"),
+            "{}",
+            decode.metric
+        );
+        assert_eq!(decode.met, Some(true));
+        let render = t
+            .iter()
+            .find(|t| t.metric.starts_with("mmplot render"))
+            .expect("the render target");
+        assert_eq!(render.ours, "2.50 s");
+        assert_eq!(render.met, Some(true));
+        // Slower than 10 s: missed.
+        r.decode[1].rate = 9e4;
+        let render = targets(&r)
+            .into_iter()
+            .find(|t| t.metric.starts_with("mmplot render"))
+            .expect("the render target");
+        assert_eq!(render.met, Some(false));
+        // Not measured: no verdict.
+        r.decode.pop();
+        let render = targets(&r)
+            .into_iter()
+            .find(|t| t.metric.starts_with("mmplot render"))
+            .expect("the render target");
+        assert_eq!((render.ours.as_str(), render.met), ("–", None));
+    }
 }

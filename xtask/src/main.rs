@@ -54,11 +54,13 @@ enum Cmd {
     },
 }
 
-/// The binaries a user runs, and their packages.
-const TOOLS: [(&str, &str); 3] = [
+/// The binaries a user runs, and their packages: the two tools, the exporter, and mmplot,
+/// which records with the tools (its integration test finds them all in TRACER_BIN_DIR).
+const TOOLS: [(&str, &str); 4] = [
     ("compactsnoop", "compactsnoop"),
     ("drsnoop", "drsnoop"),
     ("memstall_exporter", "memstall-exporter"),
+    ("mmplot", "mmplot"),
 ];
 
 fn main() -> ExitCode {

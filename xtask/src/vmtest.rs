@@ -105,14 +105,20 @@ const DISK_MIB: u64 = 8192;
 
 /// Tests that run on the host only, by a part of their name. `prometheus`: they need a
 /// Prometheus server, which the guests (no network, no apt, an initramfs of our own) do not
-/// have. `hostile_clients`: the exporter's HTTP bounds, which no kernel difference touches and
-/// which cost minutes under emulation. The exporter's other tests, which read its maps with
-/// privileges dropped, run in every guest.
-const HOST_ONLY: &[&str] = &["prometheus", "hostile_clients"];
+/// have. `hostile_clients`: the exporter's HTTP bounds; `render_with_their_exact_counts`:
+/// mmplot's dashboards of recordings (the tools' JSON Lines it records are tested in every
+/// guest by json.rs): user space that no kernel difference touches, at minutes each under
+/// emulation. The exporter's other tests, which read its maps with privileges dropped, run in
+/// every guest.
+const HOST_ONLY: &[&str] = &[
+    "prometheus",
+    "hostile_clients",
+    "render_with_their_exact_counts",
+];
 
 /// What the build produced.
 struct Built {
-    /// compactsnoop, drsnoop, memstall_exporter.
+    /// compactsnoop, drsnoop, memstall_exporter, mmplot.
     tools: Vec<PathBuf>,
     workload: PathBuf,
     /// Suite name → test executable.
