@@ -107,13 +107,15 @@ const DISK_MIB: u64 = 8192;
 /// Prometheus server, which the guests (no network, no apt, an initramfs of our own) do not
 /// have. `hostile_clients`: the exporter's HTTP bounds; `render_with_their_exact_counts`:
 /// mmplot's dashboards of recordings (the tools' JSON Lines it records are tested in every
-/// guest by json.rs): user space that no kernel difference touches, at minutes each under
-/// emulation. The exporter's other tests, which read its maps with privileges dropped, run in
-/// every guest.
+/// guest by json.rs); `names_the_cgroups`: the exporter's naming and bounding of cgroups (the
+/// kernel side, the task's cgroup id, is tested in every guest by json.rs's cgroup test): user
+/// space that no kernel difference touches, at minutes each under emulation. The exporter's
+/// test of reading its maps with privileges dropped runs in every guest.
 const HOST_ONLY: &[&str] = &[
     "prometheus",
     "hostile_clients",
     "render_with_their_exact_counts",
+    "names_the_cgroups",
 ];
 
 /// What the build produced.
