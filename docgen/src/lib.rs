@@ -306,10 +306,13 @@ mod tests {
             "--extended-fields",
             "--extfrag",
             "--hooks",
+            "--histogram",
+            "--cgroup",
         ] {
             assert!(offered.contains(&flag), "{flag} not in {offered:?}");
         }
-        assert!(!offered.contains(&"--histogram"), "{offered:?}");
+        // drsnoop's, not compactsnoop's.
+        assert!(!offered.contains(&"--memcg"), "{offered:?}");
     }
 
     #[test]
