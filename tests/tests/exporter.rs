@@ -538,11 +538,20 @@ fn exporter_names_the_cgroups_that_stalled_within_its_bound() {
         name: "wl-cg",
         uid: None,
     };
-    let pids: Vec<u32> = squeeze.while_held(WORKLOAD, || {
-        cgroups
-            .iter()
-            .map(|c| w.run(&["cgroup", &c.dir.to_string_lossy(), "thp", "512"]))
-            .collect()
+    // All three fault at once, each in its cgroup: one after another, the later ones found the
+    // huge pages the first had freed and did not stall.
+    let mut gated: Vec<_> = cgroups
+        .iter()
+        .map(|c| w.spawn_gated(&["wait", "cgroup", &c.dir.to_string_lossy(), "thp", "512"]))
+        .collect();
+    let pids: Vec<u32> = gated.iter().map(|g| g.pid()).collect();
+    squeeze.while_held(WORKLOAD, || {
+        for g in &mut gated {
+            g.open();
+        }
+        for g in gated {
+            g.finish();
+        }
     });
     wait_quiet();
     let second = scrape(addr);

@@ -272,12 +272,13 @@ fn common_archive(built: &Built, args: &VmTestArgs, stage: &Path) -> Result<Arch
 
     let suites: Vec<&str> = built.suites.keys().map(String::as_str).collect();
     let config = format!(
-        "BIN_DIR={}\nSUITES={}\nTEST_TIMEOUT={}\nFILTER={}\nAGE_MIB={}\n",
+        "BIN_DIR={}\nSUITES={}\nTEST_TIMEOUT={}\nFILTER={}\nAGE_MIB={}\nHOST_ONLY={}\n",
         shell_quote(&bin_dir.to_string_lossy()),
         shell_quote(&suites.join(" ")),
         args.test_timeout,
         shell_quote(args.filter.as_deref().unwrap_or("")),
         args.age_mib,
+        shell_quote(&HOST_ONLY.join(" ")),
     );
     a.bytes("/vmtest/config.sh", config, 0o644);
     Ok(a)

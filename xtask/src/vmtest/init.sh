@@ -141,6 +141,12 @@ for suite in $SUITES; do
     else
         cp "/vmtest/$suite.list" "/vmtest/$suite.sel"
     fi
+    # Tests that run on the host only (vm-test's HOST_ONLY): said, not run.
+    for h in $HOST_ONLY; do
+        grep -F -- "$h" "/vmtest/$suite.sel" | while read -r t; do say host-only "$suite" "$t"; done
+        grep -v -F -- "$h" "/vmtest/$suite.sel" >"/vmtest/$suite.tmp"
+        mv "/vmtest/$suite.tmp" "/vmtest/$suite.sel"
+    done
     while read -r t; do say list "$suite" "$t"; done <"/vmtest/$suite.sel"
 done
 
