@@ -305,7 +305,9 @@ pub fn record(s: &Settings) -> Result<ExitCode> {
     }
     drop(tx);
 
-    let deadline = s.duration.map(|d| Instant::now() + d);
+    // `-d` counts from when every tool records: a tool still loading its programs (seconds on
+    // a slow machine) would die of the SIGINT instead of ending its stream.
+    let mut deadline: Option<Instant> = None;
     let mut stopping: Option<(Instant, &'static str)> = None;
     let mut announced = false;
     let mut failure: Option<String> = None;
@@ -374,6 +376,7 @@ pub fn record(s: &Settings) -> Result<ExitCode> {
         }
         if !announced && running.iter().all(|r| r.started) && stopping.is_none() {
             announced = true;
+            deadline = s.duration.map(|d| Instant::now() + d);
             let mut stdout = std::io::stdout().lock();
             let _ = writeln!(
                 stdout,

@@ -64,10 +64,21 @@ pub fn function_symbol(function: &str) -> Result<String> {
     }
 }
 
-/// A program error as one line: the system error, without aya's verifier log.
+/// A program error as one line: the system error, without aya's verifier log; or, where the
+/// verifier refused a helper this kernel does not offer to the program's type, which one and
+/// what needs it.
 pub fn short(e: &aya::programs::ProgramError) -> String {
     use aya::programs::ProgramError;
     match e {
+        ProgramError::LoadError { verifier_log, .. }
+            if verifier_log
+                .to_string()
+                .contains("bpf_get_current_ancestor_cgroup_id") =>
+        {
+            "this kernel does not let tracing programs call bpf_get_current_ancestor_cgroup_id, \
+             which -c needs"
+                .to_owned()
+        }
         ProgramError::LoadError { io_error, .. } => io_error.to_string(),
         ProgramError::SyscallError(err) => err.io_error.to_string(),
         other => other
