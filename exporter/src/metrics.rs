@@ -165,6 +165,14 @@ pub fn buckets(h: &Histogram) -> Vec<(f64, u64)> {
     out
 }
 
+/// One histogram in seconds: its sum, count and the kernel's slots as buckets.
+fn encode_histogram(
+    mut m: prometheus_client::encoding::MetricEncoder<'_>,
+    h: &Histogram,
+) -> Result<(), std::fmt::Error> {
+    m.encode_histogram::<NoLabelSet>(h.sum_ns as f64 / 1e9, h.count, &buckets(h), None)
+}
+
 fn seconds_of_slot(i: usize) -> f64 {
     (1u64 << i) as f64 / 1e9
 }
@@ -257,12 +265,7 @@ fn encode_compaction(
             ("zone", zone(*z).into_owned()),
             ("trigger", trigger_name(*t).to_owned()),
         ];
-        m.encode_family(&labels)?.encode_histogram::<NoLabelSet>(
-            h.sum_ns as f64 / 1e9,
-            h.count,
-            &buckets(h),
-            None,
-        )?;
+        encode_histogram(m.encode_family(&labels)?, h)?;
     }
     let mut m = e.encode_descriptor(
         "memstall_compaction_runs",
@@ -298,12 +301,7 @@ fn encode_reclaim(e: &mut DescriptorEncoder, c: &Counts) -> Result<(), std::fmt:
     )?;
     for (kind, h) in &by_kind {
         let labels = [("kind", reclaim_kind(*kind))];
-        m.encode_family(&labels)?.encode_histogram::<NoLabelSet>(
-            h.sum_ns as f64 / 1e9,
-            h.count,
-            &buckets(h),
-            None,
-        )?;
+        encode_histogram(m.encode_family(&labels)?, h)?;
     }
     let mut m = e.encode_descriptor(
         "memstall_reclaim_pages",

@@ -91,6 +91,19 @@ pub fn zone_spans() -> Vec<(u64, u64, String, String)> {
     out
 }
 
+/// The process ids of the kcompactd threads, from /proc.
+pub fn kcompactd_pids() -> std::collections::BTreeSet<u32> {
+    std::fs::read_dir("/proc")
+        .expect("reading /proc")
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let comm = std::fs::read_to_string(e.path().join("comm")).ok()?;
+            comm.starts_with("kcompactd").then_some(pid)
+        })
+        .collect()
+}
+
 /// Where the cgroup v2 hierarchy is mounted, from /proc/self/mountinfo (read here, not with
 /// the tools' code).
 pub fn cgroup2_root() -> Result<std::path::PathBuf> {

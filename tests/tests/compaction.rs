@@ -474,19 +474,6 @@ impl Ran {
     }
 }
 
-/// The process ids of the kcompactd threads, from /proc.
-fn kcompactd_pids() -> BTreeSet<u32> {
-    std::fs::read_dir("/proc")
-        .expect("reading /proc")
-        .filter_map(|e| {
-            let e = e.ok()?;
-            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
-            let comm = std::fs::read_to_string(e.path().join("comm")).ok()?;
-            comm.starts_with("kcompactd").then_some(pid)
-        })
-        .collect()
-}
-
 /// One compaction run as tracefs recorded it.
 struct Run {
     tgid: u32,
@@ -519,7 +506,7 @@ fn histograms_count_every_run_by_zone_trigger_and_status_per_process_and_interva
     }
     .spawn_gated(&["wait", "thp", "512"]);
     let (writer_pid, user_pid) = (writer.pid(), user.pid());
-    let kcompactd = kcompactd_pids();
+    let kcompactd = tests::sys::kcompactd_pids();
     assert!(!kcompactd.is_empty(), "no kcompactd thread in /proc");
 
     let rec = Recorder::start(&EVENTS);

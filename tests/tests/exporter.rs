@@ -58,19 +58,6 @@ fn scrape(addr: SocketAddr) -> String {
     r.body
 }
 
-/// The kcompactd threads' pids, from /proc.
-fn kcompactd_pids() -> BTreeSet<u32> {
-    std::fs::read_dir("/proc")
-        .expect("reading /proc")
-        .filter_map(|e| {
-            let e = e.ok()?;
-            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
-            let comm = std::fs::read_to_string(e.path().join("comm")).ok()?;
-            comm.starts_with("kcompactd").then_some(pid)
-        })
-        .collect()
-}
-
 /// `ZONE_NORMAL` for the zone holding `pfn`.
 fn zone_of(pfn: u64) -> String {
     tests::sys::zone_spans()
@@ -187,7 +174,7 @@ fn prometheus_scrapes_what_tracefs_recorded_over_the_squeeze_and_the_fragment_wo
     let timeout = 1.0;
 
     // Compaction runs, by zone, by what the test can tell ran them, and by status.
-    let kcompactd = kcompactd_pids();
+    let kcompactd = tests::sys::kcompactd_pids();
     let ran = |b: &Record| -> &'static str {
         let tgid = b.tgid.unwrap_or(b.pid);
         if tgid == writer {
@@ -561,7 +548,7 @@ fn exporter_names_the_cgroups_that_stalled_within_its_bound() {
     drop(squeeze);
 
     // Stalls of each workload: its direct reclaims and direct compactions.
-    let kcompactd = kcompactd_pids();
+    let kcompactd = tests::sys::kcompactd_pids();
     let mut stalls: BTreeMap<u32, (f64, f64)> = BTreeMap::new();
     for (b, _) in tracefs::pairs(
         &records,
