@@ -32,19 +32,10 @@ pub fn utc_rfc3339_secs(secs: f64) -> String {
     format!("{}Z", civil(secs.floor() as i64))
 }
 
-/// `YYYY-MM-DDTHH:MM:SS` of `secs` since the epoch, in UTC (days to civil date: Howard
-/// Hinnant's algorithm).
+/// `YYYY-MM-DDTHH:MM:SS` of `secs` since the epoch, in UTC.
 fn civil(secs: i64) -> String {
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
+    let (y, m, d) = tracer_common::time::civil_from_days(days);
     format!(
         "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
         rem / 3600,

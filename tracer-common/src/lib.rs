@@ -13,6 +13,7 @@ pub mod histogram;
 pub mod reclaim;
 pub mod record;
 pub mod stats;
+pub mod time;
 
 /// Length of `task_struct::comm`, including the terminating NUL.
 pub const TASK_COMM_LEN: usize = 16;
