@@ -21,6 +21,7 @@ use prometheus_client::{
 };
 use tracer_common::{
     cgroup::{CgroupKey, STALL_NAMES},
+    compaction::TRIGGER_NAMES,
     histogram::{Histogram, SLOTS},
     reclaim::{KIND_DIRECT, KIND_MEMCG, KIND_MEMCG_SOFT},
     stats::Counter,
@@ -245,8 +246,15 @@ fn encode_compaction(
             n.to_string()
         }
     };
-    // Histograms by node, zone and trigger: the statuses of a group added up.
+    // Histograms by node, zone and trigger: the statuses of a group added up. Every zone with
+    // pages has one of every trigger from the first scrape on, at 0 until it counts: rate()
+    // and increase() see a series' first runs only if an earlier sample was without them.
     let mut groups: BTreeMap<(i32, i32, u8), Histogram> = BTreeMap::new();
+    for &(n, z) in &s.aggregation.populated_zones {
+        for t in 1..TRIGGER_NAMES.len() as u8 {
+            groups.insert((n, z, t), Histogram::ZERO);
+        }
+    }
     for (k, h) in &c.compaction {
         let g = groups
             .entry((k.node, k.zone_idx, k.trigger))
@@ -289,7 +297,11 @@ fn encode_compaction(
 }
 
 fn encode_reclaim(e: &mut DescriptorEncoder, c: &Counts) -> Result<(), std::fmt::Error> {
-    let mut by_kind: BTreeMap<u8, Histogram> = BTreeMap::new();
+    // Every kind from the first scrape on (see encode_compaction).
+    let mut by_kind: BTreeMap<u8, Histogram> = [KIND_DIRECT, KIND_MEMCG, KIND_MEMCG_SOFT]
+        .into_iter()
+        .map(|k| (k, Histogram::ZERO))
+        .collect();
     for (k, h) in &c.reclaim {
         tracer_user::histogram::add(by_kind.entry(k.kind).or_insert(Histogram::ZERO), h);
     }

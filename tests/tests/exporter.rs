@@ -205,6 +205,24 @@ fn prometheus_scrapes_what_tracefs_recorded_over_the_squeeze_and_the_fragment_wo
         window,
         timeout,
     );
+    // Every zone the manual compaction ran in had its manual series before, at 0: the
+    // exporter serves each zone's triggers from its start, so rate() sees the first runs.
+    let before: BTreeMap<String, f64> = prom
+        .query(
+            "memstall_compaction_duration_seconds_count{trigger=\"manual\"}",
+            Some(s0),
+        )
+        .unwrap_or_else(|e| panic!("{e:#}"))
+        .into_iter()
+        .map(|(l, v)| (l["zone"].clone(), v))
+        .collect();
+    for (zone, ..) in expected.keys().filter(|(_, t, _)| *t == "manual") {
+        assert_eq!(
+            before.get(zone),
+            Some(&0.0),
+            "{zone}: no manual series at 0 before the manual compaction: {before:?}"
+        );
+    }
     let mut got: BTreeMap<(String, &str, String), f64> = BTreeMap::new();
     for (l, v) in increase(&prom, "memstall_compaction_runs_total", window) {
         let trigger = match l["trigger"].as_str() {

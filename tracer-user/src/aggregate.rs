@@ -37,6 +37,9 @@ pub struct Aggregation {
     pub extfrag_names: extfrag::event::Names,
     /// Fallbacks of a lower order than this split a pageblock (fragmenting).
     pub pageblock_order: u32,
+    /// The zones with pages, as (node, zone index), when the programs were loaded: the
+    /// groups compaction can count in.
+    pub populated_zones: Vec<(i32, i32)>,
 }
 
 /// The maps read at one moment, summed over CPUs: cumulative since the programs were loaded.
@@ -110,6 +113,12 @@ impl Aggregation {
             &hooks,
         )?;
         plan.btf = None;
+        let populated_zones = plan
+            .zoneinfo
+            .iter()
+            .filter(|z| z.present > 0)
+            .map(|z| (z.node, z.index))
+            .collect();
         compaction::attach(&mut session, &plan)?;
         reclaim::attach(&mut session, true)?;
         extfrag::attach(&mut session)?;
@@ -130,6 +139,7 @@ impl Aggregation {
             compaction_names: plan.names,
             extfrag_names,
             pageblock_order,
+            populated_zones,
         })
     }
 
