@@ -5,13 +5,18 @@ use std::collections::BTreeSet;
 /// Name prefixes of our programs, as the kernel keeps them (15 bytes at most).
 const PROGRAM_PREFIXES: [&str; 5] = ["compact_", "direct_", "memcg_", "extfrag_", "memcg_soft_"];
 /// Our maps, as the kernel names them.
-const MAP_NAMES: [&str; 6] = [
+const MAP_NAMES: [&str; 11] = [
     "EVENTS",
     "STACKS",
     "STATS",
     "COMPACT_BEGIN",
+    "COMPACT_STARTS",
+    "COMPACT_CC",
     "RECLAIM_BEGIN",
     "EXTFRAG_COUNTS",
+    "COMPACT_HISTOGRAMS",
+    "RECLAIM_HISTOGRAMS",
+    "CGROUP_STALLS",
 ];
 
 /// Ids of our loaded programs and maps.

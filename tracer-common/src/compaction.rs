@@ -95,6 +95,14 @@ pub fn trigger(flags: u8, order: i32) -> u8 {
     }
 }
 
+/// Whether `trigger` needs `FLAG_KCOMPACTD`, that is, whether the task must be looked at:
+/// the counting programs read its name only then.
+#[inline(always)]
+pub fn trigger_needs_task(flags: u8, order: i32) -> bool {
+    flags & FLAG_CC_READ == 0
+        || (flags & FLAG_CC_DIRECT == 0 && order == -1 && flags & FLAG_CC_HAS_PROACTIVE == 0)
+}
+
 /// The name kcompactd threads have (`kcompactd<node>`).
 pub const KCOMPACTD_PREFIX: &[u8] = b"kcompactd";
 
@@ -142,6 +150,24 @@ user_pod!(ZoneSnapshot, CompactEvent);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_task_is_looked_at_whenever_it_changes_the_trigger() {
+        for flags in 0..=u8::MAX {
+            for order in [-1, 0, 3, 9] {
+                let without = flags & !FLAG_KCOMPACTD;
+                let differs = trigger(without, order) != trigger(without | FLAG_KCOMPACTD, order);
+                if differs {
+                    assert!(trigger_needs_task(without, order), "{flags:#x} {order}");
+                }
+            }
+        }
+        // Read from the control block, the task is not needed.
+        let cc = FLAG_CC_READ | FLAG_ORDER_KNOWN | FLAG_CC_HAS_PROACTIVE;
+        assert!(!trigger_needs_task(cc, 9));
+        assert!(!trigger_needs_task(cc, -1));
+        assert!(!trigger_needs_task(FLAG_CC_READ | FLAG_CC_DIRECT, 9));
+    }
 
     #[test]
     fn triggers_from_the_control_block() {

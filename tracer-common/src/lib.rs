@@ -33,6 +33,9 @@ pub mod names {
     pub const STATS: &str = "STATS";
     /// Per-thread begin state of compaction runs.
     pub const COMPACT_BEGIN: &str = "COMPACT_BEGIN";
+    /// Per-thread begin state of compaction runs in counting mode (`-H`, the exporter): a
+    /// few fields instead of a row's record.
+    pub const COMPACT_STARTS: &str = "COMPACT_STARTS";
     /// Per-thread begin state of reclaims.
     pub const RECLAIM_BEGIN: &str = "RECLAIM_BEGIN";
     /// In-kernel counts of extfrag events for the summary mode.
@@ -46,9 +49,10 @@ pub mod names {
     pub const CGROUP_STALLS: &str = "CGROUP_STALLS";
     /// Maps that cost kernel memory and creation time in proportion to their size: the loader
     /// shrinks those a run does not use.
-    pub const SIZABLE: [&str; 8] = [
+    pub const SIZABLE: [&str; 9] = [
         STACKS,
         COMPACT_BEGIN,
+        COMPACT_STARTS,
         COMPACT_CC,
         RECLAIM_BEGIN,
         EXTFRAG_COUNTS,

@@ -149,11 +149,22 @@ impl Task {
     /// name: `name_wanted`).
     #[inline(always)]
     pub fn wanted(&self, cfg: &Config) -> bool {
-        let f = cfg.filter;
+        self.wanted_by(&cfg.filter)
+    }
+
+    /// `wanted`, reading only the filter of the configuration (not all of it).
+    #[inline(always)]
+    pub fn wanted_now(&self) -> bool {
+        let f: tracer_common::config::Filter = config_field!(filter);
+        self.wanted_by(&f)
+    }
+
+    #[inline(always)]
+    fn wanted_by(&self, f: &tracer_common::config::Filter) -> bool {
         !((f.flags & FILTER_TGID != 0 && f.tgid != self.tgid)
             || (f.flags & FILTER_TID != 0 && f.tid != self.tid)
             || (f.flags & FILTER_UID != 0 && f.uid != self.uid)
-            || !cgroup_wanted(&f))
+            || !cgroup_wanted(f))
     }
 }
 

@@ -89,7 +89,7 @@ impl Aggregation {
             &Options {
                 tool: "memstall_exporter",
                 maps: &[
-                    names::COMPACT_BEGIN,
+                    names::COMPACT_STARTS,
                     names::COMPACT_CC,
                     names::RECLAIM_BEGIN,
                     names::COMPACT_HISTOGRAMS,

@@ -28,24 +28,107 @@ use tracer_common::{
     compaction::{
         CompactEvent, FLAG_CC_DIRECT, FLAG_CC_HAS_PROACTIVE, FLAG_CC_PROACTIVE, FLAG_CC_READ,
         FLAG_KCOMPACTD, FLAG_ORDER_KNOWN, FLAG_SNAPSHOT, FLAG_ZONE_KNOWN, KCOMPACTD_PREFIX,
-        MAX_ORDERS, TRIGGER_DIRECT, ZoneSnapshot, trigger,
+        MAX_ORDERS, TRIGGER_DIRECT, ZoneSnapshot, trigger, trigger_needs_task,
     },
     config::{
-        ABSENT, Config, FEATURE_CC_FROM_PROBE, FEATURE_HISTOGRAM, FEATURE_PER_PROCESS,
-        FEATURE_ZONE_SNAPSHOT, ZoneLayout,
+        ABSENT, CompactControlLayout, FEATURE_CC_FROM_PROBE, FEATURE_HISTOGRAM,
+        FEATURE_PER_PROCESS, FEATURE_ZONE_SNAPSHOT, ZoneLayout,
     },
     histogram::{CompactionKey, Histogram},
     record::{CompactBeginRecord, CompactEndRecord, CompactFinishedRecord, RecordField},
     stats::Counter,
 };
 use tracer_ebpf::{
-    Args, Record, Task, comm, config, count, kernel_stack, name_filtered, name_wanted, now_ns,
-    read_at,
+    Args, Record, Task, comm, config, config_field, count, kernel_stack, name_filtered,
+    name_wanted, now_ns, read_at,
 };
 
 /// Runs in progress, by thread id. LRU: entries of threads that died mid-run age out.
 #[map]
 static COMPACT_BEGIN: LruHashMap<u32, CompactEvent> = LruHashMap::with_max_entries(4096, 0);
+
+/// What a run's begin keeps until its end in counting mode (`-H`, the exporter), where no row
+/// is sent: the few fields a histogram's key needs. A row's `CompactEvent` is 264 bytes built
+/// in a scratch slot and copied into its map; this is 32, and the begin program reads nothing
+/// but the clock (the rest is read at the run's end, or by `mm_compaction_finished`).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct RunStart {
+    ts_begin_ns: u64,
+    /// The run's `struct compact_control *` from the probe on `compact_zone()`, else 0.
+    cc: u64,
+    node: i32,
+    zone_idx: i32,
+    order: i32,
+    /// `FLAG_*` bits of `tracer_common::compaction`.
+    flags: u8,
+    _pad: [u8; 3],
+}
+
+/// Runs in progress in counting mode, by thread id. An end marks its entry `DONE` rather than
+/// removing it, so that the thread's next begin writes it in place, with no allocation and no
+/// lock (threads that compact, compact again: kcompactd, a workload's allocating threads);
+/// LRU, with a list per CPU, so that entries of dead threads age out.
+#[map]
+static COMPACT_STARTS: LruHashMap<u32, RunStart> =
+    LruHashMap::with_max_entries(4096, aya_ebpf::bindings::BPF_F_NO_COMMON_LRU);
+
+/// `RunStart::ts_begin_ns` of an entry whose run has ended.
+const DONE: u64 = 0;
+
+/// A run in progress: where its zone, order and trigger are gathered (a row's record, or a
+/// counting run's start).
+trait Run {
+    fn flags(&mut self) -> &mut u8;
+    fn place(&mut self, node: i32, zone_idx: i32);
+    fn set_order(&mut self, order: i32);
+    /// Where `-e`'s zone state goes, for a record that shows it.
+    fn zone_state(&mut self) -> Option<&mut ZoneSnapshot>;
+}
+
+impl Run for CompactEvent {
+    #[inline(always)]
+    fn flags(&mut self) -> &mut u8 {
+        &mut self.flags
+    }
+    #[inline(always)]
+    fn place(&mut self, node: i32, zone_idx: i32) {
+        self.node = node;
+        self.zone_idx = zone_idx;
+        self.flags |= FLAG_ZONE_KNOWN;
+    }
+    #[inline(always)]
+    fn set_order(&mut self, order: i32) {
+        self.order = order;
+        self.flags |= FLAG_ORDER_KNOWN;
+    }
+    #[inline(always)]
+    fn zone_state(&mut self) -> Option<&mut ZoneSnapshot> {
+        Some(&mut self.zone)
+    }
+}
+
+impl Run for RunStart {
+    #[inline(always)]
+    fn flags(&mut self) -> &mut u8 {
+        &mut self.flags
+    }
+    #[inline(always)]
+    fn place(&mut self, node: i32, zone_idx: i32) {
+        self.node = node;
+        self.zone_idx = zone_idx;
+        self.flags |= FLAG_ZONE_KNOWN;
+    }
+    #[inline(always)]
+    fn set_order(&mut self, order: i32) {
+        self.order = order;
+        self.flags |= FLAG_ORDER_KNOWN;
+    }
+    #[inline(always)]
+    fn zone_state(&mut self) -> Option<&mut ZoneSnapshot> {
+        None
+    }
+}
 
 /// Where a begin program builds its record: a `CompactEvent` (256 bytes) does not fit on the
 /// BPF stack beside the configuration.
@@ -156,18 +239,25 @@ pub fn compact_finished_raw(ctx: RawTracePointContext) -> i32 {
 /// The classic record has node id, zone index and order, but not the zone pointer.
 #[tracepoint(category = "compaction", name = "mm_compaction_finished")]
 pub fn compact_finished_tp(ctx: TracePointContext) -> i32 {
-    let Some(ev) = run_in_progress() else {
-        return 0;
-    };
     let args = Record {
         ctx: &ctx,
         fields: RECORD_COMPACT_FINISHED.load(),
     };
-    ev.node = args.u64_arg(0) as i32;
-    ev.zone_idx = args.u64_arg(1) as i32;
-    ev.order = args.u64_arg(2) as i32;
-    ev.flags |= FLAG_ZONE_KNOWN | FLAG_ORDER_KNOWN;
+    let features: u32 = config_field!(features);
+    if features & FEATURE_HISTOGRAM != 0 {
+        if let Some(run) = unplaced(COMPACT_STARTS.get_ptr_mut(&current_tid())) {
+            finished_from_record(&args, run);
+        }
+    } else if let Some(run) = unplaced(COMPACT_BEGIN.get_ptr_mut(&current_tid())) {
+        finished_from_record(&args, run);
+    }
     0
+}
+
+#[inline(always)]
+fn finished_from_record<A: Args>(args: &A, run: &mut impl Run) {
+    run.place(args.u64_arg(0) as i32, args.u64_arg(1) as i32);
+    run.set_order(args.u64_arg(2) as i32);
 }
 
 /// `compact_zone(struct compact_control *cc, struct capture_control *capc)`.
@@ -199,6 +289,10 @@ fn compact_begin<C: EbpfContext + StackIdContext, A: Args, const HAS_CC: bool>(
     ctx: &C,
     args: &A,
 ) -> i32 {
+    let features: u32 = config_field!(features);
+    if features & FEATURE_HISTOGRAM != 0 {
+        return count_begin(features);
+    }
     let cfg = config();
     let task = Task::current();
     let comm = comm();
@@ -221,7 +315,7 @@ fn compact_begin<C: EbpfContext + StackIdContext, A: Args, const HAS_CC: bool>(
         comm,
         ..CompactEvent::default()
     };
-    if is_kcompactd(&ev.comm, &cfg) {
+    if is_kcompactd(&ev.comm) {
         ev.flags |= FLAG_KCOMPACTD;
     }
     // The run's control block: from the probe on compact_zone() when one is attached (also on
@@ -251,7 +345,13 @@ fn compact_begin<C: EbpfContext + StackIdContext, A: Args, const HAS_CC: bool>(
         ev.sync = args.u64_arg(4) as u8;
     }
     if let Some(cc) = cc {
-        from_control(cc, &cfg, ev);
+        from_control(
+            cc,
+            &cfg.cc,
+            &cfg.zone,
+            cfg.features & FEATURE_ZONE_SNAPSHOT != 0,
+            ev,
+        );
     }
     ev.kstack_id = kernel_stack(ctx, &cfg);
     if COMPACT_BEGIN.insert(&task.tid, ev, 0).is_err() {
@@ -266,9 +366,12 @@ fn compact_end<C: EbpfContext + StackIdContext, A: Args, const HAS_CC: bool>(
     ctx: &C,
     args: &A,
 ) -> i32 {
-    let cfg = config();
+    let features: u32 = config_field!(features);
+    if features & FEATURE_HISTOGRAM != 0 {
+        return count_end::<A, HAS_CC>(args, features);
+    }
     let task = Task::current();
-    if !task.wanted(&cfg) || (name_filtered() && !name_wanted(&comm())) {
+    if !task.wanted_now() || (name_filtered() && !name_wanted(&comm())) {
         return 0;
     }
     let Some(ev) = COMPACT_BEGIN.get_ptr_mut(&task.tid) else {
@@ -289,110 +392,221 @@ fn compact_end<C: EbpfContext + StackIdContext, A: Args, const HAS_CC: bool>(
     if ev.trigger == TRIGGER_DIRECT {
         tracer_ebpf::cgroup_stall(STALL_COMPACTION, latency_ns);
     }
-    if cfg.features & FEATURE_HISTOGRAM != 0 {
-        let per_process = cfg.features & FEATURE_PER_PROCESS != 0;
-        let key = CompactionKey {
-            tgid: if per_process { ev.tgid } else { 0 },
-            node: ev.node,
-            zone_idx: ev.zone_idx,
-            status: ev.status,
-            trigger: ev.trigger,
-            _pad: [0; 3],
-            comm: if per_process {
-                ev.comm
-            } else {
-                [0; TASK_COMM_LEN]
-            },
-        };
-        tracer_ebpf::histogram_add(&COMPACT_HISTOGRAMS, &key, latency_ns, 0);
-    } else {
-        ev.cgroup_id = tracer_ebpf::cgroup_id();
-        crate::transport::emit(ctx, ev);
-    }
+    ev.cgroup_id = tracer_ebpf::cgroup_id();
+    crate::transport::emit(ctx, ev);
     let _ = COMPACT_BEGIN.remove(&task.tid);
     0
+}
+
+/// Counting mode's begin: the clock, and the control block the probe on `compact_zone()`
+/// kept, if one is attached.
+#[inline(always)]
+fn count_begin(features: u32) -> i32 {
+    let task = Task::current();
+    if !task.wanted_now() || (name_filtered() && !name_wanted(&comm())) {
+        return 0;
+    }
+    let mut cc = 0;
+    if features & FEATURE_CC_FROM_PROBE != 0 {
+        // SAFETY: a plain copy of the value.
+        if let Some(&p) = unsafe { COMPACT_CC.get(&task.tid) } {
+            cc = p;
+            let _ = COMPACT_CC.remove(&task.tid);
+        }
+    }
+    let start = RunStart {
+        ts_begin_ns: now_ns(),
+        cc,
+        node: -1,
+        zone_idx: -1,
+        order: -1,
+        flags: 0,
+        _pad: [0; 3],
+    };
+    if let Some(slot) = COMPACT_STARTS.get_ptr_mut(&task.tid) {
+        // SAFETY: a value of this map; only this thread writes the entry of its id.
+        unsafe { *slot = start };
+    } else if COMPACT_STARTS.insert(&task.tid, &start, 0).is_err() {
+        count(Counter::BeginMapFull);
+    }
+    0
+}
+
+/// Counting mode's end: zone, order and trigger from the run's control block (which the
+/// tracepoint passes since 5.18, and which stays valid while `compact_zone()` runs), else from
+/// what `mm_compaction_finished` gathered and the task; then the latency into its histogram.
+#[inline(always)]
+fn count_end<A: Args, const HAS_CC: bool>(args: &A, features: u32) -> i32 {
+    // The filters were applied at the begin: a run is counted if it began in a task wanted then.
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let (tgid, tid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);
+    // SAFETY: a value of this map; only this thread writes the entry of its id.
+    let slot = COMPACT_STARTS
+        .get_ptr_mut(&tid)
+        .filter(|&slot| unsafe { (*slot).ts_begin_ns } != DONE);
+    let Some(slot) = slot else {
+        if is_traced() {
+            count(Counter::MissedBegin);
+        }
+        return 0;
+    };
+    // SAFETY: as above.
+    let mut run = unsafe { *slot };
+    // SAFETY: as above.
+    unsafe { (*slot).ts_begin_ns = DONE };
+    let latency_ns = now_ns().saturating_sub(run.ts_begin_ns);
+    let status = if HAS_CC {
+        args.u64_arg(4)
+    } else {
+        args.u64_arg(5)
+    } as i32;
+    let cc = if run.cc != 0 {
+        run.cc
+    } else if HAS_CC {
+        args.u64_arg(0)
+    } else {
+        0
+    };
+    if cc != 0 {
+        let cc_layout: CompactControlLayout = config_field!(cc);
+        let zone_layout: ZoneLayout = config_field!(zone);
+        from_control(cc, &cc_layout, &zone_layout, false, &mut run);
+    }
+    if trigger_needs_task(run.flags, run.order) && is_kcompactd(&comm()) {
+        run.flags |= FLAG_KCOMPACTD;
+    }
+    let trigger = trigger(run.flags, run.order);
+    if trigger == TRIGGER_DIRECT {
+        tracer_ebpf::cgroup_stall(STALL_COMPACTION, latency_ns);
+    }
+    let per_process = features & FEATURE_PER_PROCESS != 0;
+    let key = CompactionKey {
+        tgid: if per_process { tgid } else { 0 },
+        node: run.node,
+        zone_idx: run.zone_idx,
+        status,
+        trigger,
+        _pad: [0; 3],
+        comm: if per_process {
+            comm()
+        } else {
+            [0; TASK_COMM_LEN]
+        },
+    };
+    tracer_ebpf::histogram_add(&COMPACT_HISTOGRAMS, &key, latency_ns, 0);
+    0
+}
+
+/// Whether the filters let the current task through (an end without its begin counts as
+/// missed only then).
+#[inline(always)]
+fn is_traced() -> bool {
+    Task::current().wanted_now() && (!name_filtered() || name_wanted(&comm()))
 }
 
 /// Whether the current task is a kcompactd thread: its name, and no `mm` (a kernel thread)
 /// where the kernel's BTF told where `mm` is, so that a process naming itself so is not taken
 /// for one.
 #[inline(always)]
-fn is_kcompactd(comm: &[u8; TASK_COMM_LEN], cfg: &Config) -> bool {
+fn is_kcompactd(comm: &[u8; TASK_COMM_LEN]) -> bool {
     for (i, &b) in KCOMPACTD_PREFIX.iter().enumerate() {
         if comm[i] != b {
             return false;
         }
     }
-    if cfg.task_mm == ABSENT {
+    let task_mm: u32 = config_field!(task_mm);
+    if task_mm == ABSENT {
         return true;
     }
     // SAFETY: a helper without arguments.
     let task = unsafe { bpf_get_current_task() };
-    read_at::<u64>(task, cfg.task_mm) == Some(0)
+    read_at::<u64>(task, task_mm) == Some(0)
 }
 
-/// The current thread's run, if it is traced and its order is still unknown.
+/// The current thread's run (`run`, its entry in a map of runs in progress), if it is traced
+/// and its order is still unknown.
 #[inline(always)]
-fn run_in_progress() -> Option<&'static mut CompactEvent> {
-    let tid = bpf_get_current_pid_tgid() as u32;
-    let ev = COMPACT_BEGIN.get_ptr_mut(&tid)?;
-    // SAFETY: a value of this map, owned by this thread while its run lasts.
-    let ev = unsafe { &mut *ev };
-    if ev.flags & FLAG_ORDER_KNOWN != 0 {
+fn unplaced<T: Run>(run: Option<*mut T>) -> Option<&'static mut T> {
+    // SAFETY: a value of a map of runs, owned by this thread while its run lasts.
+    let run = unsafe { &mut *run? };
+    if *run.flags() & FLAG_ORDER_KNOWN != 0 {
         None
     } else {
-        Some(ev)
+        Some(run)
     }
+}
+
+#[inline(always)]
+fn current_tid() -> u32 {
+    bpf_get_current_pid_tgid() as u32
 }
 
 /// The first `mm_compaction_finished` of a run: its zone and order (and, with -e, the zone's
 /// state, taken here rather than at begin: nothing but an LRU drain happens in between).
 #[inline(always)]
 fn compact_finished(zone: u64, order: i32) -> i32 {
-    let Some(ev) = run_in_progress() else {
-        return 0;
-    };
-    let cfg = config();
-    ev.order = order;
-    ev.flags |= FLAG_ORDER_KNOWN;
-    from_zone(zone, &cfg, ev);
+    let features: u32 = config_field!(features);
+    if features & FEATURE_HISTOGRAM != 0 {
+        if let Some(run) = unplaced(COMPACT_STARTS.get_ptr_mut(&current_tid())) {
+            run.set_order(order);
+            let layout: ZoneLayout = config_field!(zone);
+            from_zone(zone, &layout, false, run);
+        }
+    } else if let Some(run) = unplaced(COMPACT_BEGIN.get_ptr_mut(&current_tid())) {
+        let cfg = config();
+        run.set_order(order);
+        from_zone(
+            zone,
+            &cfg.zone,
+            cfg.features & FEATURE_ZONE_SNAPSHOT != 0,
+            run,
+        );
+    }
     0
 }
 
-/// Order, zone and (with -e) zone state from a `struct compact_control *`.
+/// Order, zone, trigger and (with `snapshot`, -e) zone state from a
+/// `struct compact_control *`.
 #[inline(always)]
-fn from_control(cc: u64, cfg: &Config, ev: &mut CompactEvent) {
-    if let Some(order) = read_at::<i32>(cc, cfg.cc.order) {
-        ev.order = order;
-        ev.flags |= FLAG_ORDER_KNOWN;
+fn from_control(
+    cc: u64,
+    layout: &CompactControlLayout,
+    zone_layout: &ZoneLayout,
+    snapshot: bool,
+    run: &mut impl Run,
+) {
+    if let Some(order) = read_at::<i32>(cc, layout.order) {
+        run.set_order(order);
     }
-    if let Some(direct) = read_at::<u8>(cc, cfg.cc.direct) {
-        ev.flags |= FLAG_CC_READ;
+    if let Some(direct) = read_at::<u8>(cc, layout.direct) {
+        let flags = run.flags();
+        *flags |= FLAG_CC_READ;
         if direct != 0 {
-            ev.flags |= FLAG_CC_DIRECT;
+            *flags |= FLAG_CC_DIRECT;
         }
-        if let Some(proactive) = read_at::<u8>(cc, cfg.cc.proactive) {
-            ev.flags |= FLAG_CC_HAS_PROACTIVE;
+        if let Some(proactive) = read_at::<u8>(cc, layout.proactive) {
+            *flags |= FLAG_CC_HAS_PROACTIVE;
             if proactive != 0 {
-                ev.flags |= FLAG_CC_PROACTIVE;
+                *flags |= FLAG_CC_PROACTIVE;
             }
         }
     }
-    if let Some(zone) = read_at::<u64>(cc, cfg.cc.zone) {
-        from_zone(zone, cfg, ev);
+    if let Some(zone) = read_at::<u64>(cc, layout.zone) {
+        from_zone(zone, zone_layout, snapshot, run);
     }
 }
 
-/// Node, zone index and (with -e) the state of a `struct zone *`.
+/// Node, zone index and (with `snapshot`, -e) the state of a `struct zone *`.
 #[inline(always)]
-fn from_zone(zone: u64, cfg: &Config, ev: &mut CompactEvent) {
-    if let Some((node, idx)) = zone_position(zone, &cfg.zone) {
-        ev.node = node;
-        ev.zone_idx = idx;
-        ev.flags |= FLAG_ZONE_KNOWN;
+fn from_zone(zone: u64, layout: &ZoneLayout, snapshot: bool, run: &mut impl Run) {
+    if let Some((node, idx)) = zone_position(zone, layout) {
+        run.place(node, idx);
     }
-    if cfg.features & FEATURE_ZONE_SNAPSHOT != 0 && snapshot(zone, &cfg.zone, &mut ev.zone) {
-        ev.flags |= FLAG_SNAPSHOT;
+    if snapshot
+        && let Some(out) = run.zone_state()
+        && take_snapshot(zone, layout, out)
+    {
+        *run.flags() |= FLAG_SNAPSHOT;
     }
 }
 
@@ -420,7 +634,7 @@ fn zone_position(zone: u64, l: &ZoneLayout) -> Option<(i32, i32)> {
 /// the destination, and no branch per field keeps the verifier's path count low (6.1's
 /// verifier gave up on `-K -e` at a million instructions with one branch per read).
 #[inline(always)]
-fn snapshot(zone: u64, l: &ZoneLayout, out: &mut ZoneSnapshot) -> bool {
+fn take_snapshot(zone: u64, l: &ZoneLayout, out: &mut ZoneSnapshot) -> bool {
     let Some(min) = read_at::<u64>(zone, l.wmark[0]) else {
         return false;
     };

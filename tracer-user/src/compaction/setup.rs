@@ -238,12 +238,17 @@ pub async fn run(opts: &Settings) -> Result<()> {
     let mut session = Session::load(
         &Options {
             tool: "compactsnoop",
-            maps: &[
-                names::COMPACT_BEGIN,
-                names::COMPACT_CC,
-                names::STACKS,
-                names::COMPACT_HISTOGRAMS,
-            ],
+            // Counting keeps a few fields per run in progress, rows a whole record.
+            maps: if opts.histogram.is_some() {
+                &[
+                    names::COMPACT_STARTS,
+                    names::COMPACT_CC,
+                    names::STACKS,
+                    names::COMPACT_HISTOGRAMS,
+                ]
+            } else {
+                &[names::COMPACT_BEGIN, names::COMPACT_CC, names::STACKS]
+            },
             config,
             transport: opts.common.transport,
             kind: plan.kind,
