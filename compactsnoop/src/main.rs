@@ -22,6 +22,7 @@ impl From<Opts> for Mode {
                 histogram: o.histogram_settings(),
                 common: o.common,
                 extended: o.extended_fields,
+                work: o.work,
             })
         }
     }

@@ -24,6 +24,13 @@ pub const COLUMNS: &str = "    TIME(s)     (-T) seconds since the first event
     LAT(ms)     how long the run took
     STATUS      how it ended, named as the kernel names enum compact_result
                 (complete, success, skipped, ...)
+    TRIGGER     (-e, -w) what ran it: direct, kcompactd, proactive or manual
+    MSCANNED MISOLATED
+                (-w) pages the migrate scanner looked at, and isolated to migrate
+    FSCANNED FISOLATED
+                (-w) pages the free scanner looked at, and free pages it isolated
+    MIGRATED FAILED
+                (-w) pages migrated, and pages whose migration failed
   -x: one line per page allocation that fell back to another migrate type
     NODE, ZONE  the zone of the page
     ORDER       the order asked for
@@ -48,6 +55,7 @@ pub const EXAMPLES: &str = "    compactsnoop             # trace all compaction 
     compactsnoop -d 10       # trace for 10 seconds only
     compactsnoop -K          # output kernel stack trace
     compactsnoop -Tep 4242   # timestamps and extended fields for PID 4242
+    compactsnoop -w          # what each run did: pages scanned, isolated, migrated
     compactsnoop -x          # trace external fragmentation (page allocation fallbacks)
     compactsnoop -x -s 5     # count fallbacks in the kernel, print a table every 5 s
     compactsnoop -j          # JSON Lines: one object per run
@@ -92,6 +100,10 @@ pub struct Opts {
         conflicts_with = "extfrag"
     )]
     pub extended_fields: bool,
+    /// Show TRIGGER and each run's work: pages scanned and isolated by the migrate and free
+    /// scanners, pages migrated and failed, summed in the kernel.
+    #[arg(short = 'w', long = "work", conflicts_with = "extfrag")]
+    pub work: bool,
     /// Trace external fragmentation (kmem:mm_page_alloc_extfrag) instead of compaction.
     #[arg(short = 'x', long)]
     pub extfrag: bool,
@@ -101,7 +113,7 @@ pub struct Opts {
     pub summary: Option<Duration>,
     /// Count latencies in the kernel and print log2 histograms by node, zone and trigger at
     /// exit, with the count of each status (no row per run).
-    #[arg(short = 'H', long, conflicts_with_all = ["kernel_stack", "timestamp", "extended_fields", "extfrag"])]
+    #[arg(short = 'H', long, conflicts_with_all = ["kernel_stack", "timestamp", "extended_fields", "work", "extfrag"])]
     pub histogram: bool,
     /// With -H: one histogram per process.
     #[arg(short = 'P', long = "pids", requires = "histogram")]

@@ -765,3 +765,163 @@ fn added_up(lines: &[serde_json::Value]) -> Vec<serde_json::Value> {
         })
         .collect()
 }
+
+/// The tracepoints `-w` adds up, and the fields of each it reads.
+const WORK_EVENTS: [(&str, [(&str, &str); 2]); 4] = [
+    (
+        "mm_compaction_isolate_migratepages",
+        [
+            ("nr_scanned", "migrate_scanned"),
+            ("nr_taken", "migrate_isolated"),
+        ],
+    ),
+    (
+        "mm_compaction_isolate_freepages",
+        [
+            ("nr_scanned", "free_scanned"),
+            ("nr_taken", "free_isolated"),
+        ],
+    ),
+    (
+        "mm_compaction_fast_isolate_freepages",
+        [
+            ("nr_scanned", "free_scanned"),
+            ("nr_taken", "free_isolated"),
+        ],
+    ),
+    (
+        "mm_compaction_migratepages",
+        [("nr_migrated", "migrated"), ("nr_failed", "migrate_failed")],
+    ),
+];
+
+#[test]
+fn work_of_each_run_is_the_sum_of_its_batches_and_each_trigger_is_right() {
+    if !kernel_available() {
+        return;
+    }
+    let _serial = serial();
+    let squeeze = Squeeze::prepare();
+    let mut events: Vec<String> = EVENTS.iter().map(|e| (*e).to_owned()).collect();
+    events.extend(WORK_EVENTS.iter().map(|(e, _)| format!("compaction/{e}")));
+    let events: Vec<&str> = events.iter().map(String::as_str).collect();
+    // A batch per pageblock scanned: a manual compaction of a few GiB makes thousands.
+    let rec = Recorder::with_buffer(&events, 32 << 10);
+    rec.record_tgid();
+    let kcompactd = tests::sys::kcompactd_pids();
+    let tool = tool::start("compactsnoop", &["-w", "-j"]);
+    let columns = tool::start("compactsnoop", &["-w"]);
+    let ready_ns = ktime_now_ns();
+    let writer = Workload {
+        binary: WORKLOAD,
+        name: "wl-compact",
+        uid: None,
+    }
+    .compact();
+    let huge = squeeze.reclaim_in(&Workload {
+        binary: WORKLOAD,
+        name: "wl-huge",
+        uid: None,
+    });
+    wait_quiet();
+    let records = rec.stop();
+    let done = tool.interrupt(Duration::from_secs(10));
+    let columns = columns.interrupt(Duration::from_secs(10));
+    drop(squeeze);
+    assert!(done.status.success(), "{}", done.stderr);
+    assert!(columns.status.success(), "{}", columns.stderr);
+    assert!(!rec.overran(), "the tracefs buffer overran");
+    assert!(!done.reported_losses(), "{}", done.stderr);
+
+    // The kernel's runs, each with the sums of the batches between its begin and end on its
+    // thread.
+    let kernel: Vec<(&Record, &Record)> = tracefs::pairs(&records, EVENTS_BEGIN, EVENTS_END)
+        .into_iter()
+        .filter(|(b, _)| b.ts_ns >= ready_ns)
+        .collect();
+    let sums = |b: &Record, e: &Record| -> std::collections::BTreeMap<&str, i64> {
+        let mut out = std::collections::BTreeMap::new();
+        for (event, fields) in WORK_EVENTS {
+            for (_, name) in fields {
+                out.entry(name).or_insert(0);
+            }
+            for r in records.iter().filter(|r| {
+                r.event == event && r.pid == b.pid && r.ts_ns >= b.ts_ns && r.ts_ns <= e.ts_ns
+            }) {
+                for (field, name) in fields {
+                    *out.get_mut(name).expect("named above") += r.num(field);
+                }
+            }
+        }
+        out
+    };
+    let ours: Vec<serde_json::Value> = done
+        .rows
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .filter(|v: &serde_json::Value| v["event"] == "compaction")
+        .collect();
+    assert_eq!(ours.len(), kernel.len(), "runs vs tracefs pairs: {ours:#?}");
+
+    // Thread by thread, in order.
+    let tids: BTreeSet<u32> = kernel.iter().map(|(b, _)| b.pid).collect();
+    let mut worked = 0;
+    let mut triggers = BTreeSet::new();
+    for tid in tids {
+        let k: Vec<_> = kernel.iter().filter(|(b, _)| b.pid == tid).collect();
+        let o: Vec<_> = ours.iter().filter(|v| v["tid"] == tid).collect();
+        assert_eq!(o.len(), k.len(), "runs of thread {tid}");
+        for ((b, e), v) in k.iter().zip(o) {
+            for (name, n) in sums(b, e) {
+                assert_eq!(v[name], n, "{name} of a run of thread {tid}: {v}");
+            }
+            worked += usize::from(v["migrate_scanned"].as_i64() > Some(0));
+            let tgid = b.tgid.unwrap_or(b.pid);
+            let expected = if tgid == writer {
+                "manual"
+            } else if tgid == huge {
+                "direct"
+            } else if kcompactd.contains(&b.pid) {
+                if v["order"] == -1 {
+                    "proactive"
+                } else {
+                    "kcompactd"
+                }
+            } else {
+                continue; // another process's direct compaction
+            };
+            assert_eq!(v["trigger"], expected, "run of thread {tid}: {v}");
+            triggers.insert(expected);
+        }
+    }
+    assert!(worked > 0, "no run scanned anything: a failed workload");
+    assert!(
+        triggers.contains("manual") && triggers.contains("direct"),
+        "triggers seen: {triggers:?}"
+    );
+    // The order-9 runs of the workload are direct ones.
+    assert!(
+        ours.iter()
+            .filter(|v| v["pid"] == huge)
+            .all(|v| v["order"] == 9 && v["trigger"] == "direct"),
+        "{ours:#?}"
+    );
+
+    // The columns: TRIGGER and the work after bcc's, one row per run.
+    let h = &columns.header;
+    assert!(
+        h.ends_with("STATUS TRIGGER    MSCANNED MISOLATED  FSCANNED FISOLATED  MIGRATED    FAILED"),
+        "{h}"
+    );
+    let rows = columns.events();
+    assert_eq!(rows.len(), kernel.len(), "rows vs tracefs pairs");
+    let scanned: i64 = rows
+        .iter()
+        .map(|r| field(h, r, "MSCANNED").parse::<i64>().expect("a number"))
+        .sum();
+    let expected: i64 = ours
+        .iter()
+        .filter_map(|v| v["migrate_scanned"].as_i64())
+        .sum();
+    assert_eq!(scanned, expected, "MSCANNED of the rows vs the JSON runs");
+}

@@ -138,14 +138,37 @@ pub struct CompactEvent {
     pub zone: ZoneSnapshot,
     /// The task's cgroup v2 id at the run's end.
     pub cgroup_id: u64,
+    /// `-w`: the run's work, summed from the scanners' and migration's tracepoints between
+    /// its begin and end on its thread (zero when they are not attached).
+    pub work: CompactWork,
 }
-crate::pin_layout!(CompactEvent, 264, {
+crate::pin_layout!(CompactEvent, 312, {
     ts_begin_ns @ 0, ts_end_ns @ 8, tgid @ 16, tid @ 20, uid @ 24, node @ 28, zone_idx @ 32,
     order @ 36, status @ 40, sync @ 44, flags @ 45, trigger @ 46, _pad @ 47, kstack_id @ 48, _pad2 @ 52,
-    zone_start_pfn @ 56, comm @ 64, zone @ 80, cgroup_id @ 256,
+    zone_start_pfn @ 56, comm @ 64, zone @ 80, cgroup_id @ 256, work @ 264,
 });
 
-user_pod!(ZoneSnapshot, CompactEvent);
+/// What a compaction run did, in pages, as the kernel's tracepoints report each batch.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CompactWork {
+    /// `mm_compaction_isolate_migratepages`: `nr_scanned`, `nr_taken`.
+    pub migrate_scanned: u64,
+    pub migrate_isolated: u64,
+    /// `mm_compaction_isolate_freepages` and `mm_compaction_fast_isolate_freepages`:
+    /// `nr_scanned`, `nr_taken`.
+    pub free_scanned: u64,
+    pub free_isolated: u64,
+    /// `mm_compaction_migratepages`: `nr_migrated`, `nr_failed`.
+    pub migrated: u64,
+    pub migrate_failed: u64,
+}
+crate::pin_layout!(CompactWork, 48, {
+    migrate_scanned @ 0, migrate_isolated @ 8, free_scanned @ 16, free_isolated @ 24,
+    migrated @ 32, migrate_failed @ 40,
+});
+
+user_pod!(ZoneSnapshot, CompactEvent, CompactWork);
 
 #[cfg(test)]
 mod tests {

@@ -98,6 +98,11 @@ pub mod programs {
     pub const COMPACT_BEGIN_PFNS: Rungs = rungs!("compact_begin_pfns", "compact_begin");
     pub const COMPACT_END_PFNS: Rungs = rungs!("compact_end_pfns", "compact_end");
     pub const COMPACT_FINISHED: Rungs = rungs!("compact_finished");
+    /// `-w`: the run's work, from classic tracepoints on every rung.
+    pub const COMPACT_ISOLATE_MIGRATE: &str = "compact_isolate_migrate_tp";
+    pub const COMPACT_ISOLATE_FREE: &str = "compact_isolate_free_tp";
+    pub const COMPACT_FAST_ISOLATE_FREE: &str = "compact_fast_isolate_free_tp";
+    pub const COMPACT_MIGRATE: &str = "compact_migrate_tp";
     /// Probes on compact_zone() for the run's `compact_control` (`--hooks kprobe|fentry`).
     pub const COMPACT_ZONE_KPROBE: &str = "compact_zone_kprobe";
     pub const COMPACT_ZONE_FENTRY: &str = "compact_zone_fentry";
@@ -135,7 +140,15 @@ pub mod programs {
                 let classic = (!pfns.contains(&r)).then_some(r.classic);
                 [Some(r.btf), Some(r.raw), classic].into_iter().flatten()
             })
-            .chain([COMPACT_ZONE_KPROBE, COMPACT_ZONE_FENTRY, EXTFRAG])
+            .chain([
+                COMPACT_ZONE_KPROBE,
+                COMPACT_ZONE_FENTRY,
+                COMPACT_ISOLATE_MIGRATE,
+                COMPACT_ISOLATE_FREE,
+                COMPACT_FAST_ISOLATE_FREE,
+                COMPACT_MIGRATE,
+                EXTFRAG,
+            ])
     }
 }
 

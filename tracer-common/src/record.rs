@@ -35,6 +35,12 @@ pub type CompactBeginRecord = [RecordField; 5];
 pub type CompactEndRecord = [RecordField; 6];
 /// `compaction:mm_compaction_finished`: nid, idx (zone index), order.
 pub type CompactFinishedRecord = [RecordField; 3];
+/// `compaction:mm_compaction_isolate_migratepages`, `_isolate_freepages` and
+/// `_fast_isolate_freepages` (one template): nr_scanned, nr_taken.
+pub type CompactIsolateRecord = [RecordField; 2];
+/// `compaction:mm_compaction_migratepages`: nr_migrated, nr_failed (computed by the kernel
+/// from arguments that changed over versions; the record's fields have not).
+pub type CompactMigrateRecord = [RecordField; 2];
 /// `vmscan:mm_vmscan_*_reclaim_begin`: order, gfp_flags (4 bytes up to 5.17, 8 from 5.18).
 pub type ReclaimBeginRecord = [RecordField; 2];
 /// `vmscan:mm_vmscan_*_reclaim_end`: nr_reclaimed.
@@ -45,6 +51,8 @@ pub mod globals {
     pub const COMPACT_BEGIN: &str = "RECORD_COMPACT_BEGIN";
     pub const COMPACT_END: &str = "RECORD_COMPACT_END";
     pub const COMPACT_FINISHED: &str = "RECORD_COMPACT_FINISHED";
+    pub const COMPACT_ISOLATE: &str = "RECORD_COMPACT_ISOLATE";
+    pub const COMPACT_MIGRATE: &str = "RECORD_COMPACT_MIGRATE";
     pub const RECLAIM_BEGIN: &str = "RECORD_RECLAIM_BEGIN";
     pub const RECLAIM_END: &str = "RECORD_RECLAIM_END";
 }

@@ -152,13 +152,6 @@ impl Task {
         self.wanted_by(&cfg.filter)
     }
 
-    /// `wanted`, reading only the filter of the configuration (not all of it).
-    #[inline(always)]
-    pub fn wanted_now(&self) -> bool {
-        let f: tracer_common::config::Filter = config_field!(filter);
-        self.wanted_by(&f)
-    }
-
     #[inline(always)]
     fn wanted_by(&self, f: &tracer_common::config::Filter) -> bool {
         !((f.flags & FILTER_TGID != 0 && f.tgid != self.tgid)
@@ -166,6 +159,32 @@ impl Task {
             || (f.flags & FILTER_UID != 0 && f.uid != self.uid)
             || !cgroup_wanted(f))
     }
+}
+
+/// Whether the configured filter lets the current thread through, `-n` included: reads only
+/// the filter of the configuration, the user id only when the filter names one (`uid` gives
+/// it), and the name only with `-n`.
+#[inline(always)]
+pub fn wanted(tgid: u32, tid: u32, uid: impl FnOnce() -> u32) -> bool {
+    let f: tracer_common::config::Filter = config_field!(filter);
+    !((f.flags & FILTER_TGID != 0 && f.tgid != tgid)
+        || (f.flags & FILTER_TID != 0 && f.tid != tid)
+        || (f.flags & FILTER_UID != 0 && f.uid != uid())
+        || (f.flags & FILTER_NAME != 0 && !name_wanted(&comm()))
+        || !cgroup_wanted(&f))
+}
+
+/// The current thread's (thread group id, thread id).
+#[inline(always)]
+pub fn current_ids() -> (u32, u32) {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    ((pid_tgid >> 32) as u32, pid_tgid as u32)
+}
+
+/// The current thread's user id.
+#[inline(always)]
+pub fn current_uid() -> u32 {
+    bpf_get_current_uid_gid() as u32
 }
 
 /// Whether `-c` lets the current task through: its ancestor at the cgroup's level is the
@@ -237,14 +256,6 @@ pub fn name_wanted(comm: &[u8; TASK_COMM_LEN]) -> bool {
     }
     let name: tracer_common::config::NameFilter = config_field!(name);
     name.matches(comm)
-}
-
-/// Whether `-n` is set: a program that does not otherwise read the task's name reads it only
-/// then.
-#[inline(always)]
-pub fn name_filtered() -> bool {
-    let f: tracer_common::config::Filter = config_field!(filter);
-    f.flags & FILTER_NAME != 0
 }
 
 #[inline(always)]

@@ -70,6 +70,16 @@ pub struct Hook {
     pub classic: Classic,
 }
 
+/// A tracepoint hooked by a classic program on every rung: its record has what the raw
+/// arguments lack, or passed differently on older kernels.
+#[derive(Clone, Copy, Debug)]
+pub struct ClassicHook {
+    pub system: &'static str,
+    pub event: &'static str,
+    pub program: &'static str,
+    pub classic: Classic,
+}
+
 /// What a classic tracepoint program reads from the record: the read-only global it takes the
 /// record's layout from, and the record's fields, in the order of the raw tracepoint's
 /// arguments (`tracer_common::record`). A name with a leading `?` is a field the record may lack.
@@ -219,26 +229,22 @@ fn choose_kind(asked: Hooks, have_btf: bool) -> Result<ProgramKind> {
 }
 
 /// The record layout of every classic program the hooks use, from tracefs.
-pub fn record_tables(hooks: &[Hook]) -> Result<Vec<(&'static str, Vec<RecordField>)>> {
+pub fn record_tables(
+    hooks: impl IntoIterator<Item = (&'static str, &'static str, Classic)>,
+) -> Result<Vec<(&'static str, Vec<RecordField>)>> {
     let tracefs = crate::tracefs::root()?;
     let mut tables: Vec<(&'static str, Vec<RecordField>)> = Vec::new();
-    for hook in hooks {
-        let classic = hook.classic;
-        let Ok(format) = crate::tracefs::Format::read(&tracefs, hook.system, hook.event) else {
+    for (system, event, classic) in hooks {
+        let Ok(format) = crate::tracefs::Format::read(&tracefs, system, event) else {
             // An event this kernel lacks: attaching to it fails later, if it is asked for.
-            debug!(
-                "no tracepoint {}:{} on this kernel",
-                hook.system, hook.event
-            );
+            debug!("no tracepoint {system}:{event} on this kernel");
             continue;
         };
         let table = crate::tracefs::record_fields(&format, classic.fields)
-            .with_context(|| format!("tracepoint {}:{}", hook.system, hook.event))?;
+            .with_context(|| format!("tracepoint {system}:{event}"))?;
         match tables.iter().find(|(g, _)| *g == classic.global) {
             Some((_, known)) if *known != table => bail!(
-                "tracepoint {}:{} lays out its record unlike the others of its kind",
-                hook.system,
-                hook.event
+                "tracepoint {system}:{event} lays out its record unlike the others of its kind"
             ),
             Some(_) => {}
             None => tables.push((classic.global, table)),

@@ -27,7 +27,7 @@ use tracer_common::{
 use crate::{
     clock::elapsed_ms,
     event_loop::{End, Ending, Losses, Signals, Sink, run},
-    hooks::{Hook, ProgramKind, record_tables},
+    hooks::{ClassicHook, Hook, ProgramKind, record_tables},
     stacks::Stacks,
     transport::{Events, Transport, ringbuf_supported},
 };
@@ -45,6 +45,9 @@ pub struct Options {
     pub ring_bytes: u32,
     /// Entries of maps this run sizes itself (the others it uses keep the object's size).
     pub map_sizes: Vec<(&'static str, u32)>,
+    /// Tracepoints this run hooks with classic programs whatever `kind` is
+    /// (`attach_classic_hooks`): their record layouts are read at load.
+    pub classic_hooks: &'static [ClassicHook],
 }
 
 /// The programs, loaded.
@@ -140,11 +143,15 @@ impl Session {
             _ => None,
         };
         // The classic programs' record layouts, from tracefs (kept alive for the loader).
-        let tables = if kind == ProgramKind::Classic {
-            record_tables(hooks)?
-        } else {
-            Vec::new()
-        };
+        let rungs = hooks
+            .iter()
+            .filter(|_| kind == ProgramKind::Classic)
+            .map(|h| (h.system, h.event, h.classic));
+        let classic = opts
+            .classic_hooks
+            .iter()
+            .map(|h| (h.system, h.event, h.classic));
+        let tables = record_tables(rungs.chain(classic))?;
         let transport = match opts.transport {
             Some(t) => t,
             None if ringbuf_supported() => Transport::Ringbuf,
@@ -334,6 +341,14 @@ impl Session {
         })?;
         debug!("fentry attached to {function}()");
         self.attached.push(format!("{function} fentry"));
+        Ok(())
+    }
+
+    /// Attaches the classic programs of `hooks` (given to `load` as `classic_hooks`).
+    pub fn attach_classic_hooks(&mut self, hooks: &[ClassicHook]) -> Result<()> {
+        for h in hooks {
+            self.attach_classic(h.system, h.event, h.program)?;
+        }
         Ok(())
     }
 

@@ -109,10 +109,7 @@ fn main() -> anyhow::Result<()> {
     for (name, columns, style) in [
         (
             "compactsnoop",
-            compaction::columns::Columns {
-                timestamp: false,
-                extended: false,
-            },
+            compaction::columns::Columns::default(),
             Style::Columns,
         ),
         (
@@ -120,14 +117,15 @@ fn main() -> anyhow::Result<()> {
             compaction::columns::Columns {
                 timestamp: true,
                 extended: true,
+                work: false,
             },
             Style::Columns,
         ),
         (
             "compactsnoop -j -e",
             compaction::columns::Columns {
-                timestamp: false,
                 extended: true,
+                ..Default::default()
             },
             json,
         ),
@@ -138,6 +136,7 @@ fn main() -> anyhow::Result<()> {
                 results: result_names.clone(),
             },
             zoneinfo: zoneinfo.clone(),
+            work: columns.work,
         };
         let out = Output::new(io::stdout(), "compactsnoop", style);
         let printer = RefCell::new(compaction::printer::Printer::new(

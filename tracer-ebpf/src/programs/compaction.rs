@@ -14,7 +14,7 @@
 use aya_ebpf::{
     EbpfContext, Global,
     cty::c_void,
-    helpers::{bpf_get_current_pid_tgid, bpf_get_current_task, bpf_probe_read_kernel, generated},
+    helpers::{bpf_get_current_task, bpf_probe_read_kernel, generated},
     macros::{btf_tracepoint, fentry, kprobe, map, raw_tracepoint, tracepoint},
     maps::{LruHashMap, PerCpuArray, PerCpuHashMap},
     programs::{
@@ -26,21 +26,24 @@ use tracer_common::{
     TASK_COMM_LEN,
     cgroup::STALL_COMPACTION,
     compaction::{
-        CompactEvent, FLAG_CC_DIRECT, FLAG_CC_HAS_PROACTIVE, FLAG_CC_PROACTIVE, FLAG_CC_READ,
-        FLAG_KCOMPACTD, FLAG_ORDER_KNOWN, FLAG_SNAPSHOT, FLAG_ZONE_KNOWN, KCOMPACTD_PREFIX,
-        MAX_ORDERS, TRIGGER_DIRECT, ZoneSnapshot, trigger, trigger_needs_task,
+        CompactEvent, CompactWork, FLAG_CC_DIRECT, FLAG_CC_HAS_PROACTIVE, FLAG_CC_PROACTIVE,
+        FLAG_CC_READ, FLAG_KCOMPACTD, FLAG_ORDER_KNOWN, FLAG_SNAPSHOT, FLAG_ZONE_KNOWN,
+        KCOMPACTD_PREFIX, MAX_ORDERS, TRIGGER_DIRECT, ZoneSnapshot, trigger, trigger_needs_task,
     },
     config::{
         ABSENT, CompactControlLayout, FEATURE_CC_FROM_PROBE, FEATURE_HISTOGRAM,
         FEATURE_PER_PROCESS, FEATURE_ZONE_SNAPSHOT, ZoneLayout,
     },
     histogram::{CompactionKey, Histogram},
-    record::{CompactBeginRecord, CompactEndRecord, CompactFinishedRecord, RecordField},
+    record::{
+        CompactBeginRecord, CompactEndRecord, CompactFinishedRecord, CompactIsolateRecord,
+        CompactMigrateRecord, RecordField,
+    },
     stats::Counter,
 };
 use tracer_ebpf::{
-    Args, Record, Task, comm, config, config_field, count, kernel_stack, name_filtered,
-    name_wanted, now_ns, read_at,
+    Args, Record, Task, comm, config, config_field, count, current_ids, current_uid, kernel_stack,
+    name_wanted, now_ns, read_at, wanted,
 };
 
 /// Runs in progress, by thread id. LRU: entries of threads that died mid-run age out.
@@ -154,6 +157,10 @@ static RECORD_COMPACT_END: Global<CompactEndRecord> = Global::new([RecordField::
 #[unsafe(no_mangle)]
 static RECORD_COMPACT_FINISHED: Global<CompactFinishedRecord> =
     Global::new([RecordField::ABSENT; 3]);
+#[unsafe(no_mangle)]
+static RECORD_COMPACT_ISOLATE: Global<CompactIsolateRecord> = Global::new([RecordField::ABSENT; 2]);
+#[unsafe(no_mangle)]
+static RECORD_COMPACT_MIGRATE: Global<CompactMigrateRecord> = Global::new([RecordField::ABSENT; 2]);
 
 // Two argument layouts, decided by user space from the kernel's BTF: since 5.18 (commit
 // "mm: compaction: include compact_control in the tracepoints") the tracepoints pass
@@ -245,10 +252,10 @@ pub fn compact_finished_tp(ctx: TracePointContext) -> i32 {
     };
     let features: u32 = config_field!(features);
     if features & FEATURE_HISTOGRAM != 0 {
-        if let Some(run) = unplaced(COMPACT_STARTS.get_ptr_mut(&current_tid())) {
+        if let Some(run) = unplaced(COMPACT_STARTS.get_ptr_mut(&current_ids().1)) {
             finished_from_record(&args, run);
         }
-    } else if let Some(run) = unplaced(COMPACT_BEGIN.get_ptr_mut(&current_tid())) {
+    } else if let Some(run) = unplaced(COMPACT_BEGIN.get_ptr_mut(&current_ids().1)) {
         finished_from_record(&args, run);
     }
     0
@@ -258,6 +265,62 @@ pub fn compact_finished_tp(ctx: TracePointContext) -> i32 {
 fn finished_from_record<A: Args>(args: &A, run: &mut impl Run) {
     run.place(args.u64_arg(0) as i32, args.u64_arg(1) as i32);
     run.set_order(args.u64_arg(2) as i32);
+}
+
+/// `-w`: each batch of the migrate scanner, the free scanner (both of its paths) and of
+/// migration adds to the thread's run in progress. Classic tracepoints on every rung: their
+/// records carry the kernel's own counts (`mm_compaction_migratepages` computes them from
+/// arguments that changed over versions).
+#[tracepoint(category = "compaction", name = "mm_compaction_isolate_migratepages")]
+pub fn compact_isolate_migrate_tp(ctx: TracePointContext) -> i32 {
+    add_work(&ctx, RECORD_COMPACT_ISOLATE.load(), |w, scanned, taken| {
+        w.migrate_scanned += scanned;
+        w.migrate_isolated += taken;
+    })
+}
+
+#[tracepoint(category = "compaction", name = "mm_compaction_isolate_freepages")]
+pub fn compact_isolate_free_tp(ctx: TracePointContext) -> i32 {
+    add_work(&ctx, RECORD_COMPACT_ISOLATE.load(), |w, scanned, taken| {
+        w.free_scanned += scanned;
+        w.free_isolated += taken;
+    })
+}
+
+#[tracepoint(category = "compaction", name = "mm_compaction_fast_isolate_freepages")]
+pub fn compact_fast_isolate_free_tp(ctx: TracePointContext) -> i32 {
+    add_work(&ctx, RECORD_COMPACT_ISOLATE.load(), |w, scanned, taken| {
+        w.free_scanned += scanned;
+        w.free_isolated += taken;
+    })
+}
+
+#[tracepoint(category = "compaction", name = "mm_compaction_migratepages")]
+pub fn compact_migrate_tp(ctx: TracePointContext) -> i32 {
+    add_work(
+        &ctx,
+        RECORD_COMPACT_MIGRATE.load(),
+        |w, migrated, failed| {
+            w.migrated += migrated;
+            w.migrate_failed += failed;
+        },
+    )
+}
+
+/// Adds a batch's two counts to the current thread's run, if one is in progress.
+#[inline(always)]
+fn add_work(
+    ctx: &TracePointContext,
+    fields: [RecordField; 2],
+    add: impl FnOnce(&mut CompactWork, u64, u64),
+) -> i32 {
+    let Some(ev) = COMPACT_BEGIN.get_ptr_mut(&current_ids().1) else {
+        return 0;
+    };
+    let args = Record { ctx, fields };
+    // SAFETY: a value of this map, owned by this thread while its run lasts.
+    add(unsafe { &mut (*ev).work }, args.u64_arg(0), args.u64_arg(1));
+    0
 }
 
 /// `compact_zone(struct compact_control *cc, struct capture_control *capc)`.
@@ -273,12 +336,11 @@ pub fn compact_zone_fentry(ctx: FEntryContext) -> i32 {
 
 #[inline(always)]
 fn remember_control(cc: u64) -> i32 {
-    let cfg = config();
-    let task = Task::current();
-    if cc == 0 || !task.wanted(&cfg) || (name_filtered() && !name_wanted(&comm())) {
+    let (tgid, tid) = current_ids();
+    if cc == 0 || !wanted(tgid, tid, current_uid) {
         return 0;
     }
-    if COMPACT_CC.insert(&task.tid, &cc, 0).is_err() {
+    if COMPACT_CC.insert(&tid, &cc, 0).is_err() {
         count(Counter::BeginMapFull);
     }
     0
@@ -370,13 +432,14 @@ fn compact_end<C: EbpfContext + StackIdContext, A: Args, const HAS_CC: bool>(
     if features & FEATURE_HISTOGRAM != 0 {
         return count_end::<A, HAS_CC>(args, features);
     }
-    let task = Task::current();
-    if !task.wanted_now() || (name_filtered() && !name_wanted(&comm())) {
-        return 0;
-    }
-    let Some(ev) = COMPACT_BEGIN.get_ptr_mut(&task.tid) else {
-        count(Counter::MissedBegin);
-        debug_warn!(ctx, "compactsnoop: end without begin, tid {}", task.tid);
+    // The filters were applied at the begin: a thread has a run in progress only if they let
+    // it through then.
+    let (tgid, tid) = current_ids();
+    let Some(ev) = COMPACT_BEGIN.get_ptr_mut(&tid) else {
+        if wanted(tgid, tid, current_uid) {
+            count(Counter::MissedBegin);
+            debug_warn!(ctx, "compactsnoop: end without begin, tid {}", tid);
+        }
         return 0;
     };
     // SAFETY: a value of this map, owned by this thread until it is removed below.
@@ -394,7 +457,7 @@ fn compact_end<C: EbpfContext + StackIdContext, A: Args, const HAS_CC: bool>(
     }
     ev.cgroup_id = tracer_ebpf::cgroup_id();
     crate::transport::emit(ctx, ev);
-    let _ = COMPACT_BEGIN.remove(&task.tid);
+    let _ = COMPACT_BEGIN.remove(&tid);
     0
 }
 
@@ -402,16 +465,16 @@ fn compact_end<C: EbpfContext + StackIdContext, A: Args, const HAS_CC: bool>(
 /// kept, if one is attached.
 #[inline(always)]
 fn count_begin(features: u32) -> i32 {
-    let task = Task::current();
-    if !task.wanted_now() || (name_filtered() && !name_wanted(&comm())) {
+    let (tgid, tid) = current_ids();
+    if !wanted(tgid, tid, current_uid) {
         return 0;
     }
     let mut cc = 0;
     if features & FEATURE_CC_FROM_PROBE != 0 {
         // SAFETY: a plain copy of the value.
-        if let Some(&p) = unsafe { COMPACT_CC.get(&task.tid) } {
+        if let Some(&p) = unsafe { COMPACT_CC.get(&tid) } {
             cc = p;
-            let _ = COMPACT_CC.remove(&task.tid);
+            let _ = COMPACT_CC.remove(&tid);
         }
     }
     let start = RunStart {
@@ -423,10 +486,10 @@ fn count_begin(features: u32) -> i32 {
         flags: 0,
         _pad: [0; 3],
     };
-    if let Some(slot) = COMPACT_STARTS.get_ptr_mut(&task.tid) {
+    if let Some(slot) = COMPACT_STARTS.get_ptr_mut(&tid) {
         // SAFETY: a value of this map; only this thread writes the entry of its id.
         unsafe { *slot = start };
-    } else if COMPACT_STARTS.insert(&task.tid, &start, 0).is_err() {
+    } else if COMPACT_STARTS.insert(&tid, &start, 0).is_err() {
         count(Counter::BeginMapFull);
     }
     0
@@ -438,14 +501,13 @@ fn count_begin(features: u32) -> i32 {
 #[inline(always)]
 fn count_end<A: Args, const HAS_CC: bool>(args: &A, features: u32) -> i32 {
     // The filters were applied at the begin: a run is counted if it began in a task wanted then.
-    let pid_tgid = bpf_get_current_pid_tgid();
-    let (tgid, tid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);
+    let (tgid, tid) = current_ids();
     // SAFETY: a value of this map; only this thread writes the entry of its id.
     let slot = COMPACT_STARTS
         .get_ptr_mut(&tid)
         .filter(|&slot| unsafe { (*slot).ts_begin_ns } != DONE);
     let Some(slot) = slot else {
-        if is_traced() {
+        if wanted(tgid, tid, current_uid) {
             count(Counter::MissedBegin);
         }
         return 0;
@@ -497,13 +559,6 @@ fn count_end<A: Args, const HAS_CC: bool>(args: &A, features: u32) -> i32 {
     0
 }
 
-/// Whether the filters let the current task through (an end without its begin counts as
-/// missed only then).
-#[inline(always)]
-fn is_traced() -> bool {
-    Task::current().wanted_now() && (!name_filtered() || name_wanted(&comm()))
-}
-
 /// Whether the current task is a kcompactd thread: its name, and no `mm` (a kernel thread)
 /// where the kernel's BTF told where `mm` is, so that a process naming itself so is not taken
 /// for one.
@@ -536,23 +591,18 @@ fn unplaced<T: Run>(run: Option<*mut T>) -> Option<&'static mut T> {
     }
 }
 
-#[inline(always)]
-fn current_tid() -> u32 {
-    bpf_get_current_pid_tgid() as u32
-}
-
 /// The first `mm_compaction_finished` of a run: its zone and order (and, with -e, the zone's
 /// state, taken here rather than at begin: nothing but an LRU drain happens in between).
 #[inline(always)]
 fn compact_finished(zone: u64, order: i32) -> i32 {
     let features: u32 = config_field!(features);
     if features & FEATURE_HISTOGRAM != 0 {
-        if let Some(run) = unplaced(COMPACT_STARTS.get_ptr_mut(&current_tid())) {
+        if let Some(run) = unplaced(COMPACT_STARTS.get_ptr_mut(&current_ids().1)) {
             run.set_order(order);
             let layout: ZoneLayout = config_field!(zone);
             from_zone(zone, &layout, false, run);
         }
-    } else if let Some(run) = unplaced(COMPACT_BEGIN.get_ptr_mut(&current_tid())) {
+    } else if let Some(run) = unplaced(COMPACT_BEGIN.get_ptr_mut(&current_ids().1)) {
         let cfg = config();
         run.set_order(order);
         from_zone(

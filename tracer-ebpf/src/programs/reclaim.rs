@@ -6,7 +6,7 @@
 
 use aya_ebpf::{
     EbpfContext, Global,
-    helpers::{bpf_get_current_pid_tgid, bpf_get_current_task, bpf_get_current_uid_gid},
+    helpers::bpf_get_current_task,
     macros::{btf_tracepoint, map, raw_tracepoint, tracepoint},
     maps::{LruHashMap, PerCpuHashMap},
     programs::{
@@ -15,10 +15,7 @@ use aya_ebpf::{
 };
 use tracer_common::{
     NO_STACK, TASK_COMM_LEN,
-    config::{
-        ABSENT, Config, FEATURE_HISTOGRAM, FEATURE_KSTACK, FEATURE_PER_PROCESS, FILTER_NAME,
-        FILTER_TGID, FILTER_TID, FILTER_UID, Filter,
-    },
+    config::{ABSENT, Config, FEATURE_HISTOGRAM, FEATURE_KSTACK, FEATURE_PER_PROCESS},
     histogram::{Histogram, MAX_GROUPS, ReclaimKey},
     reclaim::{
         FREE_UNKNOWN, KIND_DIRECT, KIND_MEMCG, KIND_MEMCG_SOFT, MAX_FREE_NODES, MAX_FREE_ZONES,
@@ -27,7 +24,10 @@ use tracer_common::{
     record::{ReclaimBeginRecord, ReclaimEndRecord, RecordField},
     stats::Counter,
 };
-use tracer_ebpf::{Args, Record, Task, comm, config, count, kernel_stack, now_ns, read_at};
+use tracer_ebpf::{
+    Args, Record, comm, config, count, current_ids, current_uid, kernel_stack, now_ns, read_at,
+    wanted,
+};
 
 /// What a reclaim's begin leaves for its end.
 #[repr(C)]
@@ -151,24 +151,11 @@ fn key(tid: u32, kind: u8) -> u64 {
     tid as u64 | (kind as u64) << 32
 }
 
-/// Whether the configured filter lets this thread through: `Task::wanted`, reading only the
-/// filter, the user id only when the filter names one, and the name only with `-n`.
-#[inline(always)]
-fn wanted(tgid: u32, tid: u32, uid: impl FnOnce() -> u32) -> bool {
-    let f: Filter = tracer_ebpf::config_field!(filter);
-    !((f.flags & FILTER_TGID != 0 && f.tgid != tgid)
-        || (f.flags & FILTER_TID != 0 && f.tid != tid)
-        || (f.flags & FILTER_UID != 0 && f.uid != uid())
-        || (f.flags & FILTER_NAME != 0 && !tracer_ebpf::name_wanted(&comm()))
-        || !tracer_ebpf::cgroup_wanted(&f))
-}
-
 /// `(int order, gfp_t gfp_flags)`.
 #[inline(always)]
 fn reclaim_begin<C: EbpfContext + StackIdContext, A: Args>(ctx: &C, args: &A, kind: u8) -> i32 {
-    let pid_tgid = bpf_get_current_pid_tgid();
-    let (tgid, tid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);
-    if !wanted(tgid, tid, || bpf_get_current_uid_gid() as u32) {
+    let (tgid, tid) = current_ids();
+    if !wanted(tgid, tid, current_uid) {
         return 0;
     }
     let features: u32 = tracer_ebpf::config_field!(features);
@@ -201,18 +188,18 @@ fn reclaim_begin<C: EbpfContext + StackIdContext, A: Args>(ctx: &C, args: &A, ki
 /// `(unsigned long nr_reclaimed)`.
 #[inline(always)]
 fn reclaim_end<C: EbpfContext + StackIdContext, A: Args>(ctx: &C, args: &A, kind: u8) -> i32 {
-    let task = Task::current();
-    if !wanted(task.tgid, task.tid, || task.uid) {
-        return 0;
-    }
-    let k = key(task.tid, kind);
+    // The filters were applied at the begin: a thread has an entry in progress only if they
+    // let it through then.
+    let (tgid, tid) = current_ids();
     // SAFETY: a value of this map; only this thread writes the entry of its key.
     let slot = RECLAIM_BEGIN
-        .get_ptr_mut(&k)
+        .get_ptr_mut(&key(tid, kind))
         .filter(|&slot| unsafe { (*slot).ts_begin_ns } != DONE);
     let Some(slot) = slot else {
-        count(Counter::MissedBegin);
-        debug_warn!(ctx, "drsnoop: end without begin, tid {}", task.tid);
+        if wanted(tgid, tid, current_uid) {
+            count(Counter::MissedBegin);
+            debug_warn!(ctx, "drsnoop: end without begin, tid {}", tid);
+        }
         return 0;
     };
     // SAFETY: as above.
@@ -227,7 +214,7 @@ fn reclaim_end<C: EbpfContext + StackIdContext, A: Args>(ctx: &C, args: &A, kind
     if features & FEATURE_HISTOGRAM != 0 {
         let key = ReclaimKey {
             tgid: if features & FEATURE_PER_PROCESS != 0 {
-                task.tgid
+                tgid
             } else {
                 0
             },
@@ -245,9 +232,9 @@ fn reclaim_end<C: EbpfContext + StackIdContext, A: Args>(ctx: &C, args: &A, kind
     let ev = ReclaimEvent {
         ts_begin_ns: begin.ts_begin_ns,
         ts_end_ns,
-        tgid: task.tgid,
-        tid: task.tid,
-        uid: task.uid,
+        tgid,
+        tid,
+        uid: current_uid(),
         order: begin.order,
         gfp: begin.gfp,
         nr_reclaimed: args.u64_arg(0),

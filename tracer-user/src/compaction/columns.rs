@@ -10,9 +10,21 @@ use crate::output::truncate;
 pub struct Columns {
     /// `-T`: TIME(s), seconds from the begin of the first run shown.
     pub timestamp: bool,
-    /// `-e`: FRAGIDX MIN LOW HIGH FREE.
+    /// `-e`: FRAGIDX MIN LOW HIGH FREE, and TRIGGER after STATUS.
     pub extended: bool,
+    /// `-w`: TRIGGER and the run's work after STATUS.
+    pub work: bool,
 }
+
+/// `-w`'s columns, after STATUS (and TRIGGER).
+const WORK_COLUMNS: [&str; 6] = [
+    "MSCANNED",
+    "MISOLATED",
+    "FSCANNED",
+    "FISOLATED",
+    "MIGRATED",
+    "FAILED",
+];
 
 impl Columns {
     pub fn header(&self, w: &mut impl Write) -> io::Result<()> {
@@ -31,7 +43,19 @@ impl Columns {
                 "FRAGIDX", "MIN", "LOW", "HIGH", "FREE"
             )?;
         }
-        writeln!(w, "{:>9} {:>16}", "LAT(ms)", "STATUS")
+        write!(w, "{:>9} {:>16}", "LAT(ms)", "STATUS")?;
+        // Past bcc's columns, so that its scripts' column numbers still hold.
+        if self.work {
+            write!(w, " {:<9}", "TRIGGER")?;
+        } else if self.extended {
+            write!(w, " TRIGGER")?;
+        }
+        if self.work {
+            for c in WORK_COLUMNS {
+                write!(w, " {c:>9}")?;
+            }
+        }
+        writeln!(w)
     }
 
     /// The run's row; `time_s` is its TIME(s).
@@ -56,7 +80,26 @@ impl Columns {
                 None => write!(w, "{:<8} {:<8} {:<8} {:<8} {:<8} ", "?", "?", "?", "?", "?")?,
             }
         }
-        writeln!(w, "{:>9.3} {:>16}", run.latency_ms, run.status)
+        write!(w, "{:>9.3} {:>16}", run.latency_ms, run.status)?;
+        if self.work {
+            write!(w, " {:<9}", run.trigger)?;
+        } else if self.extended {
+            write!(w, " {}", run.trigger)?;
+        }
+        if self.work {
+            let work = run.work.unwrap_or_default();
+            for n in [
+                work.migrate_scanned,
+                work.migrate_isolated,
+                work.free_scanned,
+                work.free_isolated,
+                work.migrated,
+                work.migrate_failed,
+            ] {
+                write!(w, " {n:>9}")?;
+            }
+        }
+        writeln!(w)
     }
 }
 
@@ -65,7 +108,7 @@ mod tests {
     use std::borrow::Cow;
 
     use super::*;
-    use crate::compaction::event::ZoneState;
+    use crate::compaction::event::{Work, ZoneState};
 
     fn run() -> CompactionRun<'static> {
         CompactionRun {
@@ -83,6 +126,7 @@ mod tests {
             status: Cow::Borrowed("complete"),
             trigger: "direct",
             zone_state: None,
+            work: None,
             kstack_id: -1,
         }
     }
@@ -102,7 +146,7 @@ mod tests {
     fn rows_use_bccs_widths() {
         let cols = Columns {
             timestamp: true,
-            extended: false,
+            ..Columns::default()
         };
         assert_eq!(
             render(cols, &run(), 0.5),
@@ -116,8 +160,8 @@ mod tests {
     #[test]
     fn extended_rows_and_unknowns() {
         let cols = Columns {
-            timestamp: false,
             extended: true,
+            ..Columns::default()
         };
         let mut r = run();
         r.zone_state = Some(ZoneState {
@@ -131,8 +175,8 @@ mod tests {
         assert_eq!(
             render(cols, &r, 0.0),
             [
-                "COMM           PID    NODE ZONE         ORDER MODE    FRAGIDX  MIN      LOW      HIGH     FREE       LAT(ms)           STATUS",
-                "a-very-long-na 4242   0    ZONE_NORMAL  9     ASYNC   0.912    1000     1250     1500     20480        2.500         complete",
+                "COMM           PID    NODE ZONE         ORDER MODE    FRAGIDX  MIN      LOW      HIGH     FREE       LAT(ms)           STATUS TRIGGER",
+                "a-very-long-na 4242   0    ZONE_NORMAL  9     ASYNC   0.912    1000     1250     1500     20480        2.500         complete direct",
             ]
         );
         r.zone_state = None;
@@ -143,7 +187,31 @@ mod tests {
         r.status = Cow::Borrowed("skipped");
         assert_eq!(
             render(cols, &r, 0.0)[1],
-            "a-very-long-na 4242   ?    ?            -1    SYNC    ?        ?        ?        ?        ?            2.500          skipped"
+            "a-very-long-na 4242   ?    ?            -1    SYNC    ?        ?        ?        ?        ?            2.500          skipped direct"
+        );
+    }
+
+    #[test]
+    fn work_after_bccs_columns() {
+        let cols = Columns {
+            work: true,
+            ..Columns::default()
+        };
+        let mut r = run();
+        r.work = Some(Work {
+            migrate_scanned: 1024,
+            migrate_isolated: 512,
+            free_scanned: 4096,
+            free_isolated: 500,
+            migrated: 498,
+            migrate_failed: 2,
+        });
+        assert_eq!(
+            render(cols, &r, 0.0),
+            [
+                "COMM           PID    NODE ZONE         ORDER MODE      LAT(ms)           STATUS TRIGGER    MSCANNED MISOLATED  FSCANNED FISOLATED  MIGRATED    FAILED",
+                "bash           4242   0    ZONE_NORMAL  9     ASYNC       2.500         complete direct         1024       512      4096       500       498         2",
+            ]
         );
     }
 }

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 
 use serde::Serialize;
 use tracer_common::compaction::{
-    CompactEvent, FLAG_SNAPSHOT, FLAG_ZONE_KNOWN, TRIGGER_NAMES, ZoneSnapshot,
+    CompactEvent, CompactWork, FLAG_SNAPSHOT, FLAG_ZONE_KNOWN, TRIGGER_NAMES, ZoneSnapshot,
 };
 
 use crate::{
@@ -42,8 +42,39 @@ pub struct CompactionRun<'a> {
     /// `-e`: the zone when the run began, where the kernel lets us read it.
     #[serde(flatten)]
     pub zone_state: Option<ZoneState>,
+    /// `-w`: what the run did.
+    #[serde(flatten)]
+    pub work: Option<Work>,
     #[serde(skip)]
     pub kstack_id: i32,
+}
+
+/// `-w`: a run's work in pages, summed from the kernel's per-batch tracepoints.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Work {
+    /// Pages the migrate scanner looked at, and those it isolated for migration.
+    pub migrate_scanned: u64,
+    pub migrate_isolated: u64,
+    /// Pages the free scanner looked at (both of its paths), and the free pages it isolated
+    /// as migration targets.
+    pub free_scanned: u64,
+    pub free_isolated: u64,
+    /// Pages migrated, and pages whose migration failed.
+    pub migrated: u64,
+    pub migrate_failed: u64,
+}
+
+impl From<&CompactWork> for Work {
+    fn from(w: &CompactWork) -> Work {
+        Work {
+            migrate_scanned: w.migrate_scanned,
+            migrate_isolated: w.migrate_isolated,
+            free_scanned: w.free_scanned,
+            free_isolated: w.free_isolated,
+            migrated: w.migrated,
+            migrate_failed: w.migrate_failed,
+        }
+    }
 }
 
 /// `-e`: the zone at the start of the run, in pages.
@@ -70,6 +101,8 @@ pub struct Decoder {
     pub names: Names,
     /// The zones, for records that carry only a zone's first PFN (before 5.18).
     pub zoneinfo: Vec<ZoneInfo>,
+    /// `-w`: the records' work is shown.
+    pub work: bool,
 }
 
 impl Decoder {
@@ -98,6 +131,7 @@ impl Decoder {
             status: self.names.results.name(i64::from(raw.status)),
             trigger: trigger_name(raw.trigger),
             zone_state: (raw.flags & FLAG_SNAPSHOT != 0).then(|| zone_state(raw.order, &raw.zone)),
+            work: self.work.then(|| Work::from(&raw.work)),
             kstack_id: raw.kstack_id,
         }
     }

@@ -26,7 +26,7 @@ use crate::{
     cli::CommonOpts,
     clock::elapsed_ms,
     histogram::{HistogramSettings, Histograms},
-    hooks::{self, Classic, EventKind, Hook, Hooks, ProgramKind, ZoneSource},
+    hooks::{self, Classic, ClassicHook, EventKind, Hook, Hooks, ProgramKind, ZoneSource},
     layout::{self, CompactionArgs, EnumNames},
     output::Output,
     probes,
@@ -43,6 +43,8 @@ pub struct Settings {
     pub extended: bool,
     /// `-H`: latency histograms counted in the kernel instead of a row per run.
     pub histogram: Option<HistogramSettings>,
+    /// `-w`: each run's work (pages scanned, isolated, migrated), summed in the kernel.
+    pub work: bool,
 }
 
 /// The classic records' fields, in the order of the pre-5.18 raw arguments.
@@ -96,6 +98,44 @@ const HOOKS_PFNS: [Hook; 3] = [
         programs::COMPACT_FINISHED,
         FINISHED,
     ),
+];
+
+const ISOLATE: Classic = Classic {
+    global: record::globals::COMPACT_ISOLATE,
+    fields: &["nr_scanned", "nr_taken"],
+};
+
+/// `-w`: the scanners' and migration's batches, added to the run in progress by classic
+/// programs on every rung (`mm_compaction_migratepages` passed other arguments before 5.18;
+/// its record has had the same two counts throughout).
+const WORK_HOOKS: [ClassicHook; 4] = [
+    ClassicHook {
+        system: "compaction",
+        event: "mm_compaction_isolate_migratepages",
+        program: programs::COMPACT_ISOLATE_MIGRATE,
+        classic: ISOLATE,
+    },
+    ClassicHook {
+        system: "compaction",
+        event: "mm_compaction_isolate_freepages",
+        program: programs::COMPACT_ISOLATE_FREE,
+        classic: ISOLATE,
+    },
+    ClassicHook {
+        system: "compaction",
+        event: "mm_compaction_fast_isolate_freepages",
+        program: programs::COMPACT_FAST_ISOLATE_FREE,
+        classic: ISOLATE,
+    },
+    ClassicHook {
+        system: "compaction",
+        event: "mm_compaction_migratepages",
+        program: programs::COMPACT_MIGRATE,
+        classic: Classic {
+            global: record::globals::COMPACT_MIGRATE,
+            fields: &["nr_migrated", "nr_failed"],
+        },
+    },
 ];
 
 /// The function whose first argument is the run's `struct compact_control *`.
@@ -255,6 +295,7 @@ pub async fn run(opts: &Settings) -> Result<()> {
             debug: opts.common.debug,
             ring_bytes: 256 * 1024,
             map_sizes: vec![(names::COMPACT_HISTOGRAMS, histogram_groups)],
+            classic_hooks: if opts.work { &WORK_HOOKS } else { &[] },
         },
         plan.btf.as_ref(),
         plan.hooks,
@@ -263,6 +304,9 @@ pub async fn run(opts: &Settings) -> Result<()> {
     plan.btf = None;
     log::debug!("object loaded at {:.1} ms", elapsed_ms(t0));
     attach(&mut session, &plan)?;
+    if opts.work {
+        session.attach_classic_hooks(&WORK_HOOKS)?;
+    }
     log::debug!("attached at {:.1} ms", elapsed_ms(t0));
     if let Some(h) = opts.histogram {
         let map = session.take_map(names::COMPACT_HISTOGRAMS)?;
@@ -294,10 +338,12 @@ pub async fn run(opts: &Settings) -> Result<()> {
         Columns {
             timestamp: opts.common.timestamp,
             extended: opts.extended,
+            work: opts.work,
         },
         Decoder {
             names: plan.names,
             zoneinfo: plan.zoneinfo,
+            work: opts.work,
         },
         stacks,
         Output::stdout("compactsnoop", opts.common.json),

@@ -100,6 +100,7 @@ pub async fn run(opts: &Settings) -> Result<()> {
             } else {
                 RING_BYTES
             },
+            classic_hooks: &[],
             map_sizes: Vec::new(),
         },
         None,
