@@ -1,12 +1,13 @@
-//! `docgen OUT_DIR`: writes both tools' man pages and completion scripts into OUT_DIR:
-//! `man/<tool>.8`, and `completions/` as clap_complete names them (`<tool>.bash`,
-//! `_<tool>`, `<tool>.fish`). `cargo xtask package` puts them where Debian wants them.
+//! `docgen OUT_DIR`: writes every binary's man page and completion scripts into OUT_DIR:
+//! `man/<binary>.<section>` (8 or 1), and `completions/` as clap_complete names them
+//! (`<binary>.bash`, `_<binary>`, `<binary>.fish`). `cargo xtask package` puts them where
+//! Debian wants them.
 
 use std::{path::PathBuf, process::ExitCode};
 
 use anyhow::{Context as _, Result};
 use clap::Parser;
-use docgen::{PageInfo, SHELLS, completion, man_page, tools};
+use docgen::{PageInfo, SHELLS, completion, man_page, pages};
 
 #[derive(Parser)]
 #[command(name = "docgen")]
@@ -41,19 +42,20 @@ fn run(args: &Args) -> Result<()> {
         date: args.date.clone(),
         readme: args.readme.clone(),
     };
-    let tools = tools();
-    let names: Vec<String> = tools.iter().map(|t| t.name().to_owned()).collect();
-    for tool in &tools {
-        let others: Vec<&str> = names
+    let pages = pages();
+    let references: Vec<String> = pages.iter().map(|p| p.reference()).collect();
+    for page in &pages {
+        let others: Vec<String> = references
             .iter()
-            .map(String::as_str)
-            .filter(|n| *n != tool.name())
+            .filter(|r| **r != page.reference())
+            .cloned()
             .collect();
-        let page = man_page(tool, &others, &info)?;
-        let path = man_dir.join(format!("{}.{}", tool.name(), docgen::MAN_SECTION));
-        write(&path, &page)?;
+        write(
+            &man_dir.join(page.file_name()),
+            &man_page(page, &others, &info)?,
+        )?;
         for shell in SHELLS {
-            let (file, script) = completion(tool, shell);
+            let (file, script) = completion(page, shell);
             write(&completion_dir.join(file), &script)?;
         }
     }

@@ -10,8 +10,8 @@ use crate::{
     render::{ImageFormat, Options},
 };
 
-const EXAMPLES: &str = "\
-examples:
+/// Examples of use: `-h` prints them under "examples:", the man page as EXAMPLES.
+pub const EXAMPLES: &str = "    \
     mmplot record -o run.jsonl                        # record until SIGINT or SIGTERM
     mmplot record -o run.jsonl -d 600                 # record for 10 minutes
     mmplot render run.jsonl -o run.png -o run.svg     # one run's dashboard
@@ -19,9 +19,56 @@ examples:
                                                       # two runs compared
     mmplot render fragmentation_data.json -o pf.png   # a file of plot-fragmentation's";
 
+/// What the man page says beyond the options and `-h`'s examples (`docgen` renders it, in
+/// section 1: a user command; only `record` needs root).
+#[derive(Clone, Copy, Debug)]
+pub struct Manual {
+    /// DESCRIPTION.
+    pub description: &'static str,
+    /// EXAMPLES: the text `-h` shows under "examples:".
+    pub examples: &'static str,
+    /// EXIT STATUS.
+    pub exit_status: &'static str,
+    /// KERNEL REQUIREMENTS: those of `record`.
+    pub kernel: &'static str,
+}
+
+pub const MANUAL: Manual = Manual {
+    description: "\
+mmplot records memory fragmentation as it happens and draws it. mmplot record starts \
+compactsnoop -j -e (compaction runs with their zone's fragmentation index), compactsnoop -x -j \
+(page allocation fallbacks) and drsnoop -j -m (direct and memory-cgroup reclaims), and writes \
+every line they print into one JSON Lines file, between a start line of its own (host, kernel, \
+time, the tools' command lines) and an end line (why it ended, each tool's exit status). It \
+prints \"mmplot: recording into FILE (...); SIGINT or SIGTERM ends it\" once all three are \
+attached. A copy of the file taken at any time can be drawn.
+
+mmplot render draws one recording as a dashboard (compaction runs at their fragmentation \
+index, latencies, fallbacks over time, a heatmap of fallback patterns, a table of totals and \
+rates per minute), or several side by side on shared scales with a table that names the better \
+run of each row. It reads mmplot's recordings, a tool's own -j output, and the \
+fragmentation_data.json of plot-fragmentation; images are PNG or SVG, by the output's \
+extension.",
+    examples: EXAMPLES,
+    exit_status: "\
+- 0: the recording ended by SIGINT, SIGTERM or -d, with every tool's end line in the file; \
+the images were written; also after -h and -V.
+- 1: a failure: a tool that could not start or ended by itself (the recording is closed with \
+an end line that says so), a file that cannot be read or written, a file that is no \
+recording (empty, not JSON), a --bin too fine for a run's length. One sentence on stderr, \
+after \"mmplot: \", says which.
+- 2: a usage error: an unknown flag, a bad value, an output that is neither .png nor .svg, \
+labels that do not match the recordings, said in one sentence on stderr.",
+    kernel: "\
+mmplot render needs no privilege and no particular kernel. mmplot record runs compactsnoop \
+and drsnoop, so it needs what they need (root, tracefs, BTF for all they show: see \
+compactsnoop(8) and drsnoop(8)); it looks for them beside mmplot, then on PATH, or in \
+--tools-dir.",
+};
+
 /// Draw dashboards of memory fragmentation: compaction runs, fallbacks and reclaims.
 #[derive(Debug, Parser)]
-#[command(name = "mmplot", version, after_help = EXAMPLES)]
+#[command(name = "mmplot", version, after_help = format!("examples:\n{EXAMPLES}"))]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -1,14 +1,18 @@
-//! `cargo xtask package [--check]`: a Debian package of both tools, `target/<name>_<version>_<arch>.deb`.
+//! `cargo xtask package [--check]`: a Debian package of every binary a user runs,
+//! `target/<name>_<version>_<arch>.deb`.
 //!
 //! Built with dpkg-deb from a staged tree, not with cargo-deb: what goes in is cargo's release
 //! binaries plus docgen's man pages and completions, which cargo-deb would need as pre-built
 //! assets anyway, and dpkg-deb and dpkg-shlibdeps come with dpkg-dev on any Debian, where
 //! cargo-deb is one more tool to build (minutes on 2 cores) and keep working. The tree follows
-//! what debhelper would make: stripped binaries in /usr/sbin (they need root, as bcc's do in
-//! Debian), man pages in section 8 and docs compressed with `gzip -9n`, a DEP-5 copyright,
-//! changelog.Debian.gz, md5sums, Depends computed by dpkg-shlibdeps, every file dated to the
-//! commit (reproducible). lintian must find no error. `--check` then installs the package in
-//! a clean Debian root and uses it there (`package/cleanroot.rs`).
+//! what debhelper would make: stripped binaries, each where its man page's section says (8:
+//! /usr/sbin, they need root, as bcc's tools in Debian; 1: /usr/bin), man pages and docs
+//! compressed with `gzip -9n`, the exporter's systemd unit in /usr/lib/systemd/system
+//! (installed, not enabled: what it serves and to whom is the administrator's choice), its
+//! dashboard and alerting rules as examples, a DEP-5 copyright, changelog.Debian.gz, md5sums,
+//! Depends computed by dpkg-shlibdeps, every file dated to the commit (reproducible). lintian
+//! must find no error. `--check` then installs the package in a clean Debian root and uses it
+//! there (`package/cleanroot.rs`).
 
 mod cleanroot;
 
@@ -24,11 +28,28 @@ use anyhow::{Context as _, Result, bail};
 
 use crate::{cargo, output, run_cmd, workspace_root};
 
-/// The binaries the package holds. The exporter is not in it yet: it has no man page of its own
-/// and its unit wants a check of its own in the clean root.
-const TOOLS: [&str; 2] = ["compactsnoop", "drsnoop"];
+/// The binaries the package holds: every one of the workspace a user runs (the tracers, the
+/// exporter, the plotter), each with the man page and completions docgen makes for it.
+const BINARIES: [&str; 4] = ["compactsnoop", "drsnoop", "memstall_exporter", "mmplot"];
 
-/// The package's name: both tools in one package, as bcc's tools are in bpfcc-tools.
+/// The exporter's unit, installed where systemd looks for a package's units (systemd 252 of
+/// bookworm looks in /usr/lib/systemd/system as well as /lib/systemd/system; trixie's lintian
+/// wants /usr/lib).
+const UNIT: (&str, &str) = (
+    "exporter/systemd/memstall_exporter.service",
+    "usr/lib/systemd/system/memstall_exporter.service",
+);
+/// What the unit runs: `--check` fails the build when ExecStart names another binary.
+const UNIT_BINARY: &str = "memstall_exporter";
+/// The exporter's Grafana dashboard and Prometheus rules, as /usr/share/doc/<package>/examples/
+/// holds them: uncompressed, since Grafana imports and promtool reads them as they are.
+const EXAMPLES: [&str; 3] = [
+    "exporter/grafana/memstall.json",
+    "exporter/prometheus/alerts.yml",
+    "exporter/prometheus/alerts_test.yml",
+];
+
+/// The package's name: every binary in one package, as bcc's tools are in bpfcc-tools.
 pub const PACKAGE: &str = "mm-tracers";
 /// The Debian revision of this packaging of the workspace's version.
 const REVISION: &str = "1";
@@ -36,30 +57,34 @@ const REVISION: &str = "1";
 const MAINTAINER: &str =
     "Seed 5286ff6b maintainers <maintainers@users.noreply.h-seed-5286ff6b.example>";
 const SECTION: &str = "admin";
-/// The man section docgen writes the pages for (`docgen::MAN_SECTION`: xtask cannot link
-/// docgen, which needs the eBPF toolchain to build); a mismatch fails on a missing file.
-const MAN_SECTION: &str = "8";
 const DESCRIPTION: &str = "\
-trace memory compaction and direct reclaim with eBPF
+trace, export and plot memory compaction and reclaim stalls with eBPF
  compactsnoop prints one line per memory compaction run of a zone (direct,
  kcompactd, proactive and manual), with its latency and result; with -x it
  traces external fragmentation instead: page allocations that fall back to a
  pageblock of another migrate type. drsnoop prints one line per direct
  reclaim, with its latency and the pages it reclaimed, or latency histograms
- counted in the kernel.
+ counted in the kernel. Both keep the flags and columns of bcc's tools of the
+ same names and add JSON Lines output.
  .
- Both keep the flags and columns of bcc's tools of the same names and add
- JSON Lines output. They read struct offsets from the running kernel's BTF,
- so they need no kernel headers, no compiler and no kprobes at run time.";
+ memstall_exporter serves the same events, counted in the kernel, to
+ Prometheus, with stall time per cgroup; a systemd unit for it is installed
+ but not enabled, and a Grafana dashboard and alerting rules are examples.
+ mmplot records a run with both tracers into one file and draws dashboards of
+ one run or several compared, as PNG or SVG.
+ .
+ They read struct offsets from the running kernel's BTF, so they need no
+ kernel headers, no compiler and no kprobes at run time.";
 const COPYRIGHT: &str = include_str!("package/copyright");
 /// What the package needs on the build machine: dpkg-deb and dpkg-shlibdeps, strip, lintian.
 const BUILD_PACKAGES: [&str; 3] = ["dpkg-dev", "binutils", "lintian"];
 
 #[derive(clap::Args, Debug)]
 pub struct PackageArgs {
-    /// Then install the package into a clean Debian root and use it there: both tools trace
-    /// for a second, the man pages render, the completions complete (as root; tracing takes
-    /// the workload lock).
+    /// Then install the package into a clean Debian root and use it there: the tracers trace
+    /// for a second, the exporter serves a scrape, its unit verifies and its rules pass
+    /// promtool, the man pages render, the completions complete (as root; what loads programs
+    /// into the kernel takes the workload lock).
     #[arg(long)]
     pub check: bool,
     /// Where the clean root (made by mmdebstrap) is kept from one check to the next.
@@ -98,9 +123,9 @@ pub fn run(args: &PackageArgs) -> Result<()> {
     Ok(())
 }
 
-/// What the built tools say after their name in `--version`: `0.1.0 (commit 4eb4f98)`.
+/// What the built tracers say after their name in `--version`: `0.1.0 (commit 4eb4f98)`.
 fn tool_version() -> Result<String> {
-    let tool = TOOLS[0];
+    let tool = BINARIES[0];
     let line = output(Command::new(release_binary(tool)).arg("--version"))?;
     line.trim()
         .strip_prefix(&format!("{tool} "))
@@ -173,11 +198,19 @@ fn build_deb(tool_version: &str) -> Result<PathBuf> {
             .args(["--readme", &format!("/{doc_dir}/README.md.gz")]),
     )?;
 
-    for tool in TOOLS {
+    let mut installed = Vec::new();
+    for binary in BINARIES {
+        let (man, section) = man_page(&generated.join("man"), binary)?;
+        // Debian's rule: a page of section 8 is an administrator's command, in sbin.
+        let dir = match section.as_str() {
+            "8" => "usr/sbin",
+            "1" => "usr/bin",
+            _ => bail!("docgen wrote {binary}'s man page in section {section}: 1 or 8 expected"),
+        };
         let bin = place(
-            &release_binary(tool),
+            &release_binary(binary),
             &tree,
-            &format!("usr/sbin/{tool}"),
+            &format!("{dir}/{binary}"),
             0o755,
         )?;
         // As dh_strip does for executables.
@@ -186,29 +219,39 @@ fn build_deb(tool_version: &str) -> Result<PathBuf> {
                 .args(["--remove-section=.comment", "--remove-section=.note"])
                 .arg(&bin),
         )?;
-        let man = format!("{tool}.{}", MAN_SECTION);
+        installed.push(bin);
+        let page = format!("{binary}.{section}");
         gzip(
-            &generated.join("man").join(&man),
+            &man,
             &tree,
-            &format!("usr/share/man/man{}/{man}.gz", MAN_SECTION),
+            &format!("usr/share/man/man{section}/{page}.gz"),
         )?;
         let completions = generated.join("completions");
         for (file, dest) in [
             (
-                format!("{tool}.bash"),
-                format!("usr/share/bash-completion/completions/{tool}"),
+                format!("{binary}.bash"),
+                format!("usr/share/bash-completion/completions/{binary}"),
             ),
             (
-                format!("_{tool}"),
-                format!("usr/share/zsh/vendor-completions/_{tool}"),
+                format!("_{binary}"),
+                format!("usr/share/zsh/vendor-completions/_{binary}"),
             ),
             (
-                format!("{tool}.fish"),
-                format!("usr/share/fish/vendor_completions.d/{tool}.fish"),
+                format!("{binary}.fish"),
+                format!("usr/share/fish/vendor_completions.d/{binary}.fish"),
             ),
         ] {
             place(&completions.join(file), &tree, &dest, 0o644)?;
         }
+    }
+    let (unit, unit_dest) = UNIT;
+    check_unit(&root.join(unit), &tree)?;
+    place(&root.join(unit), &tree, unit_dest, 0o644)?;
+    for example in EXAMPLES {
+        let from = root.join(example);
+        let name = from.file_name().context("an example's file name")?;
+        let dest = format!("{doc_dir}/examples/{}", name.to_string_lossy());
+        place(&from, &tree, &dest, 0o644)?;
     }
     gzip(
         &root.join("README.md"),
@@ -220,7 +263,7 @@ fn build_deb(tool_version: &str) -> Result<PathBuf> {
     std::fs::write(&changelog, changelog_entry(&version, tool_version, epoch)?)?;
     gzip(&changelog, &tree, &format!("{doc_dir}/changelog.Debian.gz"))?;
 
-    let depends = shlibdeps(&stage, &tree)?;
+    let depends = shlibdeps(&stage, &installed)?;
     let md5sums = md5sums(&tree)?;
     let installed_size = installed_size(&tree)?;
     let control = format!(
@@ -255,6 +298,52 @@ fn build_deb(tool_version: &str) -> Result<PathBuf> {
             .env("SOURCE_DATE_EPOCH", epoch.to_string()),
     )?;
     Ok(deb)
+}
+
+/// The man page docgen wrote for `binary` in `man_dir`, and its section: the one file named
+/// `<binary>.<section>`.
+fn man_page(man_dir: &Path, binary: &str) -> Result<(PathBuf, String)> {
+    let prefix = format!("{binary}.");
+    let mut found = Vec::new();
+    for entry in
+        std::fs::read_dir(man_dir).with_context(|| format!("cannot read {}", man_dir.display()))?
+    {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        if let Some(section) = name.strip_prefix(&prefix) {
+            found.push((man_dir.join(&name), section.to_owned()));
+        }
+    }
+    match found.len() {
+        1 => Ok(found.remove(0)),
+        0 => bail!(
+            "docgen wrote no man page for {binary} in {}",
+            man_dir.display()
+        ),
+        _ => bail!(
+            "docgen wrote {} man pages for {binary}: one expected",
+            found.len()
+        ),
+    }
+}
+
+/// The unit must run the binary the package installs: its ExecStart's program is
+/// `UNIT_BINARY` at the place staged in `tree`.
+fn check_unit(unit: &Path, tree: &Path) -> Result<()> {
+    let text =
+        std::fs::read_to_string(unit).with_context(|| format!("cannot read {}", unit.display()))?;
+    let program = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("ExecStart="))
+        .and_then(|cmd| cmd.split_whitespace().next())
+        .with_context(|| format!("{} has no ExecStart", unit.display()))?;
+    let staged = tree.join(program.trim_start_matches('/'));
+    if !program.ends_with(&format!("/{UNIT_BINARY}")) || !staged.is_file() {
+        bail!(
+            "{} runs {program}, which is not where the package installs {UNIT_BINARY}",
+            unit.display()
+        );
+    }
+    Ok(())
 }
 
 /// Copies `from` to `tree/dest` with `mode`, creating directories (0755) on the way.
@@ -299,14 +388,16 @@ fn changelog_entry(version: &str, tool_version: &str, epoch: u64) -> Result<Stri
         .map_or("unknown commit", |(_, c)| c.trim_end_matches(')'));
     Ok(format!(
         "{PACKAGE} ({version}) unstable; urgency=medium\n\n  \
-         * Package of compactsnoop and drsnoop, built from {built_from}.\n\n \
+         * Package of compactsnoop, drsnoop, memstall_exporter and mmplot,\n    \
+         built from {built_from}.\n\n \
          -- {MAINTAINER}  {}\n",
         date(epoch, "-R")?
     ))
 }
 
-/// The Depends field dpkg-shlibdeps computes from the binaries' shared libraries.
-fn shlibdeps(stage: &Path, tree: &Path) -> Result<String> {
+/// The Depends field dpkg-shlibdeps computes from the shared libraries of the binaries (as
+/// staged).
+fn shlibdeps(stage: &Path, binaries: &[PathBuf]) -> Result<String> {
     // dpkg-shlibdeps reads debian/control of a source tree; a minimal one serves.
     let source = stage.join("shlibdeps");
     std::fs::create_dir_all(source.join("debian"))?;
@@ -316,8 +407,8 @@ fn shlibdeps(stage: &Path, tree: &Path) -> Result<String> {
     )?;
     let mut cmd = Command::new("dpkg-shlibdeps");
     cmd.current_dir(&source).arg("-O");
-    for tool in TOOLS {
-        cmd.arg(format!("-e{}", tree.join("usr/sbin").join(tool).display()));
+    for binary in binaries {
+        cmd.arg(format!("-e{}", binary.display()));
     }
     let out = output(&mut cmd)?;
     let depends = out

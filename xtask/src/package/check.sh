@@ -1,21 +1,37 @@
 #!/bin/bash
 # Runs inside the clean Debian root of `cargo xtask package --check`, as root, one phase per
-# call: `install` installs the package and checks what it installed, `trace` runs the tools
-# (the caller holds the workload lock), `remove` purges it. The environment gives PACKAGE and
-# TOOL_VERSION (what `--version` must say after the tool's name). Any failure says what failed
-# on stderr and exits 1.
+# call: `install` installs the package and checks what it installed, `trace` runs the tracers
+# and the exporter (the caller holds the workload lock), `remove` purges it. The environment
+# gives PACKAGE and TOOL_VERSION (what `--version` must say after a tracer's name). Any
+# failure says what failed on stderr and exits 1.
 set -euo pipefail
 
-tools=(compactsnoop drsnoop)
-# A long option each tool's completions must offer.
-declare -A flag=([compactsnoop]=--extended_fields [drsnoop]=--histogram)
-# The header each tool prints first, spaces squeezed.
+binaries=(compactsnoop drsnoop memstall_exporter mmplot)
+tracers=(compactsnoop drsnoop)
+# Each binary's man section, and so its directory (8: /usr/sbin, 1: /usr/bin).
+declare -A section=([compactsnoop]=8 [drsnoop]=8 [memstall_exporter]=8 [mmplot]=1)
+# What --version must print after the name: mmplot, which links no tracer code, says its
+# version without the commit.
+declare -A version=([compactsnoop]=$TOOL_VERSION [drsnoop]=$TOOL_VERSION
+    [memstall_exporter]=$TOOL_VERSION [mmplot]=${TOOL_VERSION%% (*})
+# The words typed before <TAB>, and a long option the completions must offer there.
+declare -A words=([compactsnoop]=-- [drsnoop]=-- [memstall_exporter]=-- [mmplot]="render --")
+declare -A flag=([compactsnoop]=--extended_fields [drsnoop]=--histogram
+    [memstall_exporter]=--top-cgroups [mmplot]=--labels)
+# The sections each page has between OPTIONS and SEE ALSO, |-separated.
+declare -A sections=(
+    [compactsnoop]="EXAMPLES|COLUMNS|EXIT STATUS|KERNEL REQUIREMENTS|LOST EVENTS"
+    [drsnoop]="EXAMPLES|COLUMNS|EXIT STATUS|KERNEL REQUIREMENTS|LOST EVENTS"
+    [memstall_exporter]="EXAMPLES|METRICS|EXIT STATUS|KERNEL REQUIREMENTS|FILES"
+    [mmplot]="COMMANDS|EXAMPLES|EXIT STATUS|KERNEL REQUIREMENTS"
+)
+# The header each tracer prints first, spaces squeezed.
 declare -A header=(
     [compactsnoop]="COMM PID NODE ZONE ORDER MODE LAT(ms) STATUS"
     [drsnoop]="COMM PID LAT(ms) PAGES"
 )
-sections=(NAME SYNOPSIS DESCRIPTION OPTIONS EXAMPLES COLUMNS "EXIT STATUS"
-    "KERNEL REQUIREMENTS" "LOST EVENTS" "SEE ALSO")
+unit=/usr/lib/systemd/system/memstall_exporter.service
+examples=/usr/share/doc/$PACKAGE/examples
 
 fail() {
     echo "check: $*" >&2
@@ -28,38 +44,70 @@ man_section() {
 }
 
 check_man() {
-    local tool=$1 text
-    # man-db finds the page by itself: it is where `man 8 <tool>` looks.
-    text=$(MANWIDTH=200 man --warnings 8 "$tool" 2>/tmp/man.err) || fail "man 8 $tool failed: $(cat /tmp/man.err)"
-    [ ! -s /tmp/man.err ] || fail "man 8 $tool warns: $(cat /tmp/man.err)"
-    for s in "${sections[@]}"; do
-        grep -qx "$s" <<<"$text" || fail "man 8 $tool has no $s section"
-    done
+    local bin=$1 s=${section[$1]} text
+    # man-db finds the page by itself: it is where `man <section> <binary>` looks.
+    text=$(MANWIDTH=200 man --warnings "$s" "$bin" 2>/tmp/man.err) || fail "man $s $bin failed: $(cat /tmp/man.err)"
+    [ ! -s /tmp/man.err ] || fail "man $s $bin warns: $(cat /tmp/man.err)"
+    local expected
+    IFS='|' read -ra expected <<<"NAME|SYNOPSIS|DESCRIPTION|OPTIONS|${sections[$bin]}|SEE ALSO"
+    [ "$(grep -x '[A-Z][A-Z ]*' <<<"$text")" = "$(printf '%s\n' "${expected[@]}")" ] ||
+        fail "man $s $bin's sections are $(grep -x '[A-Z][A-Z ]*' <<<"$text" | paste -sd,)"
     local from_man from_help
     from_man=$(man_section EXAMPLES <<<"$text")
-    from_help=$("$tool" -h | sed -n '/^examples:$/,$p' | tail -n +2 | sed -e 's/^    //' -e '/^$/d')
+    # -h's examples: from "examples:" to the next blank line.
+    from_help=$("$bin" -h | sed -n '/^examples:$/,/^$/p' | tail -n +2 | sed -e 's/^    //' -e '/^$/d')
     [ -n "$from_man" ] && [ "$from_man" = "$from_help" ] ||
-        fail "man 8 $tool's EXAMPLES differ from -h's: $(diff <(echo "$from_man") <(echo "$from_help"))"
+        fail "man $s $bin's EXAMPLES differ from -h's: $(diff <(echo "$from_man") <(echo "$from_help"))"
 }
 
 check_completions() {
-    local tool=$1 offered
-    # bash: the function the script registers, asked about `<tool> --<TAB>`.
+    local bin=$1 offered
+    local typed="$bin ${words[$bin]}"
+    # bash: the function the script registers, asked about `<binary> <words><TAB>`.
     offered=$(bash -c '. "/usr/share/bash-completion/completions/$1"
-        COMP_WORDS=("$1" --); COMP_CWORD=1; COMP_LINE="$1 --"; COMP_POINT=${#COMP_LINE}
-        "_$1" "$1" -- "$1"; printf "%s\n" "${COMPREPLY[@]}"' _ "$tool") ||
-        fail "bash completion of $tool failed"
-    grep -qx -- "${flag[$tool]}" <<<"$offered" ||
-        fail "bash does not complete '$tool --' with ${flag[$tool]}: $offered"
+        read -ra COMP_WORDS <<<"$2"; COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
+        COMP_LINE=$2; COMP_POINT=${#COMP_LINE}
+        "_$1" "$1" "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD - 1]}"
+        printf "%s\n" "${COMPREPLY[@]}"' _ "$bin" "$typed") ||
+        fail "bash completion of '$typed' failed"
+    grep -qx -- "${flag[$bin]}" <<<"$offered" ||
+        fail "bash does not complete '$typed' with ${flag[$bin]}: $offered"
     # fish: finds the script in its vendor directory by itself.
-    offered=$(fish -c "complete --do-complete='$tool --'" | cut -f1) ||
-        fail "fish completion of $tool failed"
-    grep -qx -- "${flag[$tool]}" <<<"$offered" ||
-        fail "fish does not complete '$tool --' with ${flag[$tool]}: $offered"
+    offered=$(fish -c "complete --do-complete='$typed'" | cut -f1) ||
+        fail "fish completion of '$typed' failed"
+    grep -qx -- "${flag[$bin]}" <<<"$offered" ||
+        fail "fish does not complete '$typed' with ${flag[$bin]}: $offered"
     # zsh: the script parses, in a directory of zsh's own function path.
-    zsh -n "/usr/share/zsh/vendor-completions/_$tool" || fail "_$tool does not parse in zsh"
+    zsh -n "/usr/share/zsh/vendor-completions/_$bin" || fail "_$bin does not parse in zsh"
     zsh -fc 'print -l $fpath' | grep -qx /usr/share/zsh/vendor-completions ||
         fail "zsh does not look in /usr/share/zsh/vendor-completions"
+}
+
+# The unit: where systemd looks, valid, naming the installed binary, and not enabled.
+check_unit() {
+    [ -f "$unit" ] || fail "no $unit"
+    systemd-analyze unit-paths | grep -qx "${unit%/*}" || fail "systemd does not look in ${unit%/*}"
+    local out
+    out=$(systemd-analyze verify "$unit" 2>&1) || fail "systemd-analyze verify $unit: $out"
+    [ -z "$out" ] || fail "systemd-analyze verify $unit warns: $out"
+    local exec
+    exec=$(sed -n 's/^ExecStart=\([^ ]*\).*/\1/p' "$unit")
+    [ "$exec" = "$(command -v memstall_exporter)" ] || fail "$unit runs '$exec', not the installed binary"
+    local enabled
+    enabled=$(systemctl is-enabled memstall_exporter.service 2>&1) || true
+    [ "$enabled" = disabled ] || fail "memstall_exporter.service is '$enabled' after dpkg -i, not disabled"
+    echo "check: $unit: systemd-analyze verify passes, runs $exec, installed and disabled"
+}
+
+# The dashboard and the rules, as a user would take them from the examples.
+check_examples() {
+    [ -s "$examples/memstall.json" ] || fail "no $examples/memstall.json"
+    local out
+    out=$(cd "$examples" && promtool check rules alerts.yml 2>&1) ||
+        fail "promtool check rules $examples/alerts.yml: $out"
+    out=$(cd "$examples" && promtool test rules alerts_test.yml 2>&1) ||
+        fail "promtool test rules $examples/alerts_test.yml: $out"
+    echo "check: $examples: promtool check rules and test rules pass"
 }
 
 install() {
@@ -68,21 +116,64 @@ install() {
         fail "$PACKAGE is not installed"
     local doc=/usr/share/doc/$PACKAGE
     grep -q '^License: MIT or Apache-2.0$' "$doc/copyright" || fail "no licence in $doc/copyright"
-    zcat "$doc/README.md.gz" | grep -q '^## Install$' || fail "$doc/README.md.gz has no Install section"
-    zcat "$doc/changelog.Debian.gz" | grep -q "^$PACKAGE (" || fail "no changelog"
-    for tool in "${tools[@]}"; do
-        [ "$(command -v "$tool")" = "/usr/sbin/$tool" ] || fail "$tool is not /usr/sbin/$tool"
-        local version
-        version=$("$tool" --version)
-        [ "$version" = "$tool $TOOL_VERSION" ] || fail "$tool --version says '$version'"
-        check_man "$tool"
-        check_completions "$tool"
-        echo "check: $tool: installed in /usr/sbin, $version, man page and completions work"
+    # grep -c reads to the end: grep -q would stop early and fail zcat's write (pipefail).
+    [ "$(zcat "$doc/README.md.gz" | grep -c '^## Install$')" = 1 ] || fail "$doc/README.md.gz has no Install section"
+    [ "$(zcat "$doc/changelog.Debian.gz" | grep -c "^$PACKAGE (")" = 1 ] || fail "no changelog"
+    for bin in "${binaries[@]}"; do
+        local dir=/usr/bin
+        [ "${section[$bin]}" != 8 ] || dir=/usr/sbin
+        [ "$(command -v "$bin")" = "$dir/$bin" ] || fail "$bin is not $dir/$bin"
+        local said
+        said=$("$bin" --version)
+        [ "$said" = "$bin ${version[$bin]}" ] || fail "$bin --version says '$said'"
+        check_man "$bin"
+        check_completions "$bin"
+        echo "check: $bin: installed in $dir, $said, man ${section[$bin]} $bin and completions work"
     done
+    check_unit
+    check_examples
+}
+
+# The exporter, started from the installed binary as the unit would: it serves one scrape on a
+# loopback port of the kernel's choosing and ends with status 0 on SIGTERM.
+exporter() {
+    memstall_exporter --listen 127.0.0.1:0 >/tmp/exporter.out 2>/tmp/exporter.err &
+    local pid=$! addr=
+    for _ in $(seq 300); do
+        addr=$(sed -n 's|^Serving memory-stall metrics on http://\(.*\)/metrics$|\1|p' /tmp/exporter.out)
+        [ -z "$addr" ] || break
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if [ -z "$addr" ]; then
+        kill -TERM "$pid" 2>/dev/null || true
+        wait "$pid" || true
+        fail "memstall_exporter served nothing within 30 s: $(cat /tmp/exporter.err)"
+    fi
+    local response status=0
+    exec 3<>"/dev/tcp/${addr%:*}/${addr##*:}"
+    printf 'GET /metrics HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n' "$addr" >&3
+    response=$(cat <&3 | tr -d '\r')
+    exec 3<&-
+    kill -TERM "$pid"
+    wait "$pid" || status=$?
+    [ "$status" = 0 ] || fail "memstall_exporter exited with $status on SIGTERM: $(cat /tmp/exporter.err)"
+    [ "$(head -n 1 <<<"$response")" = "HTTP/1.1 200 OK" ] ||
+        fail "GET /metrics answered '$(head -n 1 <<<"$response")'"
+    local body
+    body=$(sed '1,/^$/d' <<<"$response")
+    for family in memstall_build_info memstall_compaction_duration_seconds_bucket \
+        memstall_reclaim_duration_seconds_bucket; do
+        grep -q "^$family{" <<<"$body" || fail "the scrape has no $family"
+    done
+    promtool check metrics <<<"$body" >/tmp/promtool.out 2>&1 ||
+        fail "promtool check metrics of the scrape: $(cat /tmp/promtool.out)"
+    [ ! -s /tmp/exporter.err ] || echo "check: memstall_exporter said on stderr: $(cat /tmp/exporter.err)"
+    echo "check: memstall_exporter: served $(grep -c . <<<"$body") lines on $addr, exit status 0 on SIGTERM"
 }
 
 trace() {
-    for tool in "${tools[@]}"; do
+    for tool in "${tracers[@]}"; do
         local status=0 first
         "$tool" -d 1 >/tmp/out 2>/tmp/err || status=$?
         [ "$status" = 0 ] || fail "$tool -d 1 exited with $status: $(cat /tmp/err)"
@@ -91,13 +182,15 @@ trace() {
         [ ! -s /tmp/err ] || echo "check: $tool -d 1 said on stderr: $(cat /tmp/err)"
         echo "check: $tool -d 1: exit status 0, $(wc -l </tmp/out) lines, header first"
     done
+    exporter
 }
 
 remove() {
     dpkg --purge "$PACKAGE" || fail "dpkg --purge failed"
-    for tool in "${tools[@]}"; do
-        ! command -v "$tool" >/dev/null || fail "$tool is still there after dpkg --purge"
+    for bin in "${binaries[@]}"; do
+        ! command -v "$bin" >/dev/null || fail "$bin is still there after dpkg --purge"
     done
+    [ ! -e "$unit" ] || fail "$unit is still there after dpkg --purge"
     echo "check: $PACKAGE purged"
 }
 

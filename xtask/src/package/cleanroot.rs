@@ -1,10 +1,12 @@
 //! `cargo xtask package --check`: the package installed into a clean Debian root, not the
-//! build machine's /usr, and used there (`check.sh`): dpkg installs it with its Depends, both
-//! tools run for a second, `man` renders the pages, bash, fish and zsh take the completions;
-//! then dpkg purges it.
+//! build machine's /usr, and used there (`check.sh`): dpkg installs it with its Depends, `man`
+//! renders the pages, bash, fish and zsh take the completions, `systemd-analyze verify` passes
+//! the exporter's unit, promtool its rules; the tracers run for a second and the exporter
+//! serves a scrape; then dpkg purges it.
 //!
-//! The root is the host's release with man-db, zsh and fish, made once by mmdebstrap and
-//! kept in the cache directory (about a minute to make; a CI machine starts from nothing).
+//! The root is the host's release with man-db, zsh, fish, systemd and prometheus (promtool),
+//! made once by mmdebstrap and kept in the cache directory (20 s to make here; a CI machine
+//! starts from nothing).
 //! Each check sees it through an overlay in a mount namespace of its own, with /proc, /sys
 //! (tracefs and BTF included) and /dev bound in: the cached root is never written, and every
 //! mount disappears with the namespace, whatever happens inside.
@@ -20,9 +22,11 @@ use anyhow::{Context as _, Result, bail};
 use super::PACKAGE;
 use crate::run_cmd;
 
-/// What the clean root has beyond Debian's essential packages: `man`, and shells to
-/// complete in (bash is essential).
-const INCLUDE: [&str; 3] = ["man-db", "zsh", "fish"];
+/// What the clean root has beyond Debian's essential packages: `man`, shells to complete in
+/// (bash is essential), `systemd-analyze` and its targets for the unit, `promtool` for the
+/// rules. None of them is a Depends of the package: a machine without systemd or Prometheus
+/// still runs the binaries.
+const INCLUDE: [&str; 5] = ["man-db", "zsh", "fish", "systemd", "prometheus"];
 const SCRIPT: &str = include_str!("check.sh");
 
 pub fn check(deb: &Path, tool_version: &str, cache_dir: &Path) -> Result<()> {
@@ -82,7 +86,7 @@ exec chroot "$root" /bin/bash /tmp/check.sh "$phase""#,
     };
     in_root("install")?;
     {
-        // Both tools load programs into the kernel.
+        // The tracers and the exporter load programs into the kernel.
         let _lock = test_kit::lock_workloads("xtask: package --check")?;
         in_root("trace")?;
     }
