@@ -12,7 +12,9 @@ use tracer_user::{compaction, extfrag};
 /// The options, as the library takes them.
 impl From<Opts> for Mode {
     fn from(o: Opts) -> Mode {
-        if o.extfrag {
+        if o.attempts {
+            Mode::Attempts(compaction::attempts::Settings { common: o.common })
+        } else if o.extfrag {
             Mode::Extfrag(extfrag::Settings {
                 common: o.common,
                 summary: o.summary,
@@ -30,6 +32,7 @@ impl From<Opts> for Mode {
 
 enum Mode {
     Compaction(compaction::Settings),
+    Attempts(compaction::attempts::Settings),
     Extfrag(extfrag::Settings),
 }
 
@@ -42,6 +45,7 @@ fn main() -> ExitCode {
     tracer_user::run_tool("compactsnoop", debug, async move {
         match Mode::from(opts) {
             Mode::Compaction(settings) => compaction::run(&settings).await,
+            Mode::Attempts(settings) => compaction::attempts::run(&settings).await,
             Mode::Extfrag(settings) => extfrag::run(&settings).await,
         }
     })

@@ -24,13 +24,21 @@ pub const COLUMNS: &str = "    TIME(s)     (-T) seconds since the first event
     LAT(ms)     how long the run took
     STATUS      how it ended, named as the kernel names enum compact_result
                 (complete, success, skipped, ...)
-    TRIGGER     (-e, -w) what ran it: direct, kcompactd, proactive or manual
+    TRIGGER     (-w) what ran it: direct, kcompactd, proactive or manual
     MSCANNED MISOLATED
                 (-w) pages the migrate scanner looked at, and isolated to migrate
     FSCANNED FISOLATED
                 (-w) pages the free scanner looked at, and free pages it isolated
     MIGRATED FAILED
                 (-w) pages migrated, and pages whose migration failed
+  -a: one line per zone compaction was considered for and not run
+    REASON      deferred (the zone failed lately), or what the kernel's suitability
+                check returned: skipped, not_suitable_zone, ...
+    CONSIDERED LIMIT FAILED
+                (deferred) the zone's deferral counters: compaction runs again once
+                CONSIDERED reaches LIMIT, or for orders below FAILED
+    PRIO GFP    the direct compaction request that asked: its priority and gfp flags
+                (- for none: kswapd, kcompactd, reclaim's checks)
   -x: one line per page allocation that fell back to another migrate type
     NODE, ZONE  the zone of the page
     ORDER       the order asked for
@@ -56,6 +64,7 @@ pub const EXAMPLES: &str = "    compactsnoop             # trace all compaction 
     compactsnoop -K          # output kernel stack trace
     compactsnoop -Tep 4242   # timestamps and extended fields for PID 4242
     compactsnoop -w          # what each run did: pages scanned, isolated, migrated
+    compactsnoop -a          # zones compaction was considered for and not run, and why
     compactsnoop -x          # trace external fragmentation (page allocation fallbacks)
     compactsnoop -x -s 5     # count fallbacks in the kernel, print a table every 5 s
     compactsnoop -j          # JSON Lines: one object per run
@@ -104,6 +113,10 @@ pub struct Opts {
     /// scanners, pages migrated and failed, summed in the kernel.
     #[arg(short = 'w', long = "work", conflicts_with = "extfrag")]
     pub work: bool,
+    /// Show the zones compaction was considered for and not run, with the kernel's reason
+    /// (deferred, skipped, not_suitable_zone, ...), instead of the runs.
+    #[arg(short = 'a', long = "attempts", conflicts_with_all = ["extfrag", "histogram", "work", "extended_fields"])]
+    pub attempts: bool,
     /// Trace external fragmentation (kmem:mm_page_alloc_extfrag) instead of compaction.
     #[arg(short = 'x', long)]
     pub extfrag: bool,

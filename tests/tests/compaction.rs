@@ -925,3 +925,119 @@ fn work_of_each_run_is_the_sum_of_its_batches_and_each_trigger_is_right() {
         .sum();
     assert_eq!(scanned, expected, "MSCANNED of the rows vs the JSON runs");
 }
+
+#[test]
+fn attempts_not_run_match_the_kernels_deferrals_and_unsuitable_zones() {
+    if !kernel_available() {
+        return;
+    }
+    let _serial = serial();
+    let squeeze = Squeeze::prepare();
+    let rec = Recorder::with_buffer(
+        &[
+            "compaction/mm_compaction_deferred",
+            "compaction/mm_compaction_suitable",
+            "compaction/mm_compaction_try_to_compact_pages",
+        ],
+        32 << 10,
+    );
+    rec.record_tgid();
+    let tool = tool::start("compactsnoop", &["-a", "-j"]);
+    let columns = tool::start("compactsnoop", &["-a"]);
+    let ready_ns = ktime_now_ns();
+    let huge = squeeze.reclaim_in(&Workload {
+        binary: WORKLOAD,
+        name: "wl-huge",
+        uid: None,
+    });
+    wait_quiet();
+    let records = rec.stop();
+    let done = tool.interrupt(Duration::from_secs(10));
+    let columns = columns.interrupt(Duration::from_secs(10));
+    drop(squeeze);
+    assert!(done.status.success(), "{}", done.stderr);
+    assert!(columns.status.success(), "{}", columns.stderr);
+    assert!(!rec.overran(), "the tracefs buffer overran");
+    assert!(!done.reported_losses(), "{}", done.stderr);
+
+    // The kernel's: every deferral, and every suitability check that did not say continue.
+    let kernel: Vec<&Record> = records
+        .iter()
+        .filter(|r| r.ts_ns >= ready_ns)
+        .filter(|r| {
+            r.event == "mm_compaction_deferred"
+                || (r.event == "mm_compaction_suitable" && r.field("ret") != "continue")
+        })
+        .collect();
+    let ours: Vec<serde_json::Value> = done
+        .rows
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .filter(|v: &serde_json::Value| v["event"] == "compaction_attempt")
+        .collect();
+    assert!(
+        !kernel.is_empty(),
+        "no deferral and no unsuitable zone during the squeeze: a failed workload"
+    );
+    assert_eq!(ours.len(), kernel.len(), "rows vs tracefs records");
+
+    // Thread by thread, in order: zone, order, reason and the deferral's counters; for the
+    // workload's rows, the request is its latest of the same order before the row.
+    let tids: BTreeSet<u32> = kernel.iter().map(|r| r.pid).collect();
+    for tid in tids {
+        let k: Vec<&&Record> = kernel.iter().filter(|r| r.pid == tid).collect();
+        let o: Vec<&serde_json::Value> = ours.iter().filter(|v| v["tid"] == tid).collect();
+        assert_eq!(o.len(), k.len(), "attempts of thread {tid}");
+        for (r, v) in k.iter().zip(o) {
+            let zone = v["zone"].as_str().unwrap_or_default();
+            assert!(
+                zone.strip_prefix("ZONE_")
+                    .is_some_and(|z| z.eq_ignore_ascii_case(r.field("zone"))),
+                "zone {zone} vs {r:?}"
+            );
+            assert_eq!(v["node"], r.num("node"), "{v} vs {r:?}");
+            assert_eq!(v["order"], r.num("order"), "{v} vs {r:?}");
+            if r.event == "mm_compaction_deferred" {
+                assert_eq!(v["reason"], "deferred", "{v} vs {r:?}");
+                assert_eq!(v["considered"], r.num("consider"), "{v} vs {r:?}");
+                assert_eq!(v["defer_limit"], r.num("limit"), "{v} vs {r:?}");
+                assert_eq!(v["order_failed"], r.num("order_failed"), "{v} vs {r:?}");
+            } else {
+                assert_eq!(v["reason"], r.field("ret"), "{v} vs {r:?}");
+                assert!(v.get("considered").is_none(), "{v}");
+            }
+            if r.tgid == Some(huge) {
+                let request = records.iter().rev().find(|q| {
+                    q.event == "mm_compaction_try_to_compact_pages"
+                        && q.pid == tid
+                        && q.ts_ns <= r.ts_ns
+                        && q.num("order") == r.num("order")
+                });
+                match request {
+                    Some(q) => {
+                        assert_eq!(v["priority"], q.num("priority"), "{v} vs {q:?}");
+                        assert_eq!(v["gfp"], q.field("gfp_mask"), "{v} vs {q:?}");
+                    }
+                    None => assert!(v.get("gfp").is_none(), "{v}"),
+                }
+            }
+        }
+    }
+
+    // The columns: one row per attempt, the reason in REASON.
+    let h = &columns.header;
+    assert!(h.starts_with("COMM") && h.contains("REASON"), "{h}");
+    let rows = columns.events();
+    assert_eq!(rows.len(), kernel.len(), "rows vs tracefs records");
+    let deferred = rows
+        .iter()
+        .filter(|r| field(h, r, "REASON") == "deferred")
+        .count();
+    assert_eq!(
+        deferred,
+        kernel
+            .iter()
+            .filter(|r| r.event == "mm_compaction_deferred")
+            .count()
+    );
+}

@@ -168,7 +168,62 @@ crate::pin_layout!(CompactWork, 48, {
     migrated @ 32, migrate_failed @ 40,
 });
 
-user_pod!(ZoneSnapshot, CompactEvent, CompactWork);
+/// `CompactAttempt::source`: a `mm_compaction_deferred` record (the zone's deferral counters
+/// said not yet).
+pub const ATTEMPT_DEFERRED: u8 = 1;
+/// `CompactAttempt::source`: a `mm_compaction_suitable` record whose result was not
+/// `continue` (the zone was skipped or not suitable).
+pub const ATTEMPT_UNSUITABLE: u8 = 2;
+
+/// `-a`: compaction considered for a zone and not run, and why.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CompactAttempt {
+    /// `bpf_ktime_get_ns()` at the tracepoint.
+    pub ts_ns: u64,
+    pub tgid: u32,
+    pub tid: u32,
+    pub uid: u32,
+    pub node: i32,
+    /// Index into the kernel's `enum zone_type`.
+    pub zone_idx: i32,
+    pub order: i32,
+    /// `ATTEMPT_UNSUITABLE`: the kernel's `enum compact_result` value it returned.
+    pub status: i32,
+    /// `ATTEMPT_DEFERRED`: the zone's `compact_considered`, `compact_defer_shift` and
+    /// `compact_order_failed`.
+    pub considered: u32,
+    pub defer_shift: u32,
+    pub order_failed: i32,
+    /// `ATTEMPT_*`.
+    pub source: u8,
+    /// Non-zero when `gfp` and `prio` hold the thread's latest direct-compaction request of
+    /// the same order (`mm_compaction_try_to_compact_pages`).
+    pub has_request: u8,
+    pub _pad: [u8; 2],
+    /// The request's `enum compact_priority`.
+    pub prio: i32,
+    pub kstack_id: i32,
+    pub gfp: u64,
+    pub comm: [u8; TASK_COMM_LEN],
+    pub cgroup_id: u64,
+}
+crate::pin_layout!(CompactAttempt, 96, {
+    ts_ns @ 0, tgid @ 8, tid @ 12, uid @ 16, node @ 20, zone_idx @ 24, order @ 28, status @ 32,
+    considered @ 36, defer_shift @ 40, order_failed @ 44, source @ 48, has_request @ 49,
+    _pad @ 50, prio @ 52, kstack_id @ 56, gfp @ 64, comm @ 72, cgroup_id @ 88,
+});
+
+/// A thread's latest direct-compaction request, kept for its `-a` rows.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CompactRequest {
+    pub gfp: u64,
+    pub order: i32,
+    pub prio: i32,
+}
+
+user_pod!(ZoneSnapshot, CompactEvent, CompactWork, CompactAttempt);
 
 #[cfg(test)]
 mod tests {

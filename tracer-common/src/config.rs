@@ -181,7 +181,9 @@ pub struct Config {
     /// `task_struct->mm`, or `ABSENT`: compactsnoop tells kcompactd (no `mm`) from a process
     /// that took its name.
     pub task_mm: u32,
-    pub _reserved: u32,
+    /// `-a`: the kernel's value of `COMPACT_CONTINUE` (`enum compact_result` changed over
+    /// versions): a `mm_compaction_suitable` with it is no attempt left unrun.
+    pub compact_continue: i32,
     pub zone: ZoneLayout,
     pub cc: CompactControlLayout,
     /// Field offsets of the classic `kmem:mm_page_alloc_extfrag` record.
@@ -194,7 +196,7 @@ pub struct Config {
     pub cgroup: CgroupFilter,
 }
 crate::pin_layout!(Config, 216, {
-    filter @ 0, features @ 16, wakeup_bytes @ 20, task_mm @ 24, _reserved @ 28,
+    filter @ 0, features @ 16, wakeup_bytes @ 20, task_mm @ 24, compact_continue @ 28,
     zone @ 32, cc @ 80, extfrag @ 96, reclaim @ 120, name @ 168, cgroup @ 200,
 });
 
@@ -229,7 +231,7 @@ impl Config {
         features: 0,
         wakeup_bytes: 0,
         task_mm: ABSENT,
-        _reserved: 0,
+        compact_continue: -1,
         zone: ZoneLayout::UNKNOWN,
         cc: CompactControlLayout::UNKNOWN,
         extfrag: ExtfragRecordLayout {

@@ -36,6 +36,8 @@ pub mod names {
     /// Per-thread begin state of compaction runs in counting mode (`-H`, the exporter): a
     /// few fields instead of a row's record.
     pub const COMPACT_STARTS: &str = "COMPACT_STARTS";
+    /// `-a`: each thread's latest direct-compaction request.
+    pub const COMPACT_REQUESTS: &str = "COMPACT_REQUESTS";
     /// Per-thread begin state of reclaims.
     pub const RECLAIM_BEGIN: &str = "RECLAIM_BEGIN";
     /// In-kernel counts of extfrag events for the summary mode.
@@ -49,10 +51,11 @@ pub mod names {
     pub const CGROUP_STALLS: &str = "CGROUP_STALLS";
     /// Maps that cost kernel memory and creation time in proportion to their size: the loader
     /// shrinks those a run does not use.
-    pub const SIZABLE: [&str; 9] = [
+    pub const SIZABLE: [&str; 10] = [
         STACKS,
         COMPACT_BEGIN,
         COMPACT_STARTS,
+        COMPACT_REQUESTS,
         COMPACT_CC,
         RECLAIM_BEGIN,
         EXTFRAG_COUNTS,
@@ -103,6 +106,10 @@ pub mod programs {
     pub const COMPACT_ISOLATE_FREE: &str = "compact_isolate_free_tp";
     pub const COMPACT_FAST_ISOLATE_FREE: &str = "compact_fast_isolate_free_tp";
     pub const COMPACT_MIGRATE: &str = "compact_migrate_tp";
+    /// `-a`: compaction considered and not run, and the direct requests.
+    pub const COMPACT_DEFERRED: &str = "compact_deferred_tp";
+    pub const COMPACT_SUITABLE: &str = "compact_suitable_tp";
+    pub const COMPACT_REQUEST: &str = "compact_request_tp";
     /// Probes on compact_zone() for the run's `compact_control` (`--hooks kprobe|fentry`).
     pub const COMPACT_ZONE_KPROBE: &str = "compact_zone_kprobe";
     pub const COMPACT_ZONE_FENTRY: &str = "compact_zone_fentry";
@@ -147,6 +154,9 @@ pub mod programs {
                 COMPACT_ISOLATE_FREE,
                 COMPACT_FAST_ISOLATE_FREE,
                 COMPACT_MIGRATE,
+                COMPACT_DEFERRED,
+                COMPACT_SUITABLE,
+                COMPACT_REQUEST,
                 EXTFRAG,
             ])
     }

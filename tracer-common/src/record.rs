@@ -41,6 +41,13 @@ pub type CompactIsolateRecord = [RecordField; 2];
 /// `compaction:mm_compaction_migratepages`: nr_migrated, nr_failed (computed by the kernel
 /// from arguments that changed over versions; the record's fields have not).
 pub type CompactMigrateRecord = [RecordField; 2];
+/// `compaction:mm_compaction_deferred`: nid, idx, order, considered, defer_shift,
+/// order_failed.
+pub type CompactDeferredRecord = [RecordField; 6];
+/// `compaction:mm_compaction_suitable`: nid, idx, order, ret.
+pub type CompactSuitableRecord = [RecordField; 4];
+/// `compaction:mm_compaction_try_to_compact_pages`: order, gfp_mask, prio.
+pub type CompactRequestRecord = [RecordField; 3];
 /// `vmscan:mm_vmscan_*_reclaim_begin`: order, gfp_flags (4 bytes up to 5.17, 8 from 5.18).
 pub type ReclaimBeginRecord = [RecordField; 2];
 /// `vmscan:mm_vmscan_*_reclaim_end`: nr_reclaimed.
@@ -53,6 +60,9 @@ pub mod globals {
     pub const COMPACT_FINISHED: &str = "RECORD_COMPACT_FINISHED";
     pub const COMPACT_ISOLATE: &str = "RECORD_COMPACT_ISOLATE";
     pub const COMPACT_MIGRATE: &str = "RECORD_COMPACT_MIGRATE";
+    pub const COMPACT_DEFERRED: &str = "RECORD_COMPACT_DEFERRED";
+    pub const COMPACT_SUITABLE: &str = "RECORD_COMPACT_SUITABLE";
+    pub const COMPACT_REQUEST: &str = "RECORD_COMPACT_REQUEST";
     pub const RECLAIM_BEGIN: &str = "RECORD_RECLAIM_BEGIN";
     pub const RECLAIM_END: &str = "RECORD_RECLAIM_END";
 }

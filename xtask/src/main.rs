@@ -275,7 +275,15 @@ fn run_tests(filter: Option<&str>, tally: &mut Tally) -> Result<()> {
     }
     let mut integration = cargo();
     integration
-        .args(["test", "--package", "tests", "--", "--test-threads=1"])
+        // Every suite runs, also after one fails: CI shows all that failed at once.
+        .args([
+            "test",
+            "--package",
+            "tests",
+            "--no-fail-fast",
+            "--",
+            "--test-threads=1",
+        ])
         .env("TRACER_REQUIRE_KERNEL", "1")
         .env("TRACER_BIN_DIR", workspace_root().join("target/debug"));
     if let Some(f) = filter {

@@ -26,9 +26,10 @@ use tracer_common::{
     TASK_COMM_LEN,
     cgroup::STALL_COMPACTION,
     compaction::{
-        CompactEvent, CompactWork, FLAG_CC_DIRECT, FLAG_CC_HAS_PROACTIVE, FLAG_CC_PROACTIVE,
-        FLAG_CC_READ, FLAG_KCOMPACTD, FLAG_ORDER_KNOWN, FLAG_SNAPSHOT, FLAG_ZONE_KNOWN,
-        KCOMPACTD_PREFIX, MAX_ORDERS, TRIGGER_DIRECT, ZoneSnapshot, trigger, trigger_needs_task,
+        ATTEMPT_DEFERRED, ATTEMPT_UNSUITABLE, CompactAttempt, CompactEvent, CompactRequest,
+        CompactWork, FLAG_CC_DIRECT, FLAG_CC_HAS_PROACTIVE, FLAG_CC_PROACTIVE, FLAG_CC_READ,
+        FLAG_KCOMPACTD, FLAG_ORDER_KNOWN, FLAG_SNAPSHOT, FLAG_ZONE_KNOWN, KCOMPACTD_PREFIX,
+        MAX_ORDERS, TRIGGER_DIRECT, ZoneSnapshot, trigger, trigger_needs_task,
     },
     config::{
         ABSENT, CompactControlLayout, FEATURE_CC_FROM_PROBE, FEATURE_HISTOGRAM,
@@ -36,8 +37,9 @@ use tracer_common::{
     },
     histogram::{CompactionKey, Histogram},
     record::{
-        CompactBeginRecord, CompactEndRecord, CompactFinishedRecord, CompactIsolateRecord,
-        CompactMigrateRecord, RecordField,
+        CompactBeginRecord, CompactDeferredRecord, CompactEndRecord, CompactFinishedRecord,
+        CompactIsolateRecord, CompactMigrateRecord, CompactRequestRecord, CompactSuitableRecord,
+        RecordField,
     },
     stats::Counter,
 };
@@ -133,6 +135,11 @@ impl Run for RunStart {
     }
 }
 
+/// `-a`: each thread's latest direct-compaction request (`mm_compaction_try_to_compact_pages`
+/// has no end to remove it at). LRU: entries of dead threads age out.
+#[map]
+static COMPACT_REQUESTS: LruHashMap<u32, CompactRequest> = LruHashMap::with_max_entries(4096, 0);
+
 /// Where a begin program builds its record: a `CompactEvent` (256 bytes) does not fit on the
 /// BPF stack beside the configuration.
 #[map]
@@ -159,6 +166,14 @@ static RECORD_COMPACT_FINISHED: Global<CompactFinishedRecord> =
     Global::new([RecordField::ABSENT; 3]);
 #[unsafe(no_mangle)]
 static RECORD_COMPACT_ISOLATE: Global<CompactIsolateRecord> = Global::new([RecordField::ABSENT; 2]);
+#[unsafe(no_mangle)]
+static RECORD_COMPACT_DEFERRED: Global<CompactDeferredRecord> =
+    Global::new([RecordField::ABSENT; 6]);
+#[unsafe(no_mangle)]
+static RECORD_COMPACT_SUITABLE: Global<CompactSuitableRecord> =
+    Global::new([RecordField::ABSENT; 4]);
+#[unsafe(no_mangle)]
+static RECORD_COMPACT_REQUEST: Global<CompactRequestRecord> = Global::new([RecordField::ABSENT; 3]);
 #[unsafe(no_mangle)]
 static RECORD_COMPACT_MIGRATE: Global<CompactMigrateRecord> = Global::new([RecordField::ABSENT; 2]);
 
@@ -320,6 +335,99 @@ fn add_work(
     let args = Record { ctx, fields };
     // SAFETY: a value of this map, owned by this thread while its run lasts.
     add(unsafe { &mut (*ev).work }, args.u64_arg(0), args.u64_arg(1));
+    0
+}
+
+/// `-a`: a direct compaction's request, kept per thread for the rows of the zones it
+/// considers.
+#[tracepoint(category = "compaction", name = "mm_compaction_try_to_compact_pages")]
+pub fn compact_request_tp(ctx: TracePointContext) -> i32 {
+    let (tgid, tid) = current_ids();
+    if !wanted(tgid, tid, current_uid) {
+        return 0;
+    }
+    let args = Record {
+        ctx: &ctx,
+        fields: RECORD_COMPACT_REQUEST.load(),
+    };
+    let request = CompactRequest {
+        order: args.u64_arg(0) as i32,
+        gfp: args.u64_arg(1),
+        prio: args.u64_arg(2) as i32,
+    };
+    if COMPACT_REQUESTS.insert(&tid, &request, 0).is_err() {
+        count(Counter::BeginMapFull);
+    }
+    0
+}
+
+/// `-a`: a zone whose compaction is deferred.
+#[tracepoint(category = "compaction", name = "mm_compaction_deferred")]
+pub fn compact_deferred_tp(ctx: TracePointContext) -> i32 {
+    let args = Record {
+        ctx: &ctx,
+        fields: RECORD_COMPACT_DEFERRED.load(),
+    };
+    let mut a = CompactAttempt {
+        source: ATTEMPT_DEFERRED,
+        considered: args.u64_arg(3) as u32,
+        defer_shift: args.u64_arg(4) as u32,
+        order_failed: args.u64_arg(5) as i32,
+        ..CompactAttempt::default()
+    };
+    attempt(&ctx, &args, &mut a)
+}
+
+/// `-a`: a zone found unsuitable for compaction (any result but `continue`).
+#[tracepoint(category = "compaction", name = "mm_compaction_suitable")]
+pub fn compact_suitable_tp(ctx: TracePointContext) -> i32 {
+    let args = Record {
+        ctx: &ctx,
+        fields: RECORD_COMPACT_SUITABLE.load(),
+    };
+    let status = args.u64_arg(3) as i32;
+    let continues: i32 = config_field!(compact_continue);
+    if status == continues {
+        return 0;
+    }
+    let mut a = CompactAttempt {
+        source: ATTEMPT_UNSUITABLE,
+        status,
+        ..CompactAttempt::default()
+    };
+    attempt(&ctx, &args, &mut a)
+}
+
+/// Fills in and sends an attempt whose record starts with nid, idx, order.
+#[inline(always)]
+fn attempt<const N: usize>(
+    ctx: &TracePointContext,
+    args: &Record<'_, N>,
+    a: &mut CompactAttempt,
+) -> i32 {
+    let (tgid, tid) = current_ids();
+    if !wanted(tgid, tid, current_uid) {
+        return 0;
+    }
+    a.ts_ns = now_ns();
+    a.tgid = tgid;
+    a.tid = tid;
+    a.uid = current_uid();
+    a.node = args.u64_arg(0) as i32;
+    a.zone_idx = args.u64_arg(1) as i32;
+    a.order = args.u64_arg(2) as i32;
+    // SAFETY: a plain copy of the value.
+    if let Some(r) = unsafe { COMPACT_REQUESTS.get(&tid) }
+        && r.order == a.order
+    {
+        a.has_request = 1;
+        a.gfp = r.gfp;
+        a.prio = r.prio;
+    }
+    a.comm = comm();
+    a.kstack_id = kernel_stack(ctx, &config());
+    a.cgroup_id = tracer_ebpf::cgroup_id();
+    crate::transport::emit(ctx, a);
     0
 }
 

@@ -10,7 +10,7 @@ use crate::output::truncate;
 pub struct Columns {
     /// `-T`: TIME(s), seconds from the begin of the first run shown.
     pub timestamp: bool,
-    /// `-e`: FRAGIDX MIN LOW HIGH FREE, and TRIGGER after STATUS.
+    /// `-e`: FRAGIDX MIN LOW HIGH FREE.
     pub extended: bool,
     /// `-w`: TRIGGER and the run's work after STATUS.
     pub work: bool,
@@ -44,11 +44,10 @@ impl Columns {
             )?;
         }
         write!(w, "{:>9} {:>16}", "LAT(ms)", "STATUS")?;
-        // Past bcc's columns, so that its scripts' column numbers still hold.
+        // Past bcc's columns, so that its scripts' column numbers still hold (and STATUS stays
+        // last where bcc has it: `awk '{print $NF}'`).
         if self.work {
             write!(w, " {:<9}", "TRIGGER")?;
-        } else if self.extended {
-            write!(w, " TRIGGER")?;
         }
         if self.work {
             for c in WORK_COLUMNS {
@@ -83,8 +82,6 @@ impl Columns {
         write!(w, "{:>9.3} {:>16}", run.latency_ms, run.status)?;
         if self.work {
             write!(w, " {:<9}", run.trigger)?;
-        } else if self.extended {
-            write!(w, " {}", run.trigger)?;
         }
         if self.work {
             let work = run.work.unwrap_or_default();
@@ -175,8 +172,8 @@ mod tests {
         assert_eq!(
             render(cols, &r, 0.0),
             [
-                "COMM           PID    NODE ZONE         ORDER MODE    FRAGIDX  MIN      LOW      HIGH     FREE       LAT(ms)           STATUS TRIGGER",
-                "a-very-long-na 4242   0    ZONE_NORMAL  9     ASYNC   0.912    1000     1250     1500     20480        2.500         complete direct",
+                "COMM           PID    NODE ZONE         ORDER MODE    FRAGIDX  MIN      LOW      HIGH     FREE       LAT(ms)           STATUS",
+                "a-very-long-na 4242   0    ZONE_NORMAL  9     ASYNC   0.912    1000     1250     1500     20480        2.500         complete",
             ]
         );
         r.zone_state = None;
@@ -187,7 +184,7 @@ mod tests {
         r.status = Cow::Borrowed("skipped");
         assert_eq!(
             render(cols, &r, 0.0)[1],
-            "a-very-long-na 4242   ?    ?            -1    SYNC    ?        ?        ?        ?        ?            2.500          skipped direct"
+            "a-very-long-na 4242   ?    ?            -1    SYNC    ?        ?        ?        ?        ?            2.500          skipped"
         );
     }
 

@@ -5,8 +5,10 @@
 //! kernel's layout into the programs' configuration; `event` decodes each record into a
 //! `CompactionRun` with every value named; `columns` writes it as bcc's row, `json` (serde
 //! over the same struct) as a JSON line. With `-H`, `histograms` reads the latencies the
-//! programs counted instead. Tested in `tests/tests/compaction.rs`.
+//! programs counted instead; with `-a`, `attempts` shows the zones compaction was considered
+//! for and not run. Tested in `tests/tests/compaction.rs`.
 
+pub mod attempts;
 pub mod columns;
 pub mod event;
 pub mod histograms;
