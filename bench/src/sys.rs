@@ -43,6 +43,51 @@ pub fn cpu_ns(pid: u32) -> Option<u64> {
     Some(total)
 }
 
+/// One thread of a process, as /proc/PID/task/TID shows it.
+#[derive(Clone, Debug, Default)]
+pub struct ThreadSwitches {
+    pub tid: u32,
+    pub comm: String,
+    /// Voluntary + involuntary context switches so far (`status`): a sleeping thread switches
+    /// out once each time it is woken and sleeps again, so a difference between two readings
+    /// counts its wake-ups.
+    pub switches: u64,
+    /// The kernel function it sleeps in (`wchan`; `0` when it is running or the kernel hides it).
+    pub wchan: String,
+}
+
+/// Every thread of a process, by thread id.
+pub fn thread_switches(pid: u32) -> Vec<ThreadSwitches> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    let mut out: Vec<ThreadSwitches> = tasks
+        .flatten()
+        .filter_map(|task| {
+            let tid = task.file_name().to_string_lossy().parse().ok()?;
+            let dir = task.path();
+            let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap_or_default();
+            let status = read("status");
+            let switches = status
+                .lines()
+                .filter(|l| {
+                    l.starts_with("voluntary_ctxt_switches:")
+                        || l.starts_with("nonvoluntary_ctxt_switches:")
+                })
+                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .sum();
+            Some(ThreadSwitches {
+                tid,
+                comm: read("comm").trim().to_owned(),
+                switches,
+                wchan: read("wchan").trim().to_owned(),
+            })
+        })
+        .collect();
+    out.sort_by_key(|t| t.tid);
+    out
+}
+
 /// Run statistics of one BPF program a process holds.
 #[derive(Clone, Debug, Default)]
 pub struct ProgStat {
