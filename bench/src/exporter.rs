@@ -92,13 +92,23 @@ pub struct Scrape {
     pub series: usize,
     /// Body bytes.
     pub bytes: usize,
+    /// What happened to the exporter meanwhile (read just before and just after): its time
+    /// on a CPU and waiting for one, and its major faults.
+    pub exporter: sys::Sched,
 }
 
-/// One timed `GET /metrics`.
-pub fn scrape(addr: SocketAddr, stage: &'static str) -> Scrape {
+/// One timed `GET /metrics` of the exporter `pid`.
+pub fn scrape(addr: SocketAddr, pid: u32, stage: &'static str) -> Scrape {
+    let before = sys::sched(pid).unwrap_or_default();
     let t0 = Instant::now();
     let response = http::get(addr, "/metrics", None);
     let wall_ms = t0.elapsed().as_secs_f64() * 1e3;
+    let after = sys::sched(pid).unwrap_or_default();
+    let exporter = sys::Sched {
+        on_cpu_ns: after.on_cpu_ns.saturating_sub(before.on_cpu_ns),
+        runqueue_ns: after.runqueue_ns.saturating_sub(before.runqueue_ns),
+        major_faults: after.major_faults.saturating_sub(before.major_faults),
+    };
     match response {
         Ok(r) if r.status == 200 => Scrape {
             stage,
@@ -113,6 +123,7 @@ pub fn scrape(addr: SocketAddr, stage: &'static str) -> Scrape {
                 .filter(|l| !l.is_empty() && !l.starts_with('#'))
                 .count(),
             bytes: r.body.len(),
+            exporter,
         },
         _ => Scrape {
             stage,
@@ -121,6 +132,7 @@ pub fn scrape(addr: SocketAddr, stage: &'static str) -> Scrape {
             read_ms: None,
             series: 0,
             bytes: 0,
+            exporter,
         },
     }
 }
@@ -134,7 +146,7 @@ pub struct Scraper {
 }
 
 impl Scraper {
-    pub fn start(addr: SocketAddr, every: Duration, stage: &'static str) -> Scraper {
+    pub fn start(addr: SocketAddr, pid: u32, every: Duration, stage: &'static str) -> Scraper {
         let stop = Arc::new(AtomicBool::new(false));
         let stage = Arc::new(Mutex::new(stage));
         let thread = {
@@ -149,7 +161,7 @@ impl Scraper {
                         continue;
                     }
                     let at = *stage.lock().unwrap_or_else(|e| e.into_inner());
-                    out.push(scrape(addr, at));
+                    out.push(scrape(addr, pid, at));
                     next = (next + every).max(Instant::now());
                 }
                 out

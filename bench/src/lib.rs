@@ -453,7 +453,7 @@ pub fn run(args: &Args, built: &Built) -> Result<()> {
     );
     let loaded = exporter::Exporter::start(&bins)
         .map(|e| {
-            let scraper = exporter::Scraper::start(e.addr, SCRAPE_EVERY, "fragmenting");
+            let scraper = exporter::Scraper::start(e.addr, e.pid(), SCRAPE_EVERY, "fragmenting");
             (e, scraper)
         })
         .map_err(|e| {

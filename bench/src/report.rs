@@ -628,31 +628,83 @@ fn section_exporter(r: &Results, s: &mut String) {
     let mut read = Series::default();
     let mut series = Series::default();
     let mut bytes = Series::default();
-    for x in e.scrapes.iter().filter(|x| x.ok) {
-        for stage in [x.stage, "all"] {
+    let mut on_cpu = Series::default();
+    let mut runqueue = Series::default();
+    let mut faults = Series::default();
+    let ok: Vec<&crate::exporter::Scrape> = e.scrapes.iter().filter(|x| x.ok).collect();
+    // Stage by stage in the order they came, then all of them.
+    for all in [false, true] {
+        for x in &ok {
+            let stage = if all { "all" } else { x.stage };
             wall.push(stage, x.wall_ms);
             if let Some(v) = x.read_ms {
                 read.push(stage, v);
             }
             series.push(stage, x.series as f64);
             bytes.push(stage, x.bytes as f64);
+            on_cpu.push(stage, x.exporter.on_cpu_ns as f64 / 1e6);
+            runqueue.push(stage, x.exporter.runqueue_ns as f64 / 1e6);
+            faults.push(stage, x.exporter.major_faults as f64);
         }
     }
     let _ = writeln!(
         s,
-        "| while | scrapes | wall time, ms: median (min–max) | p99 | read by the exporter, ms: median (min–max) | series: median (min–max) | body bytes: median (min–max) |"
+        "| while | scrapes | wall time, ms: median (min–max) | p99 | read by the exporter, ms: median (min–max) | \
+         exporter on a CPU, ms: median (max) | waiting for a CPU, ms: max | major faults | series: median (min–max) | \
+         body bytes: median (min–max) |"
     );
-    let _ = writeln!(s, "|---|---|---|---|---|---|---|");
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|");
+    let median_max = |st: Option<Stat>| {
+        st.map_or("–".to_owned(), |st| {
+            format!("{} ({})", num(st.median, 2), num(st.max, 2))
+        })
+    };
     for stage in wall.labels() {
         let _ = writeln!(
             s,
-            "| {stage} | {} | {} | {} | {} | {} | {} |",
+            "| {stage} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             wall.get(stage).len(),
             stat(wall.stat(stage), 2),
             quantile(wall.get(stage), 0.99).map_or("–".to_owned(), |v| num(v, 2)),
             stat(read.stat(stage), 3),
+            median_max(on_cpu.stat(stage)),
+            runqueue
+                .stat(stage)
+                .map_or("–".to_owned(), |st| num(st.max, 2)),
+            num(sum(faults.get(stage)), 0),
             stat(series.stat(stage), 0),
             stat(bytes.stat(stage), 0)
+        );
+    }
+    let mut slowest = ok.clone();
+    slowest.sort_by(|a, b| b.wall_ms.total_cmp(&a.wall_ms));
+    let _ = writeln!(
+        s,
+        "\nThe slowest scrapes, and what the exporter's process did meanwhile (`/proc/PID/task/*/schedstat` and \
+         `/proc/PID/stat`'s `majflt`, read just before and just after each scrape): on a CPU, runnable but waiting \
+         for one, and the rest (asleep: on a major fault's read, a lock, or the scrape not yet sent or read by the \
+         benchmark's own thread).\n"
+    );
+    let _ = writeln!(
+        s,
+        "| while | wall, ms | read by the exporter, ms | on a CPU, ms | waiting for a CPU, ms | the rest, ms | major faults |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|");
+    for x in slowest.iter().take(5) {
+        let (cpu, rq) = (
+            x.exporter.on_cpu_ns as f64 / 1e6,
+            x.exporter.runqueue_ns as f64 / 1e6,
+        );
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            x.stage,
+            num(x.wall_ms, 2),
+            x.read_ms.map_or("–".to_owned(), |v| num(v, 3)),
+            num(cpu, 2),
+            num(rq, 2),
+            num((x.wall_ms - cpu - rq).max(0.0), 2),
+            x.exporter.major_faults
         );
     }
     let failed = e.scrapes.iter().filter(|x| !x.ok).count();

@@ -30,17 +30,38 @@ pub fn vm_hwm_kb(pid: u32) -> Option<u64> {
 /// CPU time a process has used so far, user and system, all its threads, in nanoseconds (the
 /// scheduler's own accounting, /proc/PID/task/*/schedstat).
 pub fn cpu_ns(pid: u32) -> Option<u64> {
+    sched(pid).map(|s| s.on_cpu_ns)
+}
+
+/// What the scheduler and the memory manager have done to a process so far, all its threads.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Sched {
+    /// Time on a CPU (schedstat's first field).
+    pub on_cpu_ns: u64,
+    /// Time runnable but waiting for a CPU (schedstat's second field).
+    pub runqueue_ns: u64,
+    /// Page faults that had to read from disk (`majflt` of /proc/PID/stat, all threads).
+    pub major_faults: u64,
+}
+
+pub fn sched(pid: u32) -> Option<Sched> {
     let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
-    let mut total = 0;
+    let mut out = Sched::default();
     for task in tasks.flatten() {
         let text = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
-        total += text
+        let mut fields = text
             .split_whitespace()
-            .next()
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0);
+            .map(|v| v.parse::<u64>().unwrap_or(0));
+        out.on_cpu_ns += fields.next().unwrap_or(0);
+        out.runqueue_ns += fields.next().unwrap_or(0);
     }
-    Some(total)
+    // After the command name, which may hold spaces: state is field 3, majflt field 12.
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    out.major_faults = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().nth(9)?.parse().ok())
+        .unwrap_or(0);
+    Some(out)
 }
 
 /// One thread of a process, as /proc/PID/task/TID shows it.
