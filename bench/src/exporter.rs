@@ -13,7 +13,7 @@ use std::{
 };
 
 use anyhow::{Context as _, Result, bail};
-use test_kit::{http, ktime_now_ns};
+use test_kit::{http, ktime_now_ns, tracefs};
 
 use super::{
     contenders::{self, Bins, Running, Stopped},
@@ -95,23 +95,44 @@ pub struct Scrape {
     /// What happened to the exporter meanwhile (read just before and just after): its time
     /// on a CPU and waiting for one, and its major faults.
     pub exporter: sys::Sched,
+    /// CLOCK_MONOTONIC just before connecting and after the last byte.
+    pub sent_ns: u64,
+    pub done_ns: u64,
+    /// Of the wall time, what the exporter's threads spent in direct reclaim and in direct
+    /// compaction, ms, from the kernel's record (`attribute_stalls`).
+    pub reclaim_ms: f64,
+    pub compaction_ms: f64,
 }
 
 /// One timed `GET /metrics` of the exporter `pid`.
 pub fn scrape(addr: SocketAddr, pid: u32, stage: &'static str) -> Scrape {
     let before = sys::sched(pid).unwrap_or_default();
+    let sent_ns = ktime_now_ns();
     let t0 = Instant::now();
     let response = http::get(addr, "/metrics", None);
     let wall_ms = t0.elapsed().as_secs_f64() * 1e3;
+    let done_ns = ktime_now_ns();
     let after = sys::sched(pid).unwrap_or_default();
     let exporter = sys::Sched {
         on_cpu_ns: after.on_cpu_ns.saturating_sub(before.on_cpu_ns),
         runqueue_ns: after.runqueue_ns.saturating_sub(before.runqueue_ns),
         major_faults: after.major_faults.saturating_sub(before.major_faults),
     };
+    let base = Scrape {
+        stage,
+        wall_ms,
+        ok: false,
+        read_ms: None,
+        series: 0,
+        bytes: 0,
+        exporter,
+        sent_ns,
+        done_ns,
+        reclaim_ms: 0.0,
+        compaction_ms: 0.0,
+    };
     match response {
         Ok(r) if r.status == 200 => Scrape {
-            stage,
             wall_ms,
             ok: true,
             read_ms: http::samples(&r.body, READ_GAUGE)
@@ -123,17 +144,37 @@ pub fn scrape(addr: SocketAddr, pid: u32, stage: &'static str) -> Scrape {
                 .filter(|l| !l.is_empty() && !l.starts_with('#'))
                 .count(),
             bytes: r.body.len(),
-            exporter,
+            ..base
         },
-        _ => Scrape {
-            stage,
-            wall_ms,
-            ok: false,
-            read_ms: None,
-            series: 0,
-            bytes: 0,
-            exporter,
-        },
+        _ => base,
+    }
+}
+
+/// Fills in each scrape's `reclaim_ms` and `compaction_ms`: the overlap of the scrape with the
+/// direct reclaims and compaction runs of the threads `tids` in the kernel's record.
+pub fn attribute_stalls(scrapes: &mut [Scrape], records: &[tracefs::Record], tids: &[u32]) {
+    let spans = |begin: &str, end: &str| -> Vec<(u64, u64)> {
+        tracefs::pairs(records, begin, end)
+            .into_iter()
+            .filter(|(b, _)| tids.contains(&b.pid))
+            .map(|(b, e)| (b.ts_ns, e.ts_ns))
+            .collect()
+    };
+    let reclaim = spans(
+        "mm_vmscan_direct_reclaim_begin",
+        "mm_vmscan_direct_reclaim_end",
+    );
+    let compaction = spans("mm_compaction_begin", "mm_compaction_end");
+    let within = |x: &Scrape, spans: &[(u64, u64)]| {
+        spans
+            .iter()
+            .map(|&(b, e)| e.min(x.done_ns).saturating_sub(b.max(x.sent_ns)))
+            .sum::<u64>() as f64
+            / 1e6
+    };
+    for x in scrapes {
+        x.reclaim_ms = within(x, &reclaim);
+        x.compaction_ms = within(x, &compaction);
     }
 }
 
@@ -233,6 +274,9 @@ pub fn idle(pid: u32, over: Duration) -> Idle {
 #[derive(Clone, Debug, Default)]
 pub struct ExporterRun {
     pub scrapes: Vec<Scrape>,
+    /// The kernel's record of the loaded interval was incomplete: `reclaim_ms` and
+    /// `compaction_ms` may be short.
+    pub record_overran: bool,
     /// VmHWM after the loaded scrapes, KiB.
     pub hwm_kb: u64,
     pub idle: Idle,

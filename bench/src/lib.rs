@@ -451,10 +451,13 @@ pub fn run(args: &Args, built: &Built) -> Result<()> {
         "memstall_exporter scraped every {} ms: a fragmenting run",
         SCRAPE_EVERY.as_millis()
     );
-    let loaded = exporter::Exporter::start(&bins)
-        .map(|e| {
+    // The kernel's record of compaction and reclaim meanwhile: whether a slow scrape is the
+    // exporter's own thread stalled in direct reclaim or compaction.
+    let loaded = tracefs::Recorder::try_start(&contenders::SQUEEZE_EVENTS, 32 << 10)
+        .and_then(|rec| Ok((exporter::Exporter::start(&bins)?, rec)))
+        .map(|(e, rec)| {
             let scraper = exporter::Scraper::start(e.addr, e.pid(), SCRAPE_EVERY, "fragmenting");
-            (e, scraper)
+            (e, scraper, rec)
         })
         .map_err(|e| {
             let why = format!("memstall_exporter did not start: {e:#}");
@@ -463,7 +466,7 @@ pub fn run(args: &Args, built: &Built) -> Result<()> {
         })
         .ok();
     let stage = |s: &'static str| {
-        if let Some((_, scraper)) = &loaded {
+        if let Some((_, scraper, _)) = &loaded {
             scraper.stage(s);
         }
     };
@@ -498,15 +501,27 @@ pub fn run(args: &Args, built: &Built) -> Result<()> {
         t0.elapsed(),
     ));
     stage("after the squeeze");
-    if let Some((e, scraper)) = loaded {
+    if let Some((e, scraper, rec)) = loaded {
         std::thread::sleep(Duration::from_secs(2));
-        let scrapes = scraper.finish();
+        let mut scrapes = scraper.finish();
         let hwm_kb = sys::vm_hwm_kb(e.pid()).unwrap_or(0);
+        let (records, record_overran) = rec.try_finish().unwrap_or_else(|e| {
+            r.notes.push(format!(
+                "the kernel's record under memstall_exporter was lost: {e:#}"
+            ));
+            (Vec::new(), true)
+        });
+        let tids: Vec<u32> = sys::thread_switches(e.pid())
+            .iter()
+            .map(|t| t.tid)
+            .collect();
+        exporter::attribute_stalls(&mut scrapes, &records, &tids);
         progress!("memstall_exporter idle for {} s", EXPORTER_IDLE.as_secs());
         let idle = exporter::idle(e.pid(), EXPORTER_IDLE);
         let s = e.stop();
         r.exporter = Some(exporter::ExporterRun {
             scrapes,
+            record_overran,
             hwm_kb,
             idle,
             exited_ok: s.exited_ok,

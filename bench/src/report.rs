@@ -683,13 +683,19 @@ fn section_exporter(r: &Results, s: &mut String) {
         "\nThe slowest scrapes, and what the exporter's process did meanwhile (`/proc/PID/task/*/schedstat` and \
          `/proc/PID/stat`'s `majflt`, read just before and just after each scrape): on a CPU, runnable but waiting \
          for one, and the rest (asleep: on a major fault's read, a lock, or the scrape not yet sent or read by the \
-         benchmark's own thread).\n"
+         benchmark's own thread). Of the wall time, the exporter's threads' time in direct reclaim and in direct \
+         compaction, from a tracefs record of the four tracepoints over the whole loaded interval{}.\n",
+        if e.record_overran {
+            " (which overran: these may be short)"
+        } else {
+            ""
+        }
     );
     let _ = writeln!(
         s,
-        "| while | wall, ms | read by the exporter, ms | on a CPU, ms | waiting for a CPU, ms | the rest, ms | major faults |"
+        "| while | wall, ms | read by the exporter, ms | on a CPU, ms | waiting for a CPU, ms | the rest, ms | major faults | in direct reclaim, ms | in direct compaction, ms |"
     );
-    let _ = writeln!(s, "|---|---|---|---|---|---|---|");
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|");
     for x in slowest.iter().take(5) {
         let (cpu, rq) = (
             x.exporter.on_cpu_ns as f64 / 1e6,
@@ -697,14 +703,16 @@ fn section_exporter(r: &Results, s: &mut String) {
         );
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             x.stage,
             num(x.wall_ms, 2),
             x.read_ms.map_or("–".to_owned(), |v| num(v, 3)),
             num(cpu, 2),
             num(rq, 2),
             num((x.wall_ms - cpu - rq).max(0.0), 2),
-            x.exporter.major_faults
+            x.exporter.major_faults,
+            num(x.reclaim_ms, 2),
+            num(x.compaction_ms, 2)
         );
     }
     let failed = e.scrapes.iter().filter(|x| !x.ok).count();
