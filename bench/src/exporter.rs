@@ -95,6 +95,8 @@ pub struct Scrape {
     /// What happened to the exporter meanwhile (read just before and just after): its time
     /// on a CPU and waiting for one, and its major faults.
     pub exporter: sys::Sched,
+    /// The whole machine's interrupt and stolen time meanwhile (coarse: 10 ms steps).
+    pub machine: sys::MachineCpu,
     /// CLOCK_MONOTONIC just before connecting and after the last byte.
     pub sent_ns: u64,
     pub done_ns: u64,
@@ -107,12 +109,18 @@ pub struct Scrape {
 /// One timed `GET /metrics` of the exporter `pid`.
 pub fn scrape(addr: SocketAddr, pid: u32, stage: &'static str) -> Scrape {
     let before = sys::sched(pid).unwrap_or_default();
+    let machine_before = sys::machine_cpu();
     let sent_ns = ktime_now_ns();
     let t0 = Instant::now();
     let response = http::get(addr, "/metrics", None);
     let wall_ms = t0.elapsed().as_secs_f64() * 1e3;
     let done_ns = ktime_now_ns();
     let after = sys::sched(pid).unwrap_or_default();
+    let machine_after = sys::machine_cpu();
+    let machine = sys::MachineCpu {
+        irq_ms: machine_after.irq_ms - machine_before.irq_ms,
+        steal_ms: machine_after.steal_ms - machine_before.steal_ms,
+    };
     let exporter = sys::Sched {
         on_cpu_ns: after.on_cpu_ns.saturating_sub(before.on_cpu_ns),
         runqueue_ns: after.runqueue_ns.saturating_sub(before.runqueue_ns),
@@ -126,6 +134,7 @@ pub fn scrape(addr: SocketAddr, pid: u32, stage: &'static str) -> Scrape {
         series: 0,
         bytes: 0,
         exporter,
+        machine,
         sent_ns,
         done_ns,
         reclaim_ms: 0.0,

@@ -684,7 +684,9 @@ fn section_exporter(r: &Results, s: &mut String) {
          `/proc/PID/stat`'s `majflt`, read just before and just after each scrape): on a CPU, runnable but waiting \
          for one, and the rest (asleep: on a major fault's read, a lock, or the scrape not yet sent or read by the \
          benchmark's own thread). Of the wall time, the exporter's threads' time in direct reclaim and in direct \
-         compaction, from a tracefs record of the four tracepoints over the whole loaded interval{}.\n",
+         compaction, from a tracefs record of the four tracepoints over the whole loaded interval{}; and the whole \
+         machine's interrupt time (a kernel built without `CONFIG_IRQ_TIME_ACCOUNTING` charges an interrupt to the \
+         task it interrupts) and time stolen by the hypervisor, from `/proc/stat` (in whole ticks, 10 ms at USER_HZ = 100).\n",
         if e.record_overran {
             " (which overran: these may be short)"
         } else {
@@ -693,9 +695,9 @@ fn section_exporter(r: &Results, s: &mut String) {
     );
     let _ = writeln!(
         s,
-        "| while | wall, ms | read by the exporter, ms | on a CPU, ms | waiting for a CPU, ms | the rest, ms | major faults | in direct reclaim, ms | in direct compaction, ms |"
+        "| while | wall, ms | read by the exporter, ms | on a CPU, ms | waiting for a CPU, ms | the rest, ms | major faults | in direct reclaim, ms | in direct compaction, ms | machine: interrupts, ms | machine: stolen, ms |"
     );
-    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|");
     for x in slowest.iter().take(5) {
         let (cpu, rq) = (
             x.exporter.on_cpu_ns as f64 / 1e6,
@@ -703,7 +705,7 @@ fn section_exporter(r: &Results, s: &mut String) {
         );
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             x.stage,
             num(x.wall_ms, 2),
             x.read_ms.map_or("–".to_owned(), |v| num(v, 3)),
@@ -712,7 +714,9 @@ fn section_exporter(r: &Results, s: &mut String) {
             num((x.wall_ms - cpu - rq).max(0.0), 2),
             x.exporter.major_faults,
             num(x.reclaim_ms, 2),
-            num(x.compaction_ms, 2)
+            num(x.compaction_ms, 2),
+            num(x.machine.irq_ms, 0),
+            num(x.machine.steal_ms, 0)
         );
     }
     let failed = e.scrapes.iter().filter(|x| !x.ok).count();

@@ -64,6 +64,38 @@ pub fn sched(pid: u32) -> Option<Sched> {
     Some(out)
 }
 
+/// Machine-wide CPU time of the kinds a task's own accounting can hide, from /proc/stat's `cpu`
+/// line, in ms (it counts USER_HZ ticks: 10 ms steps at 100 Hz).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MachineCpu {
+    /// Hard and soft interrupts: without CONFIG_IRQ_TIME_ACCOUNTING the kernel charges them to
+    /// whatever task they interrupted.
+    pub irq_ms: f64,
+    /// Stolen by the hypervisor from this virtual machine.
+    pub steal_ms: f64,
+}
+
+pub fn machine_cpu() -> MachineCpu {
+    let text = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let f: Vec<f64> = text
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .skip(1)
+        .map(|v| v.parse().unwrap_or(0.0))
+        .collect();
+    // SAFETY: sysconf reads a constant of the C library; no memory is passed.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let tick_ms = 1e3 / if hz > 0 { hz as f64 } else { 100.0 };
+    let at = |i: usize| f.get(i).copied().unwrap_or(0.0) * tick_ms;
+    // user nice system idle iowait irq softirq steal ...
+    MachineCpu {
+        irq_ms: at(5) + at(6),
+        steal_ms: at(7),
+    }
+}
+
 /// One thread of a process, as /proc/PID/task/TID shows it.
 #[derive(Clone, Debug, Default)]
 pub struct ThreadSwitches {
