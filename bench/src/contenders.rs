@@ -27,6 +27,9 @@ pub enum Kind {
     Extfrag,
     /// tracefs: the raw lines of every enabled event.
     Raw,
+    /// memstall_exporter: compaction, reclaim and fallbacks counted in the kernel, served on
+    /// /metrics; no rows.
+    Stalls,
 }
 
 /// What a contender prints while it traces.
@@ -37,6 +40,8 @@ pub enum Shows {
     /// Nothing per event: latency histograms counted in the kernel, printed at exit. No row is
     /// matched; what is checked is a clean exit, no losses, and how many events they counted.
     Histograms,
+    /// Nothing at all after its ready line: memstall_exporter, whose counts are read over HTTP.
+    Metrics,
 }
 
 #[derive(Clone, Debug)]
@@ -202,6 +207,18 @@ pub const TRACEFS_EXTFRAG: Spec = spec(
     Kind::Raw,
     Program::Tracefs(&EXTFRAG_EVENTS),
 );
+
+/// The exporter on a loopback port the kernel picks (its ready line, `Serving memory-stall
+/// metrics on http://ADDR/metrics`, says which): no port to choose, none to collide.
+pub const MEMSTALL_EXPORTER: Spec = Spec {
+    shows: Shows::Metrics,
+    ..spec(
+        "memstall_exporter",
+        Family::Ours,
+        Kind::Stalls,
+        Program::Tool("memstall_exporter", &["--listen", "127.0.0.1:0"]),
+    )
+};
 
 pub const COMPACTSNOOP_H: Spec = histograms(
     "compactsnoop -H",
@@ -386,7 +403,7 @@ fn split(spec: &Spec, f: Finished, tracefs_lost: u64) -> Stopped {
                     .and_then(|r| r.strip_suffix(" events"))
                 {
                     lost += n.trim().parse::<u64>().unwrap_or(0);
-                } else if spec.shows == Shows::Histograms {
+                } else if spec.shows != Shows::Rows {
                     if !t.is_empty() && !t.starts_with("Attaching ") {
                         if header.is_empty() {
                             header = t.to_owned();

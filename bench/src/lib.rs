@@ -12,8 +12,13 @@
 //! 1. Time to ready: each tracer started alone on an idle machine, from `exec` to its header
 //!    read from its stdout (bpftrace: the header its `BEGIN` prints once every probe is
 //!    attached; tracefs: events enabled and `trace_pipe` open).
+//!    memstall_exporter too: from `exec` to its first 200 answer to `GET /metrics`.
 //! 2. High rate: `mm-workload fragment` (tens of thousands of page-allocation fallbacks a
 //!    second) under `compactsnoop -x`, alone, then side by side with bpftrace and tracefs.
+//!    Then memstall_exporter, scraped every 100 ms through one more fragmenting run, the writing
+//!    of the page-cache file and the warm-up squeeze, and 2 s after: each scrape's wall time
+//!    from the client, the exporter's own read time, series and bytes; its peak RSS; then 10 s
+//!    idle, neither scraped nor loaded: its threads' wake-ups and CPU.
 //! 3. Side by side: every tracer attached at once (our tools, `compactsnoop -e`, `drsnoop -v`,
 //!    `drsnoop -K`, the bpftrace one-liners, a `cat` of `trace_pipe`), plus a tracefs instance of
 //!    our own recording the same tracepoints as ground truth, over the huge-page squeeze:
@@ -28,14 +33,15 @@
 //!    meets cold caches), so the two contenders compared are attached alone, in alternating
 //!    order; and 3's figures stay comparable with earlier runs.
 //! 5. Cost to the workload: the squeeze timed with no tracer, with our two tools, with the two
-//!    bpftrace one-liners, and with tracefs, interleaved run by run (and each tracer's in-kernel
-//!    cost alone).
+//!    bpftrace one-liners, with tracefs, and with memstall_exporter, interleaved run by run (and
+//!    each tracer's in-kernel cost alone).
 //! 6. Decode + format throughput on one core (the `bench-decode` binaries).
 //!
 //! Everything it changes is restored however it ends (`test_kit::cleanup`); memory is squeezed
 //! only while holding the machine-wide workload lock.
 
 mod contenders;
+mod exporter;
 mod measure;
 mod report;
 mod sys;
@@ -161,8 +167,19 @@ const READY: [Spec; 5] = [
     contenders::TRACEFS,
 ];
 
+/// The workload-cost configuration of memstall_exporter (issue #17: "workload slowdown within
+/// noise").
+pub const EXPORTER_CONFIG: &str = "memstall_exporter";
+
+/// How often the exporter is scraped under load (Prometheus scrapes every 15 s or so; this is
+/// for many samples, not realism).
+const SCRAPE_EVERY: Duration = Duration::from_millis(100);
+
+/// How long the exporter is watched idle, neither scraped nor loaded.
+const EXPORTER_IDLE: Duration = Duration::from_secs(10);
+
 /// Tracer configurations of the workload-cost runs.
-const CONFIGS: [(&str, &[Spec]); 4] = [
+const CONFIGS: [(&str, &[Spec]); 5] = [
     ("no tracer", &[]),
     (
         "ours (compactsnoop + drsnoop)",
@@ -176,6 +193,7 @@ const CONFIGS: [(&str, &[Spec]); 4] = [
         ],
     ),
     ("tracefs (trace_pipe)", &[contenders::TRACEFS]),
+    (EXPORTER_CONFIG, &[contenders::MEMSTALL_EXPORTER]),
 ];
 
 /// One decode + format case.
@@ -314,6 +332,9 @@ pub struct Results {
     pub frag: Vec<FragRun>,
     /// Histogram mode (phase 4), one entry per run that completed.
     pub hist: Vec<HistRun>,
+    /// memstall_exporter under load and idle; or why it was not measured.
+    pub exporter: Option<exporter::ExporterRun>,
+    pub exporter_error: Option<String>,
     pub notes: Vec<String>,
     /// (phase, time since start when it ended).
     pub phases: Vec<(String, Duration)>,
@@ -346,7 +367,12 @@ pub fn run(args: &Args, built: &Built) -> Result<()> {
         release_dir: root.join("target/release"),
         bpftrace: which("bpftrace")?,
     };
-    for bin in ["compactsnoop", "drsnoop", "mm-workload"] {
+    for bin in [
+        "compactsnoop",
+        "drsnoop",
+        "memstall_exporter",
+        "mm-workload",
+    ] {
         if !bins.release_dir.join(bin).is_file() {
             bail!(
                 "{} is missing: build first (without --no-build)",
@@ -418,22 +444,92 @@ pub fn run(args: &Args, built: &Built) -> Result<()> {
         }
     }
     r.phases.push(("fragmenting".to_owned(), t0.elapsed()));
+    // memstall_exporter under load: scraped from now until 2 s after the warm-up squeeze,
+    // through one more fragmenting run (many extfrag series) and the squeeze (compaction and
+    // reclaim series, cgroups).
+    progress!(
+        "memstall_exporter scraped every {} ms: a fragmenting run",
+        SCRAPE_EVERY.as_millis()
+    );
+    // The kernel's record of compaction and reclaim meanwhile: whether a slow scrape is the
+    // exporter's own thread stalled in direct reclaim or compaction.
+    let loaded = tracefs::Recorder::try_start(&contenders::SQUEEZE_EVENTS, 32 << 10)
+        .and_then(|rec| Ok((exporter::Exporter::start(&bins)?, rec)))
+        .map(|(e, rec)| {
+            let scraper = exporter::Scraper::start(e.addr, e.pid(), SCRAPE_EVERY, "fragmenting");
+            (e, scraper, rec)
+        })
+        .map_err(|e| {
+            let why = format!("memstall_exporter did not start: {e:#}");
+            progress!("{why}");
+            r.exporter_error = Some(why);
+        })
+        .ok();
+    let stage = |s: &'static str| {
+        if let Some((_, scraper, _)) = &loaded {
+            scraper.stage(s);
+        }
+    };
+    if loaded.is_some()
+        && let Err(e) = workload::fragment(&mm_workload)
+    {
+        r.notes.push(format!(
+            "the fragmenting run under memstall_exporter failed: {e:#}"
+        ));
+    }
+    r.phases.push((
+        "memstall_exporter under a fragmenting run".to_owned(),
+        t0.elapsed(),
+    ));
     progress!(
         "writing the {} GiB page-cache file",
         test_kit::workload::FILL_BYTES >> 30
     );
+    stage("writing the page-cache file");
     let fill = test_kit::workload::Fill::create()?;
     // One squeeze unmeasured: whatever state earlier workloads left (compaction deferred after
     // failures, an unfragmented page cache) is gone before the first measured run.
     progress!("warm-up squeeze");
     workload::release()?;
+    stage("refilling the page cache");
     fill.scatter()?;
+    stage("squeeze");
     workload::reserve(&mm_workload)?;
     workload::release()?;
     r.phases.push((
         "page-cache file and warm-up squeeze".to_owned(),
         t0.elapsed(),
     ));
+    stage("after the squeeze");
+    if let Some((e, scraper, rec)) = loaded {
+        std::thread::sleep(Duration::from_secs(2));
+        let mut scrapes = scraper.finish();
+        let hwm_kb = sys::vm_hwm_kb(e.pid()).unwrap_or(0);
+        let (records, record_overran) = rec.try_finish().unwrap_or_else(|e| {
+            r.notes.push(format!(
+                "the kernel's record under memstall_exporter was lost: {e:#}"
+            ));
+            (Vec::new(), true)
+        });
+        let tids: Vec<u32> = sys::thread_switches(e.pid())
+            .iter()
+            .map(|t| t.tid)
+            .collect();
+        exporter::attribute_stalls(&mut scrapes, &records, &tids);
+        progress!("memstall_exporter idle for {} s", EXPORTER_IDLE.as_secs());
+        let idle = exporter::idle(e.pid(), EXPORTER_IDLE);
+        let s = e.stop();
+        r.exporter = Some(exporter::ExporterRun {
+            scrapes,
+            record_overran,
+            hwm_kb,
+            idle,
+            exited_ok: s.exited_ok,
+            stderr: s.stderr,
+        });
+        r.phases
+            .push(("memstall_exporter after and idle".to_owned(), t0.elapsed()));
+    }
 
     for i in 0..args.runs {
         progress!("side by side, run {}/{}", i + 1, args.runs);
@@ -591,6 +687,10 @@ fn phase_ready(bins: &Bins, runs: usize, r: &mut Results) -> Result<()> {
             .with_context(|| format!("starting {}", spec.label))?
             .stop();
     }
+    let exporter_label = contenders::MEMSTALL_EXPORTER.label;
+    exporter::Exporter::start(bins)
+        .with_context(|| format!("starting {exporter_label}"))?
+        .stop();
     for _ in 0..runs {
         for spec in &READY {
             let running = spec
@@ -608,6 +708,16 @@ fn phase_ready(bins: &Bins, runs: usize, r: &mut Results) -> Result<()> {
             // Let the kernel finish tearing the last one down before the next starts.
             std::thread::sleep(Duration::from_millis(300));
         }
+        // Ready when /metrics answers: its first scrape, sent once its ready line is read.
+        let e = exporter::Exporter::start(bins)
+            .with_context(|| format!("starting {exporter_label}"))?;
+        r.ready_ms.push(exporter_label, ms(e.ready));
+        let s = e.stop();
+        if !s.exited_ok {
+            r.exit_failures
+                .push(format!("{}: {}", s.label, s.stderr.trim()));
+        }
+        std::thread::sleep(Duration::from_millis(300));
     }
     Ok(())
 }

@@ -38,6 +38,18 @@ impl Stat {
     }
 }
 
+/// The nearest-rank `q` quantile (0 < q ≤ 1) of some values: the smallest value with at least
+/// `q` of them at or below it.
+pub fn quantile(values: &[f64], q: f64) -> Option<f64> {
+    let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let rank = (q * v.len() as f64).ceil() as usize;
+    Some(v[rank.clamp(1, v.len()) - 1])
+}
+
 /// Values by label, labels in the order first seen.
 #[derive(Clone, Debug, Default)]
 pub struct Series(Vec<(String, Vec<f64>)>);
@@ -161,7 +173,7 @@ fn truth_for_pid(records: &[Record], kind: Kind, pid: u32) -> Vec<TruthSample> {
                 ),
             })
             .collect(),
-        Kind::Raw => Vec::new(),
+        Kind::Raw | Kind::Stalls => Vec::new(),
     }
 }
 
@@ -266,6 +278,7 @@ pub fn expected_rows(records: &[Record], kind: Kind, ready_ns: u64, until_ns: u6
             .iter()
             .filter(|r| END_EVENTS.contains(&r.event.as_str()) && within(r.ts_ns, r.ts_ns))
             .count(),
+        Kind::Stalls => 0,
     }
 }
 
@@ -356,6 +369,15 @@ mod tests {
         assert_eq!((s.median, s.min, s.max, s.n), (2.0, 1.0, 3.0, 3));
         assert_eq!(Stat::of(&[1.0, 2.0]).unwrap().median, 1.5);
         assert!(Stat::of(&[]).is_none());
+    }
+
+    #[test]
+    fn quantiles_by_nearest_rank() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(quantile(&v, 0.99), Some(99.0));
+        assert_eq!(quantile(&v, 0.5), Some(50.0));
+        assert_eq!(quantile(&[3.0, 1.0], 0.99), Some(3.0));
+        assert_eq!(quantile(&[], 0.99), None);
     }
 
     #[test]

@@ -3,8 +3,8 @@
 use std::fmt::Write as _;
 
 use super::{
-    CONFIGS, HistContender, Results,
-    measure::{Series, Stat},
+    CONFIGS, EXPORTER_CONFIG, HistContender, Results,
+    measure::{Series, Stat, quantile},
 };
 
 fn num(v: f64, decimals: usize) -> String {
@@ -258,13 +258,14 @@ fn targets(r: &Results) -> Vec<Target> {
                 format!("within noise ({lo:.3}–{hi:.3})")
             }),
             note: None,
-            met: if name.starts_with("ours") {
+            met: if name.starts_with("ours") || *name == EXPORTER_CONFIG {
                 q.zip(band).map(|(q, (_, hi))| q <= hi)
             } else {
                 None
             },
         });
     }
+    exporter_targets(r, &mut out);
     match &r.decode {
         cases if !cases.is_empty() => {
             let slowest = cases
@@ -370,6 +371,98 @@ fn targets(r: &Results) -> Vec<Target> {
         });
     }
     out
+}
+
+/// Issue #17's limits for memstall_exporter.
+const SCRAPE_LIMIT_MS: f64 = 5.0;
+const EXPORTER_RSS_LIMIT_MB: f64 = 8.0;
+
+/// How far a figure is from its limit: `1.2 ms under` or `0.3 MB over`.
+fn margin(value: f64, limit: f64, unit: &str, decimals: usize) -> String {
+    let (d, side) = if value <= limit {
+        (limit - value, "under")
+    } else {
+        (value - limit, "over")
+    };
+    format!("{} {unit} {side}", num(d, decimals))
+}
+
+fn exporter_targets(r: &Results, out: &mut Vec<Target>) {
+    let e = r.exporter.as_ref();
+    let ok: Vec<f64> = e.map_or(Vec::new(), |e| {
+        e.scrapes
+            .iter()
+            .filter(|s| s.ok)
+            .map(|s| s.wall_ms)
+            .collect()
+    });
+    let failed = e.map_or(0, |e| e.scrapes.iter().filter(|s| !s.ok).count());
+    let (st, p99) = (Stat::of(&ok), quantile(&ok, 0.99));
+    let most = |f: fn(&crate::exporter::Scrape) -> usize| {
+        e.and_then(|e| e.scrapes.iter().map(f).max()).unwrap_or(0)
+    };
+    out.push(Target {
+        metric: "memstall_exporter: a scrape of the loaded machine, connect → last byte (median / p99 / max)".to_owned(),
+        ours: st.zip(p99).map_or("–".to_owned(), |(s, p)| {
+            format!(
+                "{} / {} / {} ms ({} scrapes, up to {} series, {} bytes)",
+                num(s.median, 2),
+                num(p, 2),
+                num(s.max, 2),
+                s.n,
+                most(|s| s.series),
+                num(most(|s| s.bytes) as f64, 0)
+            )
+        }),
+        reference: String::new(),
+        ratio: String::new(),
+        target: format!("< {SCRAPE_LIMIT_MS} ms (p99), none failed"),
+        note: p99.map(|p| {
+            let m = margin(p, SCRAPE_LIMIT_MS, "ms", 2);
+            if failed > 0 {
+                format!("{m}; {failed} failed")
+            } else {
+                m
+            }
+        }),
+        met: p99.map(|p| p < SCRAPE_LIMIT_MS && failed == 0),
+    });
+    let mb = e.map(|e| e.hwm_kb as f64 / 1024.0);
+    out.push(Target {
+        metric: "memstall_exporter: peak RSS after the loaded scrapes".to_owned(),
+        ours: mb.map_or("–".to_owned(), |v| format!("{} MB", num(v, 1))),
+        reference: String::new(),
+        ratio: String::new(),
+        target: format!("≤ {EXPORTER_RSS_LIMIT_MB} MB"),
+        note: mb.map(|v| margin(v, EXPORTER_RSS_LIMIT_MB, "MB", 1)),
+        met: mb.map(|v| v <= EXPORTER_RSS_LIMIT_MB),
+    });
+    let idle = e.map(|e| &e.idle);
+    out.push(Target {
+        metric: "memstall_exporter: wake-ups between scrapes (idle, no workload)".to_owned(),
+        ours: idle.map_or("–".to_owned(), |i| {
+            format!(
+                "{} in {} s ({}/s); CPU {} ms",
+                i.wakeups(),
+                num(i.secs, 1),
+                num(i.wakeups() as f64 / i.secs, 2),
+                num(i.cpu_ms, 2)
+            )
+        }),
+        reference: String::new(),
+        ratio: String::new(),
+        target: "0".to_owned(),
+        note: idle.filter(|i| i.wakeups() > 0).map(|i| {
+            let who: Vec<String> = i
+                .threads
+                .iter()
+                .filter(|(_, n)| *n > 0)
+                .map(|(t, n)| format!("{n} by thread {} ({})", t.comm, t.tid))
+                .collect();
+            who.join(", ")
+        }),
+        met: idle.map(|i| i.wakeups() == 0),
+    });
 }
 
 fn verdict(t: &Target) -> String {
@@ -481,7 +574,10 @@ fn section_ready(r: &Results, s: &mut String) {
         "From `exec` to the header line read from the tracer's stdout pipe, each tracer started alone on an idle \
          machine, {} times after one unmeasured start. For bpftrace the header is printed by its `BEGIN` probe, which \
          bpftrace fires after attaching every other probe; the `Attaching N probes...` line, printed before it \
-         attaches, is shown too. For tracefs: instance created, events enabled, `trace_pipe` opened, then a ready line.\n",
+         attaches, is shown too. For tracefs: instance created, events enabled, `trace_pipe` opened, then a ready line. \
+         For memstall_exporter: to the end of its first 200 answer to `GET /metrics`, sent as soon as its \
+         `Serving ... on http://ADDR/metrics` line is read (which it prints once its programs are attached and its \
+         privileges dropped, just before it serves).\n",
         r.runs
     );
     let _ = writeln!(
@@ -501,6 +597,165 @@ fn section_ready(r: &Results, s: &mut String) {
     let _ = writeln!(
         s,
         "\nThe last column: started one after the other before each side-by-side run (see 2), just after the page cache was refilled.\n"
+    );
+}
+
+fn section_exporter(r: &Results, s: &mut String) {
+    let _ = writeln!(s, "## 9. memstall_exporter\n");
+    let Some(e) = &r.exporter else {
+        let _ = writeln!(
+            s,
+            "Not measured: {}\n",
+            r.exporter_error.as_deref().unwrap_or("no run")
+        );
+        return;
+    };
+    let _ = writeln!(
+        s,
+        "The exporter (release build, `--listen 127.0.0.1:0`) is started after the fragmenting runs and scraped every \
+         {every} ms (`GET /metrics`, one connection each, text format) through one more fragmenting run (`mm-workload \
+         fragment`, no other tracer), the writing of the {gib} GiB page-cache file, its scattered refill and the \
+         warm-up squeeze, then for 2 s after it. Wall time: from `connect` to the last byte read (the exporter closes \
+         the connection after the response) on the benchmark's side, which includes the client's parse of the \
+         response head (tens of µs). Read: the exporter's own `{gauge}`, the time that scrape spent reading the \
+         kernel's maps. Series: the sample lines of the body. The machine has 2 CPUs: under the squeeze the \
+         exporter, the benchmark's scraping thread and the workload's tasks share them.\n",
+        every = crate::SCRAPE_EVERY.as_millis(),
+        gib = test_kit::workload::FILL_BYTES >> 30,
+        gauge = crate::exporter::READ_GAUGE
+    );
+    let mut wall = Series::default();
+    let mut read = Series::default();
+    let mut series = Series::default();
+    let mut bytes = Series::default();
+    let mut on_cpu = Series::default();
+    let mut runqueue = Series::default();
+    let mut faults = Series::default();
+    let ok: Vec<&crate::exporter::Scrape> = e.scrapes.iter().filter(|x| x.ok).collect();
+    // Stage by stage in the order they came, then all of them.
+    for all in [false, true] {
+        for x in &ok {
+            let stage = if all { "all" } else { x.stage };
+            wall.push(stage, x.wall_ms);
+            if let Some(v) = x.read_ms {
+                read.push(stage, v);
+            }
+            series.push(stage, x.series as f64);
+            bytes.push(stage, x.bytes as f64);
+            on_cpu.push(stage, x.exporter.on_cpu_ns as f64 / 1e6);
+            runqueue.push(stage, x.exporter.runqueue_ns as f64 / 1e6);
+            faults.push(stage, x.exporter.major_faults as f64);
+        }
+    }
+    let _ = writeln!(
+        s,
+        "| while | scrapes | wall time, ms: median (min–max) | p99 | read by the exporter, ms: median (min–max) | \
+         exporter on a CPU, ms: median (max) | waiting for a CPU, ms: max | major faults | series: median (min–max) | \
+         body bytes: median (min–max) |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|");
+    let median_max = |st: Option<Stat>| {
+        st.map_or("–".to_owned(), |st| {
+            format!("{} ({})", num(st.median, 2), num(st.max, 2))
+        })
+    };
+    for stage in wall.labels() {
+        let _ = writeln!(
+            s,
+            "| {stage} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            wall.get(stage).len(),
+            stat(wall.stat(stage), 2),
+            quantile(wall.get(stage), 0.99).map_or("–".to_owned(), |v| num(v, 2)),
+            stat(read.stat(stage), 3),
+            median_max(on_cpu.stat(stage)),
+            runqueue
+                .stat(stage)
+                .map_or("–".to_owned(), |st| num(st.max, 2)),
+            num(sum(faults.get(stage)), 0),
+            stat(series.stat(stage), 0),
+            stat(bytes.stat(stage), 0)
+        );
+    }
+    let mut slowest = ok.clone();
+    slowest.sort_by(|a, b| b.wall_ms.total_cmp(&a.wall_ms));
+    let _ = writeln!(
+        s,
+        "\nThe slowest scrapes, and what the exporter's process did meanwhile (`/proc/PID/task/*/schedstat` and \
+         `/proc/PID/stat`'s `majflt`, read just before and just after each scrape): on a CPU, runnable but waiting \
+         for one, and the rest (asleep: on a major fault's read, a lock, or the scrape not yet sent or read by the \
+         benchmark's own thread). Of the wall time, the exporter's threads' time in direct reclaim and in direct \
+         compaction, from a tracefs record of the four tracepoints over the whole loaded interval{}; and the whole \
+         machine's interrupt time (a kernel built without `CONFIG_IRQ_TIME_ACCOUNTING` charges an interrupt to the \
+         task it interrupts) and time stolen by the hypervisor, from `/proc/stat` (in whole ticks, 10 ms at USER_HZ = 100).\n",
+        if e.record_overran {
+            " (which overran: these may be short)"
+        } else {
+            ""
+        }
+    );
+    let _ = writeln!(
+        s,
+        "| while | wall, ms | read by the exporter, ms | on a CPU, ms | waiting for a CPU, ms | the rest, ms | major faults | in direct reclaim, ms | in direct compaction, ms | machine: interrupts, ms | machine: stolen, ms |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|");
+    for x in slowest.iter().take(5) {
+        let (cpu, rq) = (
+            x.exporter.on_cpu_ns as f64 / 1e6,
+            x.exporter.runqueue_ns as f64 / 1e6,
+        );
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            x.stage,
+            num(x.wall_ms, 2),
+            x.read_ms.map_or("–".to_owned(), |v| num(v, 3)),
+            num(cpu, 2),
+            num(rq, 2),
+            num((x.wall_ms - cpu - rq).max(0.0), 2),
+            x.exporter.major_faults,
+            num(x.reclaim_ms, 2),
+            num(x.compaction_ms, 2),
+            num(x.machine.irq_ms, 0),
+            num(x.machine.steal_ms, 0)
+        );
+    }
+    let failed = e.scrapes.iter().filter(|x| !x.ok).count();
+    let _ = writeln!(
+        s,
+        "\nScrapes that failed (no 200 answer): {failed} of {}.\n",
+        e.scrapes.len()
+    );
+    let _ = writeln!(
+        s,
+        "Peak RSS (VmHWM, `/proc/PID/status`) after the last of those scrapes: {} MB.\n",
+        num(e.hwm_kb as f64 / 1024.0, 1)
+    );
+    let _ = writeln!(
+        s,
+        "Idle: then, with no workload and no scrape, the exporter is watched for {} s: the context switches \
+         (voluntary + involuntary, `/proc/PID/task/TID/status`) of each of its threads over the interval (a sleeping \
+         thread switches out once per wake-up), and the CPU time of all its threads (`/proc/PID/task/*/schedstat`, \
+         in ns: `/proc/PID/stat`'s utime + stime count whole 10 ms ticks). CPU: {} ms in all, {} ms/s.\n",
+        num(e.idle.secs, 1),
+        num(e.idle.cpu_ms, 3),
+        num(e.idle.cpu_ms / e.idle.secs, 4)
+    );
+    let _ = writeln!(
+        s,
+        "| thread | tid | wake-ups | sleeping in (`wchan`, at the end) |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|");
+    for (t, n) in &e.idle.threads {
+        let _ = writeln!(s, "| {} | {} | {n} | {} |", t.comm, t.tid, t.wchan);
+    }
+    let _ = writeln!(
+        s,
+        "\nTime to ready: see 1. Cost to the workload and its programs' run time per squeeze: see 7 (`{EXPORTER_CONFIG}`).{}\n",
+        if e.exited_ok {
+            String::new()
+        } else {
+            format!(" It did not exit cleanly on SIGINT: {}", e.stderr.trim())
+        }
     );
 }
 
@@ -1146,6 +1401,7 @@ pub fn markdown(r: &Results) -> String {
     section_decode(r, &mut s);
     section_workload(r, &mut s);
     section_loss(r, &mut s);
+    section_exporter(r, &mut s);
     section_method(r, &mut s);
     if !r.notes.is_empty() || !r.exit_failures.is_empty() {
         let _ = writeln!(s, "## Notes\n");

@@ -30,17 +30,115 @@ pub fn vm_hwm_kb(pid: u32) -> Option<u64> {
 /// CPU time a process has used so far, user and system, all its threads, in nanoseconds (the
 /// scheduler's own accounting, /proc/PID/task/*/schedstat).
 pub fn cpu_ns(pid: u32) -> Option<u64> {
+    sched(pid).map(|s| s.on_cpu_ns)
+}
+
+/// What the scheduler and the memory manager have done to a process so far, all its threads.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Sched {
+    /// Time on a CPU (schedstat's first field).
+    pub on_cpu_ns: u64,
+    /// Time runnable but waiting for a CPU (schedstat's second field).
+    pub runqueue_ns: u64,
+    /// Page faults that had to read from disk (`majflt` of /proc/PID/stat, all threads).
+    pub major_faults: u64,
+}
+
+pub fn sched(pid: u32) -> Option<Sched> {
     let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
-    let mut total = 0;
+    let mut out = Sched::default();
     for task in tasks.flatten() {
         let text = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
-        total += text
+        let mut fields = text
             .split_whitespace()
-            .next()
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0);
+            .map(|v| v.parse::<u64>().unwrap_or(0));
+        out.on_cpu_ns += fields.next().unwrap_or(0);
+        out.runqueue_ns += fields.next().unwrap_or(0);
     }
-    Some(total)
+    // After the command name, which may hold spaces: state is field 3, majflt field 12.
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    out.major_faults = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().nth(9)?.parse().ok())
+        .unwrap_or(0);
+    Some(out)
+}
+
+/// Machine-wide CPU time of the kinds a task's own accounting can hide, from /proc/stat's `cpu`
+/// line, in ms (it counts USER_HZ ticks: 10 ms steps at 100 Hz).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MachineCpu {
+    /// Hard and soft interrupts: without CONFIG_IRQ_TIME_ACCOUNTING the kernel charges them to
+    /// whatever task they interrupted.
+    pub irq_ms: f64,
+    /// Stolen by the hypervisor from this virtual machine.
+    pub steal_ms: f64,
+}
+
+pub fn machine_cpu() -> MachineCpu {
+    let text = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let f: Vec<f64> = text
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .skip(1)
+        .map(|v| v.parse().unwrap_or(0.0))
+        .collect();
+    // SAFETY: sysconf reads a constant of the C library; no memory is passed.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let tick_ms = 1e3 / if hz > 0 { hz as f64 } else { 100.0 };
+    let at = |i: usize| f.get(i).copied().unwrap_or(0.0) * tick_ms;
+    // user nice system idle iowait irq softirq steal ...
+    MachineCpu {
+        irq_ms: at(5) + at(6),
+        steal_ms: at(7),
+    }
+}
+
+/// One thread of a process, as /proc/PID/task/TID shows it.
+#[derive(Clone, Debug, Default)]
+pub struct ThreadSwitches {
+    pub tid: u32,
+    pub comm: String,
+    /// Voluntary + involuntary context switches so far (`status`): a sleeping thread switches
+    /// out once each time it is woken and sleeps again, so a difference between two readings
+    /// counts its wake-ups.
+    pub switches: u64,
+    /// The kernel function it sleeps in (`wchan`; `0` when it is running or the kernel hides it).
+    pub wchan: String,
+}
+
+/// Every thread of a process, by thread id.
+pub fn thread_switches(pid: u32) -> Vec<ThreadSwitches> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    let mut out: Vec<ThreadSwitches> = tasks
+        .flatten()
+        .filter_map(|task| {
+            let tid = task.file_name().to_string_lossy().parse().ok()?;
+            let dir = task.path();
+            let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap_or_default();
+            let status = read("status");
+            let switches = status
+                .lines()
+                .filter(|l| {
+                    l.starts_with("voluntary_ctxt_switches:")
+                        || l.starts_with("nonvoluntary_ctxt_switches:")
+                })
+                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .sum();
+            Some(ThreadSwitches {
+                tid,
+                comm: read("comm").trim().to_owned(),
+                switches,
+                wchan: read("wchan").trim().to_owned(),
+            })
+        })
+        .collect();
+    out.sort_by_key(|t| t.tid);
+    out
 }
 
 /// Run statistics of one BPF program a process holds.

@@ -1,5 +1,5 @@
 //! `cargo xtask bench`: installs bpftrace and bpftool when missing, builds what is measured
-//! (the tools, `mm-workload` and the decode benchmark, release) and the benchmark itself, then
+//! (the tools, the exporter, `mm-workload` and the decode benchmark, release) and the benchmark itself, then
 //! runs it. The measurement code is the `bench` crate's.
 
 use std::{
@@ -98,9 +98,9 @@ fn cargo(root: &Path) -> Command {
     cmd
 }
 
-/// The tools and the workload, release.
+/// The tools, the exporter and the workload, release.
 fn build(root: &Path) -> Result<()> {
-    // `--bins`: every binary of the three packages (`--bin mm-workload` would leave out the tools).
+    // `--bins`: every binary of the four packages (`--bin mm-workload` would leave out the tools).
     run_cmd(cargo(root).args([
         "build",
         "--release",
@@ -108,6 +108,8 @@ fn build(root: &Path) -> Result<()> {
         "compactsnoop",
         "--package",
         "drsnoop",
+        "--package",
+        "memstall-exporter",
         "--package",
         "tests",
         "--bins",
