@@ -153,6 +153,19 @@ pub const COMPACTSNOOP_E: Spec = spec(
     Kind::Compaction,
     Program::Tool("compactsnoop", &["-e"]),
 );
+pub const COMPACTSNOOP_W: Spec = spec(
+    "compactsnoop -w",
+    Family::Ours,
+    Kind::Compaction,
+    Program::Tool("compactsnoop", &["-w"]),
+);
+/// The tracepoints `compactsnoop -w` adds, whose programs only add to the run in progress.
+pub const WORK_TRACEPOINTS: [&str; 4] = [
+    "mm_compaction_isolate_migratepages",
+    "mm_compaction_isolate_freepages",
+    "mm_compaction_fast_isolate_freepages",
+    "mm_compaction_migratepages",
+];
 pub const DRSNOOP: Spec = spec(
     "drsnoop",
     Family::Ours,

@@ -19,7 +19,7 @@
 //!    of the page-cache file and the warm-up squeeze, and 2 s after: each scrape's wall time
 //!    from the client, the exporter's own read time, series and bytes; its peak RSS; then 10 s
 //!    idle, neither scraped nor loaded: its threads' wake-ups and CPU.
-//! 3. Side by side: every tracer attached at once (our tools, `compactsnoop -e`, `drsnoop -v`,
+//! 3. Side by side: every tracer attached at once (our tools, `compactsnoop -e`, `-w`, `drsnoop -v`,
 //!    `drsnoop -K`, the bpftrace one-liners, a `cat` of `trace_pipe`), plus a tracefs instance of
 //!    our own recording the same tracepoints as ground truth, over the huge-page squeeze:
 //!    peak RSS, in-kernel cost per program (`kernel.bpf_stats_enabled=1`), display latency,
@@ -138,9 +138,10 @@ pub fn workspace_root() -> PathBuf {
 }
 
 /// Contenders of the side-by-side runs, started in this order.
-const SIDE_BY_SIDE: [Spec; 8] = [
+const SIDE_BY_SIDE: [Spec; 9] = [
     contenders::COMPACTSNOOP,
     contenders::COMPACTSNOOP_E,
+    contenders::COMPACTSNOOP_W,
     contenders::DRSNOOP,
     contenders::DRSNOOP_V,
     contenders::DRSNOOP_K,
@@ -321,6 +322,8 @@ pub struct Results {
     /// Huge pages reserved over huge pages asked for, per side-by-side run.
     pub side_hugepages_got: Vec<f64>,
     pub side_truth_pairs: Series,
+    /// The mean duration of a compaction run, ns, per side-by-side run (the kernel's record).
+    pub side_run_ns: Series,
     /// 6. The cases, or why there are none.
     pub decode: Vec<DecodeCase>,
     pub decode_error: Option<String>,
@@ -823,6 +826,17 @@ fn side_by_side_run(
         )
         .len() as f64,
     );
+    // The runs' own duration, from the kernel's record: what -w's batch programs add to a run
+    // is weighed against it.
+    let runs = tracefs::pairs(&records, "mm_compaction_begin", "mm_compaction_end");
+    if !runs.is_empty() {
+        let total: u64 = runs
+            .iter()
+            .map(|(b, e)| e.ts_ns.saturating_sub(b.ts_ns))
+            .sum();
+        r.side_run_ns
+            .push("compaction", total as f64 / runs.len() as f64);
+    }
     r.side_truth_pairs.push(
         "compaction (workload)",
         tracefs::pairs(&records, "mm_compaction_begin", "mm_compaction_end")

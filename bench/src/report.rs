@@ -143,6 +143,36 @@ fn med(s: &Series, label: &str) -> Option<f64> {
     s.stat(label).map(|s| s.median)
 }
 
+/// `compactsnoop -w`: its batch programs' run time per compaction run (medians over the
+/// side-by-side runs), against the run's own mean duration from the kernel's record.
+fn work_target(r: &Results, out: &mut Vec<Target>) {
+    const W: &str = "compactsnoop -w";
+    let per_run = |tp: &str| {
+        let key = format!("{W} | {tp}");
+        med(&r.prog_ns, &key).zip(med(&r.prog_runs, &key))
+    };
+    let ends = med(&r.prog_runs, &format!("{W} | mm_compaction_end"));
+    let batches: Option<f64> = crate::contenders::WORK_TRACEPOINTS
+        .iter()
+        .filter_map(|tp| per_run(tp))
+        .map(|(ns, runs)| ns * runs)
+        .reduce(|a, b| a + b);
+    let added = batches.zip(ends).map(|(ns, ends)| ns / ends.max(1.0));
+    let run = med(&r.side_run_ns, "compaction");
+    let q = added.zip(run).map(|(a, b)| a / b);
+    out.push(Target {
+        metric: format!(
+            "{W}: its batch programs' in-kernel time per compaction run, against the run's duration"
+        ),
+        ours: added.map_or("–".to_owned(), |v| format!("{} ns", num(v, 0))),
+        reference: run.map_or("–".to_owned(), |v| format!("{} ns", num(v, 0))),
+        ratio: q.map_or("–".to_owned(), ratio),
+        target: "≤ 1/100".to_owned(),
+        note: None,
+        met: q.map(|q| q <= 0.01),
+    });
+}
+
 fn targets(r: &Results) -> Vec<Target> {
     let mut out = Vec::new();
     let vs = |metric: &str,
@@ -265,6 +295,7 @@ fn targets(r: &Results) -> Vec<Target> {
             },
         });
     }
+    work_target(r, &mut out);
     exporter_targets(r, &mut out);
     match &r.decode {
         cases if !cases.is_empty() => {
@@ -316,6 +347,7 @@ fn targets(r: &Results) -> Vec<Target> {
         "compactsnoop",
         "drsnoop",
         "compactsnoop -e",
+        "compactsnoop -w",
         "drsnoop -v",
         "drsnoop -K",
     ] {
@@ -1303,7 +1335,7 @@ fn section_method(r: &Results, s: &mut String) {
          its huge pages as whole free pageblocks, would leave the next squeeze almost nothing to compact (about 10 \
          compaction runs instead of several hundred). Memory is squeezed only under the machine-wide lock \
          `/tmp/tracer-tests.lock`.\n\
-         - **Side by side**: `compactsnoop`, `compactsnoop -e`, `drsnoop`, `drsnoop -v`, `drsnoop -K` (release build), \
+         - **Side by side**: `compactsnoop`, `compactsnoop -e`, `compactsnoop -w`, `drsnoop`, `drsnoop -v`, `drsnoop -K` (release build), \
          the two bpftrace one-liners and `cat trace_pipe` of a tracefs instance with the four tracepoints are started \
          one after the other (each after the previous one's header), then the squeeze runs once; {runs} runs.\n\
          - **bpftrace one-liners** (tracepoints; this kernel has no kprobes): compaction pairs \
