@@ -766,6 +766,29 @@ fn added_up(lines: &[serde_json::Value]) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// Once the kernel is quiet: the record, and the JSON and column runs of one mode, each
+/// checked to have ended well and lost nothing.
+fn stop_both(
+    rec: &Recorder,
+    json: tool::Running,
+    columns: tool::Running,
+) -> (Vec<Record>, Finished, Finished) {
+    wait_quiet();
+    let records = rec.stop();
+    let json = json.interrupt(Duration::from_secs(10));
+    let columns = columns.interrupt(Duration::from_secs(10));
+    assert!(json.status.success(), "{}", json.stderr);
+    assert!(columns.status.success(), "{}", columns.stderr);
+    assert!(!rec.overran(), "the tracefs buffer overran");
+    assert!(
+        !json.reported_losses() && !columns.reported_losses(),
+        "{}\n{}",
+        json.stderr,
+        columns.stderr
+    );
+    (records, json, columns)
+}
+
 /// The tracepoints `-w` adds up, and the fields of each it reads.
 const WORK_EVENTS: [(&str, [(&str, &str); 2]); 4] = [
     (
@@ -823,15 +846,8 @@ fn work_of_each_run_is_the_sum_of_its_batches_and_each_trigger_is_right() {
         name: "wl-huge",
         uid: None,
     });
-    wait_quiet();
-    let records = rec.stop();
-    let done = tool.interrupt(Duration::from_secs(10));
-    let columns = columns.interrupt(Duration::from_secs(10));
+    let (records, done, columns) = stop_both(&rec, tool, columns);
     drop(squeeze);
-    assert!(done.status.success(), "{}", done.stderr);
-    assert!(columns.status.success(), "{}", columns.stderr);
-    assert!(!rec.overran(), "the tracefs buffer overran");
-    assert!(!done.reported_losses(), "{}", done.stderr);
 
     // The kernel's runs, each with the sums of the batches between its begin and end on its
     // thread.
@@ -950,15 +966,8 @@ fn attempts_not_run_match_the_kernels_deferrals_and_unsuitable_zones() {
         name: "wl-huge",
         uid: None,
     });
-    wait_quiet();
-    let records = rec.stop();
-    let done = tool.interrupt(Duration::from_secs(10));
-    let columns = columns.interrupt(Duration::from_secs(10));
+    let (records, done, columns) = stop_both(&rec, tool, columns);
     drop(squeeze);
-    assert!(done.status.success(), "{}", done.stderr);
-    assert!(columns.status.success(), "{}", columns.stderr);
-    assert!(!rec.overran(), "the tracefs buffer overran");
-    assert!(!done.reported_losses(), "{}", done.stderr);
 
     // The kernel's: every deferral, and every suitability check that did not say continue.
     let kernel: Vec<&Record> = records

@@ -84,28 +84,39 @@ const DONE: u64 = 0;
 /// A run in progress: where its zone, order and trigger are gathered (a row's record, or a
 /// counting run's start).
 trait Run {
-    fn flags(&mut self) -> &mut u8;
-    fn place(&mut self, node: i32, zone_idx: i32);
-    fn set_order(&mut self, order: i32);
+    /// Its node, zone index, order and `FLAG_*` bits.
+    fn position(&mut self) -> (&mut i32, &mut i32, &mut i32, &mut u8);
     /// Where `-e`'s zone state goes, for a record that shows it.
     fn zone_state(&mut self) -> Option<&mut ZoneSnapshot>;
+
+    #[inline(always)]
+    fn flags(&mut self) -> &mut u8 {
+        self.position().3
+    }
+    #[inline(always)]
+    fn place(&mut self, node: i32, zone_idx: i32) {
+        let (n, z, _, flags) = self.position();
+        *n = node;
+        *z = zone_idx;
+        *flags |= FLAG_ZONE_KNOWN;
+    }
+    #[inline(always)]
+    fn set_order(&mut self, order: i32) {
+        let (_, _, o, flags) = self.position();
+        *o = order;
+        *flags |= FLAG_ORDER_KNOWN;
+    }
 }
 
 impl Run for CompactEvent {
     #[inline(always)]
-    fn flags(&mut self) -> &mut u8 {
-        &mut self.flags
-    }
-    #[inline(always)]
-    fn place(&mut self, node: i32, zone_idx: i32) {
-        self.node = node;
-        self.zone_idx = zone_idx;
-        self.flags |= FLAG_ZONE_KNOWN;
-    }
-    #[inline(always)]
-    fn set_order(&mut self, order: i32) {
-        self.order = order;
-        self.flags |= FLAG_ORDER_KNOWN;
+    fn position(&mut self) -> (&mut i32, &mut i32, &mut i32, &mut u8) {
+        (
+            &mut self.node,
+            &mut self.zone_idx,
+            &mut self.order,
+            &mut self.flags,
+        )
     }
     #[inline(always)]
     fn zone_state(&mut self) -> Option<&mut ZoneSnapshot> {
@@ -115,19 +126,13 @@ impl Run for CompactEvent {
 
 impl Run for RunStart {
     #[inline(always)]
-    fn flags(&mut self) -> &mut u8 {
-        &mut self.flags
-    }
-    #[inline(always)]
-    fn place(&mut self, node: i32, zone_idx: i32) {
-        self.node = node;
-        self.zone_idx = zone_idx;
-        self.flags |= FLAG_ZONE_KNOWN;
-    }
-    #[inline(always)]
-    fn set_order(&mut self, order: i32) {
-        self.order = order;
-        self.flags |= FLAG_ORDER_KNOWN;
+    fn position(&mut self) -> (&mut i32, &mut i32, &mut i32, &mut u8) {
+        (
+            &mut self.node,
+            &mut self.zone_idx,
+            &mut self.order,
+            &mut self.flags,
+        )
     }
     #[inline(always)]
     fn zone_state(&mut self) -> Option<&mut ZoneSnapshot> {
