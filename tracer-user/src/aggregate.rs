@@ -103,7 +103,7 @@ impl Aggregation {
                 debug,
                 // Nothing is sent: the smallest ring the kernel takes.
                 ring_bytes: 4096,
-                classic_hooks: &[],
+                classic_hooks: Vec::new(),
                 map_sizes: vec![
                     (names::COMPACT_HISTOGRAMS, groups),
                     (names::RECLAIM_HISTOGRAMS, RECLAIM_GROUPS),

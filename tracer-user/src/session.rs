@@ -47,7 +47,7 @@ pub struct Options {
     pub map_sizes: Vec<(&'static str, u32)>,
     /// Tracepoints this run hooks with classic programs whatever `kind` is
     /// (`attach_classic_hooks`): their record layouts are read at load.
-    pub classic_hooks: &'static [ClassicHook],
+    pub classic_hooks: Vec<ClassicHook>,
 }
 
 /// The programs, loaded.

@@ -181,7 +181,12 @@ fn fragment() -> Result<(), String> {
         free >> 20,
         available >> 20
     );
-    let nofile = (2 * mib + 64) as libc::rlim_t;
+    // Pipes of 256 KiB: a pipe's ring of 64 buffer slots (2.5 KiB) comes from an order-0 slab,
+    // while a 1 MiB pipe's (10 KiB) is an order-2 allocation, which the fragmentation this
+    // makes can leave the kernel unable to satisfy but by the OOM killer (seen under QEMU).
+    const PIPE_BYTES: usize = 256 << 10;
+    let count = (mib << 20) / PIPE_BYTES;
+    let nofile = (2 * count + 64) as libc::rlim_t;
     // SAFETY: a valid rlimit.
     unsafe {
         libc::setrlimit(
@@ -193,15 +198,15 @@ fn fragment() -> Result<(), String> {
         )
     };
     let chunk = vec![b'x'; 65536];
-    let mut pipes = Vec::with_capacity(mib);
-    for _ in 0..mib {
+    let mut pipes = Vec::with_capacity(count);
+    for _ in 0..count {
         let mut fds = [0; 2];
         // SAFETY: fds has room for two descriptors; writes are bounded by the chunk.
         unsafe {
             if libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK) != 0 {
                 break;
             }
-            libc::fcntl(fds[1], libc::F_SETPIPE_SZ, 1 << 20);
+            libc::fcntl(fds[1], libc::F_SETPIPE_SZ, PIPE_BYTES as libc::c_int);
             while libc::write(fds[1], chunk.as_ptr().cast(), chunk.len()) > 0 {}
         }
         pipes.push(fds);

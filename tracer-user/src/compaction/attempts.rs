@@ -303,7 +303,7 @@ pub async fn run(opts: &Settings) -> Result<()> {
             debug: opts.common.debug,
             ring_bytes: 256 * 1024,
             map_sizes: Vec::new(),
-            classic_hooks: &HOOKS,
+            classic_hooks: HOOKS.to_vec(),
         },
         None,
         &[],

@@ -123,7 +123,7 @@ const WORK_HOOKS: [ClassicHook; 4] = [
     },
     ClassicHook {
         system: "compaction",
-        event: "mm_compaction_fast_isolate_freepages",
+        event: FAST_ISOLATE,
         program: programs::COMPACT_FAST_ISOLATE_FREE,
         classic: ISOLATE,
     },
@@ -137,6 +137,33 @@ const WORK_HOOKS: [ClassicHook; 4] = [
         },
     },
 ];
+
+/// The tracepoint of the free scanner's fast path, which older kernels lack (5.10 and 6.1 of
+/// the matrix; 6.12 has it).
+const FAST_ISOLATE: &str = "mm_compaction_fast_isolate_freepages";
+
+/// `-w`'s hooks this kernel has. Without the fast path's tracepoint the kernel reports nothing
+/// of that path, and FSCANNED/FISOLATED count the slow one only; the others are needed (a
+/// missing one fails to attach, naming it).
+fn work_hooks() -> Vec<ClassicHook> {
+    let root = tracefs::root().ok();
+    WORK_HOOKS
+        .iter()
+        .copied()
+        .filter(|h| {
+            let present = root.as_ref().is_none_or(|r| {
+                r.join("events").join(h.system).join(h.event).is_dir()
+            });
+            if !present && h.event == FAST_ISOLATE {
+                log::debug!(
+                    "no tracepoint compaction:{FAST_ISOLATE} on this kernel: FSCANNED and FISOLATED count the free scanner's slow path only"
+                );
+                return false;
+            }
+            true
+        })
+        .collect()
+}
 
 /// The function whose first argument is the run's `struct compact_control *`.
 const COMPACT_ZONE: &str = "compact_zone";
@@ -275,6 +302,7 @@ pub async fn run(opts: &Settings) -> Result<()> {
         None => 1,
     };
 
+    let work_hooks = if opts.work { work_hooks() } else { Vec::new() };
     let mut session = Session::load(
         &Options {
             tool: "compactsnoop",
@@ -295,7 +323,7 @@ pub async fn run(opts: &Settings) -> Result<()> {
             debug: opts.common.debug,
             ring_bytes: 256 * 1024,
             map_sizes: vec![(names::COMPACT_HISTOGRAMS, histogram_groups)],
-            classic_hooks: if opts.work { &WORK_HOOKS } else { &[] },
+            classic_hooks: work_hooks.clone(),
         },
         plan.btf.as_ref(),
         plan.hooks,
@@ -304,9 +332,7 @@ pub async fn run(opts: &Settings) -> Result<()> {
     plan.btf = None;
     log::debug!("object loaded at {:.1} ms", elapsed_ms(t0));
     attach(&mut session, &plan)?;
-    if opts.work {
-        session.attach_classic_hooks(&WORK_HOOKS)?;
-    }
+    session.attach_classic_hooks(&work_hooks)?;
     log::debug!("attached at {:.1} ms", elapsed_ms(t0));
     if let Some(h) = opts.histogram {
         let map = session.take_map(names::COMPACT_HISTOGRAMS)?;

@@ -100,7 +100,7 @@ pub async fn run(opts: &Settings) -> Result<()> {
             } else {
                 RING_BYTES
             },
-            classic_hooks: &[],
+            classic_hooks: Vec::new(),
             map_sizes: Vec::new(),
         },
         None,

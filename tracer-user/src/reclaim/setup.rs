@@ -180,7 +180,7 @@ pub async fn run(opts: &Settings) -> Result<()> {
             debug: opts.common.debug,
             ring_bytes: 256 * 1024,
             // -H: a histogram per kind (three), or with -P per process and name too.
-            classic_hooks: &[],
+            classic_hooks: Vec::new(),
             map_sizes: vec![(
                 names::RECLAIM_HISTOGRAMS,
                 match &opts.histogram {
