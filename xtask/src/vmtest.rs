@@ -75,7 +75,8 @@ pub struct VmTestArgs {
     /// deadlines at risk: one at a time by default, more where there are cores to spare.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=8))]
     pub jobs: u32,
-    /// Only tests whose SUITE::NAME contains this (`reclaim::` for a whole suite).
+    /// Only tests whose SUITE::NAME contains this (`reclaim::` for a whole suite); commas
+    /// separate alternatives (`json::extfrag,compaction::work`).
     #[arg(long)]
     pub filter: Option<String>,
     /// Run nothing: write the matrix from the logs the last runs of these kernels left.
@@ -684,7 +685,10 @@ fn run_host(args: &VmTestArgs, built: &Built) -> Result<()> {
             if args
                 .filter
                 .as_deref()
-                .is_none_or(|f| format!("{suite}::{name}").contains(f))
+                .is_none_or(|f| {
+                    let full = format!("{suite}::{name}");
+                    f.split(',').any(|f| full.contains(f))
+                })
             {
                 let _ = writeln!(log, "@@vmtest list {suite} {name}");
                 listed.push((suite.clone(), name.to_owned()));

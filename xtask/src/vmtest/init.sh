@@ -135,8 +135,9 @@ cd /
 for suite in $SUITES; do
     "/vmtest/tests/$suite" --list --format terse 2>/dev/null | sed -n 's/: test$//p' >"/vmtest/$suite.list"
     if [ -n "$FILTER" ]; then
-        # Matched against SUITE::TEST, so that `--filter drsnoop::` selects a whole suite.
-        sed "s/^/$suite::/" "/vmtest/$suite.list" | grep -F -- "$FILTER" |
+        # Matched against SUITE::TEST, so that `--filter drsnoop::` selects a whole suite; commas
+        # separate alternatives (grep -F takes one pattern a line).
+        sed "s/^/$suite::/" "/vmtest/$suite.list" | grep -F -- "$(printf '%s' "$FILTER" | tr ',' '\n')" |
             sed "s/^$suite:://" >"/vmtest/$suite.sel"
     else
         cp "/vmtest/$suite.list" "/vmtest/$suite.sel"
