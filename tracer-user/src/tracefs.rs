@@ -45,6 +45,15 @@ pub fn root() -> Result<PathBuf> {
     Ok(target.to_owned())
 }
 
+/// Whether this kernel has the tracepoint `system:event`. Where tracefs cannot be found, it
+/// cannot tell: true, and attaching decides.
+pub fn tracepoint_exists(system: &str, event: &str) -> bool {
+    match root() {
+        Ok(root) => root.join("events").join(system).join(event).is_dir(),
+        Err(_) => true,
+    }
+}
+
 /// One field of a tracepoint record.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Field {

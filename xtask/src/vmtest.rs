@@ -682,14 +682,10 @@ fn run_host(args: &VmTestArgs, built: &Built) -> Result<()> {
                 let _ = writeln!(log, "@@vmtest host-only {suite} {name}");
                 continue;
             }
-            if args
-                .filter
-                .as_deref()
-                .is_none_or(|f| {
-                    let full = format!("{suite}::{name}");
-                    f.split(',').any(|f| full.contains(f))
-                })
-            {
+            if args.filter.as_deref().is_none_or(|f| {
+                let full = format!("{suite}::{name}");
+                f.split(',').any(|f| full.contains(f))
+            }) {
                 let _ = writeln!(log, "@@vmtest list {suite} {name}");
                 listed.push((suite.clone(), name.to_owned()));
             }

@@ -281,7 +281,7 @@ pub async fn run(opts: &Settings) -> Result<()> {
     config.compact_continue = continue_value(&plan.names.results)?;
     let tracefs = tracefs::root()?;
     for h in &HOOKS {
-        if tracefs::Format::read(&tracefs, h.system, h.event).is_err() {
+        if !tracefs::tracepoint_exists(h.system, h.event) {
             bail!(
                 "this kernel has no tracepoint {}:{}, which -a needs",
                 h.system,

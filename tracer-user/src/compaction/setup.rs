@@ -146,14 +146,11 @@ const FAST_ISOLATE: &str = "mm_compaction_fast_isolate_freepages";
 /// of that path, and FSCANNED/FISOLATED count the slow one only; the others are needed (a
 /// missing one fails to attach, naming it).
 fn work_hooks() -> Vec<ClassicHook> {
-    let root = tracefs::root().ok();
     WORK_HOOKS
         .iter()
         .copied()
         .filter(|h| {
-            let present = root.as_ref().is_none_or(|r| {
-                r.join("events").join(h.system).join(h.event).is_dir()
-            });
+            let present = tracefs::tracepoint_exists(h.system, h.event);
             if !present && h.event == FAST_ISOLATE {
                 log::debug!(
                     "no tracepoint compaction:{FAST_ISOLATE} on this kernel: FSCANNED and FISOLATED count the free scanner's slow path only"

@@ -245,7 +245,7 @@ pub(crate) fn attach(session: &mut Session, memcg: bool) -> Result<()> {
     session.attach(&HOOKS_DIRECT)?;
     if memcg {
         session.attach(&HOOKS_MEMCG)?;
-        if tracepoint_exists(HOOKS_MEMCG_SOFT[0].event) {
+        if tracefs::tracepoint_exists("vmscan", HOOKS_MEMCG_SOFT[0].event) {
             session.attach(&HOOKS_MEMCG_SOFT)?;
         } else {
             debug!("no soft-limit reclaim tracepoints on this kernel");
@@ -280,13 +280,5 @@ fn gfp_names() -> GfpNames {
             debug!("gfp flags shown in hex: {e:#}");
             GfpNames::default()
         }
-    }
-}
-
-fn tracepoint_exists(event: &str) -> bool {
-    match tracefs::root() {
-        Ok(root) => root.join("events/vmscan").join(event).is_dir(),
-        // Cannot tell: let attaching decide.
-        Err(_) => true,
     }
 }
