@@ -12,7 +12,9 @@ use tracer_user::{compaction, extfrag};
 /// The options, as the library takes them.
 impl From<Opts> for Mode {
     fn from(o: Opts) -> Mode {
-        if o.attempts {
+        if o.kcompactd {
+            Mode::Kcompactd(compaction::kcompactd::Settings { common: o.common })
+        } else if o.attempts {
             Mode::Attempts(compaction::attempts::Settings { common: o.common })
         } else if o.extfrag {
             Mode::Extfrag(extfrag::Settings {
@@ -33,6 +35,7 @@ impl From<Opts> for Mode {
 enum Mode {
     Compaction(compaction::Settings),
     Attempts(compaction::attempts::Settings),
+    Kcompactd(compaction::kcompactd::Settings),
     Extfrag(extfrag::Settings),
 }
 
@@ -46,6 +49,7 @@ fn main() -> ExitCode {
         match Mode::from(opts) {
             Mode::Compaction(settings) => compaction::run(&settings).await,
             Mode::Attempts(settings) => compaction::attempts::run(&settings).await,
+            Mode::Kcompactd(settings) => compaction::kcompactd::run(&settings).await,
             Mode::Extfrag(settings) => extfrag::run(&settings).await,
         }
     })

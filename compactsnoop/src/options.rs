@@ -39,6 +39,17 @@ pub const COLUMNS: &str = "    TIME(s)     (-T) seconds since the first event
                 CONSIDERED reaches LIMIT, or for orders below FAILED
     PRIO GFP    the direct compaction request that asked: its priority and gfp flags
                 (- for none: kswapd, kcompactd, reclaim's checks)
+  -k: one line each time a task wakes kcompactd, kcompactd wakes, and it sleeps again
+    COMM, PID   the waker (wakeup: typically kswapd), or kcompactd itself
+    EVENT       wakeup (a task woke kcompactd), wake (kcompactd woke to compact),
+                sleep (it goes back to sleep; every 500 ms with proactive compaction on)
+    ORDER ZONE  (wakeup, wake) the order to compact for, and the highest zone it may use
+    RUNS        (sleep) compaction runs kcompactd ended since its previous sleep
+    AWAKE(ms)   (sleep) since it woke (- after a check of proactive compaction)
+    SCORE       (sleep) the node's fragmentation score, computed as the kernel does from
+                /proc/buddyinfo and /proc/zoneinfo when the line is written
+    LOW HIGH    (sleep) the thresholds from vm.compaction_proactiveness: proactive
+                compaction starts above HIGH and stops below LOW (off: proactiveness 0)
   -x: one line per page allocation that fell back to another migrate type
     NODE, ZONE  the zone of the page
     ORDER       the order asked for
@@ -65,6 +76,7 @@ pub const EXAMPLES: &str = "    compactsnoop             # trace all compaction 
     compactsnoop -Tep 4242   # timestamps and extended fields for PID 4242
     compactsnoop -w          # what each run did: pages scanned, isolated, migrated
     compactsnoop -a          # zones compaction was considered for and not run, and why
+    compactsnoop -k          # what kcompactd is doing: wake-ups, sleeps, fragmentation score
     compactsnoop -x          # trace external fragmentation (page allocation fallbacks)
     compactsnoop -x -s 5     # count fallbacks in the kernel, print a table every 5 s
     compactsnoop -j          # JSON Lines: one object per run
@@ -117,6 +129,11 @@ pub struct Opts {
     /// (deferred, skipped, not_suitable_zone, ...), instead of the runs.
     #[arg(short = 'a', long = "attempts", conflicts_with_all = ["extfrag", "histogram", "work", "extended_fields"])]
     pub attempts: bool,
+    /// Show what each node's kcompactd is doing instead of the runs: who woke it, for which
+    /// order and zone, when it slept again, the runs it made in between, and the node's
+    /// fragmentation score beside the proactive-compaction thresholds.
+    #[arg(short = 'k', long = "kcompactd", conflicts_with_all = ["extfrag", "histogram", "work", "extended_fields", "attempts", "kernel_stack"])]
+    pub kcompactd: bool,
     /// Trace external fragmentation (kmem:mm_page_alloc_extfrag) instead of compaction.
     #[arg(short = 'x', long)]
     pub extfrag: bool,

@@ -223,7 +223,59 @@ pub struct CompactRequest {
     pub prio: i32,
 }
 
-user_pod!(ZoneSnapshot, CompactEvent, CompactWork, CompactAttempt);
+/// `KcompactdEvent::kind`: a task woke a node's kcompactd (`mm_compaction_wakeup_kcompactd`;
+/// the task is the waker, typically kswapd).
+pub const KCOMPACTD_WAKEUP: u8 = 1;
+/// `KcompactdEvent::kind`: kcompactd woke up to compact (`mm_compaction_kcompactd_wake`).
+pub const KCOMPACTD_WAKE: u8 = 2;
+/// `KcompactdEvent::kind`: kcompactd goes to sleep (`mm_compaction_kcompactd_sleep`), once
+/// after every round of work and, where proactive compaction is on, every check interval.
+pub const KCOMPACTD_SLEEP: u8 = 3;
+
+/// `KcompactdEvent::known`: `runs` counts every run since the thread's previous sleep or
+/// wake seen (not so for the first sleep after the tool started).
+pub const KNOWN_RUNS: u8 = 1 << 0;
+/// `KcompactdEvent::known`: `awake_ns` is the time since a wake seen on this thread.
+pub const KNOWN_AWAKE: u8 = 1 << 1;
+
+/// `-k`: what kcompactd is doing, one record per tracepoint hit.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KcompactdEvent {
+    /// `bpf_ktime_get_ns()` at the tracepoint.
+    pub ts_ns: u64,
+    pub tgid: u32,
+    pub tid: u32,
+    pub uid: u32,
+    pub node: i32,
+    /// Wake-ups: the order kcompactd is to compact for (-1: proactive, from the sysctl).
+    pub order: i32,
+    /// Wake-ups: the highest zone (`enum zone_type` index) the allocation may use.
+    pub zone_idx: i32,
+    /// Sleeps: compaction runs this thread ended since its previous sleep.
+    pub runs: u32,
+    /// `KCOMPACTD_*`.
+    pub kind: u8,
+    /// `KNOWN_*`.
+    pub known: u8,
+    pub _pad: [u8; 2],
+    /// Sleeps: nanoseconds since the wake that started this round.
+    pub awake_ns: u64,
+    pub comm: [u8; TASK_COMM_LEN],
+    pub cgroup_id: u64,
+}
+crate::pin_layout!(KcompactdEvent, 72, {
+    ts_ns @ 0, tgid @ 8, tid @ 12, uid @ 16, node @ 20, order @ 24, zone_idx @ 28, runs @ 32,
+    kind @ 36, known @ 37, _pad @ 38, awake_ns @ 40, comm @ 48, cgroup_id @ 64,
+});
+
+user_pod!(
+    ZoneSnapshot,
+    CompactEvent,
+    CompactWork,
+    CompactAttempt,
+    KcompactdEvent
+);
 
 #[cfg(test)]
 mod tests {

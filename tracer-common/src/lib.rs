@@ -38,6 +38,8 @@ pub mod names {
     pub const COMPACT_STARTS: &str = "COMPACT_STARTS";
     /// `-a`: each thread's latest direct-compaction request.
     pub const COMPACT_REQUESTS: &str = "COMPACT_REQUESTS";
+    /// `-k`: each kcompactd thread's round (`compaction::KcompactdRound`).
+    pub const KCOMPACTD_ROUNDS: &str = "KCOMPACTD_ROUNDS";
     /// Per-thread begin state of reclaims.
     pub const RECLAIM_BEGIN: &str = "RECLAIM_BEGIN";
     /// In-kernel counts of extfrag events for the summary mode.
@@ -110,6 +112,11 @@ pub mod programs {
     pub const COMPACT_DEFERRED: &str = "compact_deferred_tp";
     pub const COMPACT_SUITABLE: &str = "compact_suitable_tp";
     pub const COMPACT_REQUEST: &str = "compact_request_tp";
+    /// `-k`: kcompactd woken, waking, going to sleep, and the runs it ends in between.
+    pub const KCOMPACTD_WAKEUP: &str = "kcompactd_wakeup_tp";
+    pub const KCOMPACTD_WAKE: &str = "kcompactd_wake_tp";
+    pub const KCOMPACTD_SLEEP: &str = "kcompactd_sleep_tp";
+    pub const KCOMPACTD_RUN_END: &str = "kcompactd_run_end_tp";
     /// Probes on compact_zone() for the run's `compact_control` (`--hooks kprobe|fentry`).
     pub const COMPACT_ZONE_KPROBE: &str = "compact_zone_kprobe";
     pub const COMPACT_ZONE_FENTRY: &str = "compact_zone_fentry";
@@ -157,6 +164,10 @@ pub mod programs {
                 COMPACT_DEFERRED,
                 COMPACT_SUITABLE,
                 COMPACT_REQUEST,
+                KCOMPACTD_WAKEUP,
+                KCOMPACTD_WAKE,
+                KCOMPACTD_SLEEP,
+                KCOMPACTD_RUN_END,
                 EXTFRAG,
             ])
     }

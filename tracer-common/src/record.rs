@@ -48,6 +48,11 @@ pub type CompactDeferredRecord = [RecordField; 6];
 pub type CompactSuitableRecord = [RecordField; 4];
 /// `compaction:mm_compaction_try_to_compact_pages`: order, gfp_mask, prio.
 pub type CompactRequestRecord = [RecordField; 3];
+/// `compaction:mm_compaction_wakeup_kcompactd` and `mm_compaction_kcompactd_wake` (one
+/// template): nid, order, highest_zoneidx.
+pub type KcompactdWakeRecord = [RecordField; 3];
+/// `compaction:mm_compaction_kcompactd_sleep`: nid.
+pub type KcompactdSleepRecord = [RecordField; 1];
 /// `vmscan:mm_vmscan_*_reclaim_begin`: order, gfp_flags (4 bytes up to 5.17, 8 from 5.18).
 pub type ReclaimBeginRecord = [RecordField; 2];
 /// `vmscan:mm_vmscan_*_reclaim_end`: nr_reclaimed.
@@ -63,6 +68,8 @@ pub mod globals {
     pub const COMPACT_DEFERRED: &str = "RECORD_COMPACT_DEFERRED";
     pub const COMPACT_SUITABLE: &str = "RECORD_COMPACT_SUITABLE";
     pub const COMPACT_REQUEST: &str = "RECORD_COMPACT_REQUEST";
+    pub const KCOMPACTD_WAKE: &str = "RECORD_KCOMPACTD_WAKE";
+    pub const KCOMPACTD_SLEEP: &str = "RECORD_KCOMPACTD_SLEEP";
     pub const RECLAIM_BEGIN: &str = "RECORD_RECLAIM_BEGIN";
     pub const RECLAIM_END: &str = "RECORD_RECLAIM_END";
 }

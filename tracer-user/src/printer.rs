@@ -28,6 +28,10 @@ pub trait EventKind {
         Self: 'a;
     /// JSON's `event`.
     const EVENT: &'static str;
+    /// JSON's `event` of one event, for a kind whose events have several.
+    fn event_name(_event: &Self::Event<'_>) -> &'static str {
+        Self::EVENT
+    }
 
     fn comm(raw: &Self::Raw) -> &[u8];
     /// The task's cgroup v2 id, where the record carries it (JSON), else 0.
@@ -106,7 +110,7 @@ impl<K: EventKind, W: Write> Sink for Printer<K, W> {
             .flatten();
         let event = K::decode(&mut self.decoder, &raw);
         self.out.event(
-            K::EVENT,
+            K::event_name(&event),
             K::ts_ns(&raw),
             &event,
             |w| K::row(&columns, w, &event, time_s),

@@ -3,4 +3,5 @@
 
 pub mod compaction;
 pub mod extfrag;
+pub mod kcompactd;
 pub mod reclaim;

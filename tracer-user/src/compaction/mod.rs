@@ -6,12 +6,13 @@
 //! `CompactionRun` with every value named; `columns` writes it as bcc's row, `json` (serde
 //! over the same struct) as a JSON line. With `-H`, `histograms` reads the latencies the
 //! programs counted instead; with `-a`, `attempts` shows the zones compaction was considered
-//! for and not run. Tested in `tests/tests/compaction.rs`.
+//! for and not run; with `-k`, `kcompactd` shows what each node's kcompactd is doing. Tested in `tests/tests/compaction.rs`.
 
 pub mod attempts;
 pub mod columns;
 pub mod event;
 pub mod histograms;
+pub mod kcompactd;
 pub mod printer;
 mod setup;
 

@@ -72,7 +72,7 @@ const BEGIN: Classic = Classic {
     global: record::globals::COMPACT_BEGIN,
     fields: BEGIN_FIELDS,
 };
-const END: Classic = Classic {
+pub(crate) const END: Classic = Classic {
     global: record::globals::COMPACT_END,
     fields: END_FIELDS,
 };
