@@ -207,6 +207,33 @@ impl Drop for HugepagesGuard {
     }
 }
 
+/// A sysctl set for a test and restored to what it was when dropped, also when the test
+/// panics.
+pub struct SysctlGuard {
+    path: &'static str,
+    original: String,
+}
+
+impl SysctlGuard {
+    pub fn set(path: &'static str, value: &str) -> SysctlGuard {
+        let original = sys::read(path)
+            .unwrap_or_else(|e| panic!("{e:#}"))
+            .trim()
+            .to_owned();
+        let guard = SysctlGuard { path, original };
+        sys::write(path, value).unwrap_or_else(|e| panic!("{e:#}"));
+        guard
+    }
+}
+
+impl Drop for SysctlGuard {
+    fn drop(&mut self) {
+        if let Err(e) = sys::write(self.path, &self.original) {
+            eprintln!("could not restore {}: {e:#}", self.path);
+        }
+    }
+}
+
 const THP: &str = "/sys/kernel/mm/transparent_hugepage";
 
 /// Makes sure a `MADV_HUGEPAGE` fault may compact and reclaim directly (THP `enabled` not

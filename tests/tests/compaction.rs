@@ -1061,3 +1061,321 @@ fn attempts_not_run_match_the_kernels_deferrals_and_unsuitable_zones() {
             .count()
     );
 }
+
+/// What `-k` shows, and the run ends it counts per kcompactd thread.
+const KCOMPACTD_EVENTS: [&str; 4] = [
+    "compaction/mm_compaction_wakeup_kcompactd",
+    "compaction/mm_compaction_kcompactd_wake",
+    "compaction/mm_compaction_kcompactd_sleep",
+    "compaction/mm_compaction_end",
+];
+
+/// Each node's proactive-compaction fragmentation score now, by the kernel's formula
+/// (`fragmentation_score_node()`), from /proc/buddyinfo and /proc/zoneinfo read here.
+fn fragmentation_scores() -> std::collections::BTreeMap<u32, u64> {
+    let pmd = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/hpage_pmd_size")
+        .expect("reading hpage_pmd_size");
+    let order = (pmd.trim().parse::<u64>().expect("hpage_pmd_size") / 4096).trailing_zeros();
+    let zones = tracer_zone::read();
+    let buddy = std::fs::read_to_string("/proc/buddyinfo").expect("reading /proc/buddyinfo");
+    let mut scores = std::collections::BTreeMap::new();
+    for line in buddy.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        // "Node 0, zone Normal n0 n1 ..."
+        let node: u32 = words[1].trim_end_matches(',').parse().expect("node");
+        let free: Vec<u64> = words[4..]
+            .iter()
+            .map(|w| w.parse().expect("count"))
+            .collect();
+        let pages: u64 = (0..free.len()).map(|o| free[o] << o).sum();
+        let suitable: u64 = (order as usize..free.len())
+            .map(|o| free[o] << (o - order as usize))
+            .sum();
+        let extfrag = ((pages - (suitable << order)) * 100)
+            .checked_div(pages)
+            .unwrap_or(0);
+        let present = |z: &tracer_zone::Zone| z.present;
+        let zone = zones
+            .iter()
+            .find(|z| z.node == node && z.name == words[3])
+            .map_or(0, present);
+        let node_present: u64 = zones.iter().filter(|z| z.node == node).map(present).sum();
+        *scores.entry(node).or_default() += zone * extfrag / (node_present + 1);
+    }
+    scores
+}
+
+/// The tool's JSON lines so far, parsed.
+fn json_lines(lines: &[String]) -> Vec<serde_json::Value> {
+    lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+#[test]
+fn kcompactd_rows_match_the_kernels_wakes_and_sleeps_with_their_runs_and_scores() {
+    if !kernel_available() {
+        return;
+    }
+    let _serial = serial();
+    let squeeze = Squeeze::prepare();
+    let rec = Recorder::with_buffer(&KCOMPACTD_EVENTS, 32 << 10);
+    rec.record_tgid();
+    let tool = tool::start("compactsnoop", &["-k", "-j"]);
+    let columns = tool::start("compactsnoop", &["-k"]);
+    let ready_ns = ktime_now_ns();
+    squeeze.reclaim_in(&Workload {
+        binary: WORKLOAD,
+        name: "wl-huge",
+        uid: None,
+    });
+    wait_quiet();
+
+    // Scores: each sleep row's against this test's own reading when the row arrives, within
+    // what this test's reading drifted over the interval before it. kcompactd sleeps every
+    // 500 ms where proactive compaction is on, but a proactive round that did not lower the
+    // score defers its next check by 32 s on newer kernels; there, writing the sysctl wakes it
+    // (a `wakeup` row, in the window compared below), so it is written every second.
+    const PROACTIVENESS: &str = "/proc/sys/vm/compaction_proactiveness";
+    let proactiveness: u64 = tests::sys::read(PROACTIVENESS)
+        .unwrap_or_else(|e| panic!("{e:#}"))
+        .trim()
+        .parse()
+        .expect("vm.compaction_proactiveness");
+    assert!(
+        proactiveness > 0,
+        "proactive compaction is off: no periodic sleep to compare"
+    );
+    let wmark_low = 100u64.saturating_sub(proactiveness).max(5);
+    let mut readings: Vec<(u64, std::collections::BTreeMap<u32, u64>)> = Vec::new();
+    let mut seen = tool.lines_so_far().len();
+    let mut compared = 0;
+    let start = std::time::Instant::now();
+    let mut poked = 0;
+    while compared < 4 && start.elapsed() < Duration::from_secs(40) {
+        if start.elapsed().as_secs() >= poked {
+            tests::sys::write(PROACTIVENESS, &proactiveness.to_string())
+                .unwrap_or_else(|e| panic!("{e:#}"));
+            poked += 1;
+        }
+        let now_ns = ktime_now_ns();
+        readings.push((now_ns, fragmentation_scores()));
+        let lines = tool.lines_so_far();
+        for row in json_lines(&lines[seen..]) {
+            if row["event"] != "kcompactd_sleep" {
+                continue;
+            }
+            let node = row["node"].as_u64().expect("node") as u32;
+            let shown = row["fragmentation_score"]
+                .as_u64()
+                .unwrap_or_else(|| panic!("no score: {row}"));
+            let window: Vec<u64> = readings
+                .iter()
+                .filter(|(t, _)| *t + 600_000_000 >= now_ns)
+                .map(|(_, s)| s[&node])
+                .collect();
+            let (low, high) = (window.iter().min().unwrap(), window.iter().max().unwrap());
+            let mine = readings.last().unwrap().1[&node];
+            let drift = high - low;
+            assert!(
+                shown.abs_diff(mine) <= drift + 1,
+                "score {shown} shown, {mine} read here (drift {drift} over the interval): {row}"
+            );
+            assert_eq!(row["proactiveness"], proactiveness, "{row}");
+            assert_eq!(row["score_low"], wmark_low, "{row}");
+            assert_eq!(row["score_high"], (wmark_low + 10).min(100), "{row}");
+            compared += 1;
+        }
+        seen = lines.len();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        compared >= 4,
+        "{compared} kcompactd sleeps in {:?}",
+        start.elapsed()
+    );
+
+    let cut_ns = ktime_now_ns();
+    let (records, done, columns) = stop_both(&rec, tool, columns);
+    drop(squeeze);
+    let in_window = |ts: u64| ts >= ready_ns && ts <= cut_ns;
+    let kernel: Vec<&Record> = records
+        .iter()
+        .filter(|r| r.event != "mm_compaction_end" && in_window(r.ts_ns))
+        .collect();
+    let ours: Vec<serde_json::Value> = json_lines(&done.rows)
+        .into_iter()
+        .filter(|v| {
+            v["event"]
+                .as_str()
+                .is_some_and(|e| e.starts_with("kcompactd_"))
+                && in_window(v["ts_ns"].as_u64().unwrap_or(0))
+        })
+        .collect();
+    assert_eq!(ours.len(), kernel.len(), "rows vs tracefs records");
+    let wakes = kernel
+        .iter()
+        .filter(|r| r.event != "mm_compaction_kcompactd_sleep")
+        .count();
+    eprintln!(
+        "{} rows: {wakes} wake-ups and wakes, {} sleeps",
+        kernel.len(),
+        kernel.len() - wakes
+    );
+
+    // Thread by thread, in order: the event, node, order and highest zone; a sleep's runs are
+    // the run ends of tracefs on that thread since its previous wake or sleep, its time awake
+    // the time since that wake.
+    let tids: BTreeSet<u32> = kernel.iter().map(|r| r.pid).collect();
+    let mut with_runs = 0;
+    for tid in tids {
+        let k: Vec<&&Record> = kernel.iter().filter(|r| r.pid == tid).collect();
+        let o: Vec<&serde_json::Value> = ours.iter().filter(|v| v["tid"] == tid).collect();
+        assert_eq!(o.len(), k.len(), "rows of thread {tid}");
+        for (r, v) in k.iter().zip(o) {
+            let event = r.event.trim_start_matches("mm_compaction_");
+            let expected = if event == "wakeup_kcompactd" {
+                "kcompactd_wakeup".to_owned()
+            } else {
+                event.to_owned()
+            };
+            assert_eq!(v["event"], expected, "{v} vs {r:?}");
+            assert_eq!(v["node"], r.num("nid"), "{v} vs {r:?}");
+            if event != "kcompactd_sleep" {
+                assert_eq!(v["order"], r.num("order"), "{v} vs {r:?}");
+                let zone = v["highest_zone"].as_str().unwrap_or_default();
+                assert!(
+                    zone.strip_prefix("ZONE_")
+                        .is_some_and(|z| z.eq_ignore_ascii_case(r.field("classzone_idx"))),
+                    "zone {zone} vs {r:?}"
+                );
+                continue;
+            }
+            let previous = records.iter().rev().find(|q| {
+                q.pid == tid
+                    && q.ts_ns < r.ts_ns
+                    && (q.event == "mm_compaction_kcompactd_sleep"
+                        || q.event == "mm_compaction_kcompactd_wake")
+            });
+            if let Some(runs) = v["runs"].as_u64() {
+                let p = previous.unwrap_or_else(|| panic!("no round start before {r:?}"));
+                let ends = records
+                    .iter()
+                    .filter(|q| {
+                        q.event == "mm_compaction_end"
+                            && q.pid == tid
+                            && q.ts_ns > p.ts_ns
+                            && q.ts_ns < r.ts_ns
+                    })
+                    .count() as u64;
+                assert_eq!(runs, ends, "runs of {v} vs tracefs since {p:?}");
+                with_runs += u64::from(runs > 0);
+            }
+            match (v["awake_ms"].as_f64(), previous) {
+                (Some(ms), Some(p)) => {
+                    assert_eq!(p.event, "mm_compaction_kcompactd_wake", "{v} vs {p:?}");
+                    let expected = (r.ts_ns - p.ts_ns) as f64 / 1e6;
+                    assert!((ms - expected).abs() < 0.05, "{v}: awake {expected} ms");
+                }
+                (Some(_), None) => panic!("awake without a wake before it: {v}"),
+                (None, Some(p)) if p.ts_ns >= ready_ns => assert_eq!(
+                    p.event, "mm_compaction_kcompactd_sleep",
+                    "a sleep after a wake without its time awake: {v}"
+                ),
+                (None, _) => {}
+            }
+        }
+    }
+    eprintln!("{with_runs} sleeps after a round with runs");
+
+    // The columns: a row per event, each named.
+    let h = &columns.header;
+    assert!(
+        h.starts_with("COMM") && h.contains("EVENT") && h.contains("SCORE"),
+        "{h}"
+    );
+    let rows = columns.events();
+    assert!(
+        rows.len() >= kernel.len(),
+        "{} rows, {} records",
+        rows.len(),
+        kernel.len()
+    );
+    for r in &rows {
+        assert!(
+            ["wakeup", "wake", "sleep"].contains(&field(h, r, "EVENT")),
+            "{r}"
+        );
+    }
+}
+
+#[test]
+fn raised_proactiveness_compacts_a_fragmented_node_proactively() {
+    if !kernel_available() {
+        return;
+    }
+    let _serial = serial();
+    tests::workload::require_memory();
+    let _hugepages = tests::workload::HugepagesGuard::new();
+    let rec = Recorder::with_buffer(&EVENTS, 32 << 10);
+    rec.record_tgid();
+    let tool = tool::start("compactsnoop", &["-j"]);
+    let ready_ns = ktime_now_ns();
+    {
+        // Free memory in holes only: the score nears 100, above any high threshold; at 100,
+        // kcompactd compacts proactively above 15 (restored on drop, also on a failure).
+        let _proactive =
+            tests::workload::SysctlGuard::set("/proc/sys/vm/compaction_proactiveness", "100");
+        Workload {
+            binary: WORKLOAD,
+            name: "wl-holes",
+            uid: None,
+        }
+        .run(&["holes", "3000"]);
+    }
+    wait_quiet();
+    let records = rec.stop();
+    let done = tool.interrupt(Duration::from_secs(10));
+    assert!(done.status.success(), "{}", done.stderr);
+    assert!(!rec.overran(), "the tracefs buffer overran");
+    assert!(!done.reported_losses(), "{}", done.stderr);
+
+    let kcompactd = tests::sys::kcompactd_pids();
+    let runs: Vec<serde_json::Value> = json_lines(&done.rows)
+        .into_iter()
+        .filter(|v| v["event"] == "compaction" && v["ts_ns"].as_u64() >= Some(ready_ns))
+        .collect();
+    let proactive: Vec<&serde_json::Value> = runs
+        .iter()
+        .filter(|v| v["trigger"] == "proactive")
+        .collect();
+    assert!(
+        !proactive.is_empty(),
+        "no proactive run with vm.compaction_proactiveness at 100 and free memory in holes; \
+         triggers seen: {:?}",
+        runs.iter()
+            .filter_map(|v| v["trigger"].as_str())
+            .collect::<BTreeSet<_>>()
+    );
+    // Each is kcompactd's whole-node compaction, and the kernel's record has each.
+    for v in &proactive {
+        let pid = v["pid"].as_u64().unwrap_or_default() as u32;
+        assert!(kcompactd.contains(&pid), "not a kcompactd thread: {v}");
+        assert_eq!(v["order"], -1, "{v}");
+    }
+    let kernel_runs = tracefs::pairs(&records, "mm_compaction_begin", "mm_compaction_end")
+        .into_iter()
+        .filter(|(b, _)| b.ts_ns >= ready_ns && kcompactd.contains(&b.pid))
+        .count();
+    let ours_kcompactd = runs
+        .iter()
+        .filter(|v| kcompactd.contains(&(v["pid"].as_u64().unwrap_or_default() as u32)))
+        .count();
+    assert_eq!(ours_kcompactd, kernel_runs, "kcompactd's runs vs tracefs");
+    eprintln!(
+        "{} proactive runs of {} by kcompactd",
+        proactive.len(),
+        ours_kcompactd
+    );
+}

@@ -15,6 +15,10 @@
 //! mm-workload [--name COMM] fragment            make unmovable allocations fall back into
 //!                                               movable pageblocks (kmem:mm_page_alloc_extfrag);
 //!                                               sets nr_hugepages, which the caller restores
+//! mm-workload [--name COMM] holes MS            leave free memory only in order-0 holes (huge
+//!                                               pages reserved for the large free blocks) for
+//!                                               MS milliseconds: a node with a high
+//!                                               fragmentation score; sets nr_hugepages too
 //!
 //! Commands can follow each other: `mm-workload --name a sleep 1500 compact`.
 
@@ -117,14 +121,11 @@ fn meminfo(key: &str) -> usize {
         << 10
 }
 
-/// Unmovable allocations (pipe buffers) made when the only free memory left is order-0 holes
-/// in Movable pageblocks too full to be claimed: each falls back, and fragments.
-///
-/// 1. 2 GiB of anonymous 4 KiB pages, every fourth freed again: 512 MiB of holes.
-/// 2. Huge pages for every free block of pageblock size (no more, so no compaction moves the
-///    holes): no large free block is left.
-/// 3. Pipe buffers worth the free pages of Unmovable pageblocks and 64 MiB more.
-fn fragment() -> Result<(), String> {
+/// Free memory in holes only: 2 GiB of anonymous 4 KiB pages, every fourth freed again
+/// (512 MiB of order-0 holes), then huge pages reserved for every free block of pageblock size
+/// but 8 (no more, so no compaction moves the holes). Returns the mapping, which holds the
+/// holes' neighbours until it is unmapped; the caller restores nr_hugepages.
+fn holes() -> Result<Mapping, String> {
     let region = 2usize << 30;
     // SAFETY: an anonymous private mapping used only here.
     let base = unsafe {
@@ -140,6 +141,7 @@ fn fragment() -> Result<(), String> {
     if base == libc::MAP_FAILED {
         return Err("cannot map 2 GiB".to_owned());
     }
+    let mapping = Mapping { base, len: region };
     // SAFETY: within the mapping made above.
     unsafe {
         libc::madvise(base, region, libc::MADV_NOHUGEPAGE);
@@ -164,6 +166,28 @@ fn fragment() -> Result<(), String> {
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or(huge);
     }
+    eprintln!("mm-workload: {huge} huge pages reserved around 512 MiB of holes");
+    Ok(mapping)
+}
+
+/// An anonymous mapping, unmapped when dropped.
+struct Mapping {
+    base: *mut libc::c_void,
+    len: usize,
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: unmapping what `holes` mapped.
+        unsafe { libc::munmap(self.base, self.len) };
+    }
+}
+
+/// Unmovable allocations (pipe buffers) made when the only free memory left is order-0 holes
+/// in Movable pageblocks too full to be claimed (`holes`): each falls back, and fragments.
+/// Pipe buffers worth the free pages of Unmovable pageblocks and 64 MiB more.
+fn fragment() -> Result<(), String> {
+    let mapping = holes()?;
     let (unmovable, left) = pagetypeinfo();
     // Pipe buffers cannot be reclaimed and there is no swap: leave 256 MiB of what is free and
     // of what the kernel counts as available (free plus reclaimable, less its reserves), or the
@@ -174,9 +198,8 @@ fn fragment() -> Result<(), String> {
         .min(available.saturating_sub(256 << 20)))
         >> 20;
     eprintln!(
-        "mm-workload fragment: {huge} huge pages held, {left} free blocks of pageblock size \
-         left, {} MiB free in Unmovable pageblocks; MemFree {} MiB, MemAvailable {} MiB: \
-         {mib} MiB of pipe buffers",
+        "mm-workload fragment: {left} free blocks of pageblock size left, {} MiB free in \
+         Unmovable pageblocks; MemFree {} MiB, MemAvailable {} MiB: {mib} MiB of pipe buffers",
         unmovable >> 20,
         free >> 20,
         available >> 20
@@ -219,8 +242,7 @@ fn fragment() -> Result<(), String> {
             libc::close(w);
         }
     }
-    // SAFETY: unmapping what was mapped above.
-    unsafe { libc::munmap(base, region) };
+    drop(mapping);
     write_sysctl("/proc/sys/vm/nr_hugepages", "0")
 }
 
@@ -250,6 +272,10 @@ fn main() -> ExitCode {
                 Ok(())
             }
             "fragment" => fragment(),
+            "holes" => holes().map(|mapping| {
+                std::thread::sleep(Duration::from_millis(number().parse().unwrap_or(0)));
+                drop(mapping);
+            }),
             "thp" => {
                 touch(number().parse().unwrap_or(0), true);
                 Ok(())
