@@ -42,7 +42,7 @@ static RECORD_KCOMPACTD_SLEEP: Global<KcompactdSleepRecord> = Global::new([Recor
 /// A task (typically kswapd, or the proactiveness sysctl's writer) wakes a node's kcompactd.
 #[tracepoint(category = "compaction", name = "mm_compaction_wakeup_kcompactd")]
 pub fn kcompactd_wakeup_tp(ctx: TracePointContext) -> i32 {
-    wake_row(&ctx, KCOMPACTD_WAKEUP)
+    wake_row(&ctx, KCOMPACTD_WAKEUP, now_ns())
 }
 
 /// kcompactd wakes to compact; its round starts.
@@ -57,16 +57,18 @@ pub fn kcompactd_wake_tp(ctx: TracePointContext) -> i32 {
     if KCOMPACTD_ROUNDS.insert(&tid, &round, 0).is_err() {
         count(Counter::BeginMapFull);
     }
-    wake_row(&ctx, KCOMPACTD_WAKE)
+    // The row's time is the round's start: a sleep's time awake is the difference of the two.
+    wake_row(&ctx, KCOMPACTD_WAKE, round.wake_ns)
 }
 
 #[inline(always)]
-fn wake_row(ctx: &TracePointContext, kind: u8) -> i32 {
+fn wake_row(ctx: &TracePointContext, kind: u8, ts_ns: u64) -> i32 {
     let args = Record {
         ctx,
         fields: RECORD_KCOMPACTD_WAKE.load(),
     };
     let mut ev = KcompactdEvent {
+        ts_ns,
         kind,
         order: args.u64_arg(1) as i32,
         zone_idx: args.u64_arg(2) as i32,
@@ -126,9 +128,6 @@ fn send(ctx: &TracePointContext, node: i32, ev: &mut KcompactdEvent) -> i32 {
     let (tgid, tid) = current_ids();
     if !wanted(tgid, tid, current_uid) {
         return 0;
-    }
-    if ev.ts_ns == 0 {
-        ev.ts_ns = now_ns();
     }
     ev.tgid = tgid;
     ev.tid = tid;
