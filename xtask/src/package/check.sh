@@ -2,18 +2,14 @@
 # Runs inside the clean Debian root of `cargo xtask package --check`, as root, one phase per
 # call: `install` installs the package and checks what it installed, `trace` runs the tracers
 # and the exporter (the caller holds the workload lock), `remove` purges it. The environment
-# gives PACKAGE and TOOL_VERSION (what `--version` must say after a tracer's name). Any
-# failure says what failed on stderr and exits 1.
+# gives PACKAGE and TOOL_VERSION (what `--version` must say after each binary's name).
+# Any failure says what failed on stderr and exits 1.
 set -euo pipefail
 
 binaries=(compactsnoop drsnoop memstall_exporter mmplot)
 tracers=(compactsnoop drsnoop)
 # Each binary's man section, and so its directory (8: /usr/sbin, 1: /usr/bin).
 declare -A section=([compactsnoop]=8 [drsnoop]=8 [memstall_exporter]=8 [mmplot]=1)
-# What --version must print after the name: mmplot, which links no tracer code, says its
-# version without the commit.
-declare -A version=([compactsnoop]=$TOOL_VERSION [drsnoop]=$TOOL_VERSION
-    [memstall_exporter]=$TOOL_VERSION [mmplot]=${TOOL_VERSION%% (*})
 # The words typed before <TAB>, and a long option the completions must offer there.
 declare -A words=([compactsnoop]=-- [drsnoop]=-- [memstall_exporter]=-- [mmplot]="render --")
 declare -A flag=([compactsnoop]=--extended_fields [drsnoop]=--histogram
@@ -125,7 +121,7 @@ install() {
         [ "$(command -v "$bin")" = "$dir/$bin" ] || fail "$bin is not $dir/$bin"
         local said
         said=$("$bin" --version)
-        [ "$said" = "$bin ${version[$bin]}" ] || fail "$bin --version says '$said'"
+        [ "$said" = "$bin $TOOL_VERSION" ] || fail "$bin --version says '$said', not '$bin $TOOL_VERSION'"
         check_man "$bin"
         check_completions "$bin"
         echo "check: $bin: installed in $dir, $said, man ${section[$bin]} $bin and completions work"
