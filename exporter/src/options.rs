@@ -79,7 +79,8 @@ refused, maps that cannot be read after dropping privileges. One sentence on std
 - Linux with tracepoints, tracefs and BTF (CONFIG_DEBUG_INFO_BTF), as compactsnoop(8) and \
 drsnoop(8) need them; --debug says which kind of program hooks each tracepoint on this kernel.
 - Root, to load and attach (BPF and tracing privileges) and to become nobody (CAP_SETUID, \
-CAP_SETGID); the unit's CapabilityBoundingSet lists all it may use. Then it keeps at most \
+CAP_SETGID) with an emptied bounding set (CAP_SETPCAP); the unit's CapabilityBoundingSet \
+lists all it may use. Then it keeps at most \
 CAP_BPF (CAP_SYS_ADMIN before Linux 5.8).
 - Per-cgroup stalls need cgroup v2 (the unified hierarchy) to name the cgroups.",
     files: "\

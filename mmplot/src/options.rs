@@ -68,7 +68,7 @@ compactsnoop(8) and drsnoop(8)); it looks for them beside mmplot, then on PATH, 
 
 /// Draw dashboards of memory fragmentation: compaction runs, fallbacks and reclaims.
 #[derive(Debug, Parser)]
-#[command(name = "mmplot", version, after_help = format!("examples:\n{EXAMPLES}"))]
+#[command(name = "mmplot", version = tool_version::VERSION, after_help = format!("examples:\n{EXAMPLES}"))]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -239,6 +239,15 @@ mod tests {
     #[test]
     fn options_are_consistent() {
         Cli::command().debug_assert();
+    }
+
+    /// The version and the commit, from where the tracers and the exporter take theirs.
+    #[test]
+    fn version_names_the_commit_as_the_tracers_do() {
+        assert_eq!(
+            Cli::command().render_version(),
+            format!("mmplot {}\n", tool_version::VERSION)
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@
 //! dashboard and alerting rules as examples, a DEP-5 copyright, changelog.Debian.gz, md5sums,
 //! Depends computed by dpkg-shlibdeps, every file dated to the commit (reproducible). lintian
 //! must find no error. `--check` then installs the package in a clean Debian root and uses it
-//! there (`package/cleanroot.rs`).
+//! there, the exporter started from its unit under systemd (`package/cleanroot.rs`).
 
 mod cleanroot;
 
@@ -82,7 +82,8 @@ const BUILD_PACKAGES: [&str; 3] = ["dpkg-dev", "binutils", "lintian"];
 #[derive(clap::Args, Debug)]
 pub struct PackageArgs {
     /// Then install the package into a clean Debian root and use it there: the tracers trace
-    /// for a second, the exporter serves a scrape, its unit verifies and its rules pass
+    /// for a second, the exporter's unit verifies and, with the root booted by systemd-nspawn,
+    /// `systemctl start` serves a scrape and `systemctl stop` ends it cleanly, its rules pass
     /// promtool, the man pages render, the completions complete (as root; what loads programs
     /// into the kernel takes the workload lock).
     #[arg(long)]

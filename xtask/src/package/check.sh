@@ -1,19 +1,16 @@
 #!/bin/bash
 # Runs inside the clean Debian root of `cargo xtask package --check`, as root, one phase per
 # call: `install` installs the package and checks what it installed, `trace` runs the tracers
-# and the exporter (the caller holds the workload lock), `remove` purges it. The environment
-# gives PACKAGE and TOOL_VERSION (what `--version` must say after a tracer's name). Any
-# failure says what failed on stderr and exits 1.
+# (the caller holds the workload lock), `service` starts and stops the exporter through
+# systemd (run as a unit of the booted root, under the same lock), `remove` purges it. The
+# environment gives PACKAGE and TOOL_VERSION (what `--version` must say after each binary's
+# name). Any failure says what failed on stderr and exits 1.
 set -euo pipefail
 
 binaries=(compactsnoop drsnoop memstall_exporter mmplot)
 tracers=(compactsnoop drsnoop)
 # Each binary's man section, and so its directory (8: /usr/sbin, 1: /usr/bin).
 declare -A section=([compactsnoop]=8 [drsnoop]=8 [memstall_exporter]=8 [mmplot]=1)
-# What --version must print after the name: mmplot, which links no tracer code, says its
-# version without the commit.
-declare -A version=([compactsnoop]=$TOOL_VERSION [drsnoop]=$TOOL_VERSION
-    [memstall_exporter]=$TOOL_VERSION [mmplot]=${TOOL_VERSION%% (*})
 # The words typed before <TAB>, and a long option the completions must offer there.
 declare -A words=([compactsnoop]=-- [drsnoop]=-- [memstall_exporter]=-- [mmplot]="render --")
 declare -A flag=([compactsnoop]=--extended_fields [drsnoop]=--histogram
@@ -31,6 +28,8 @@ declare -A header=(
     [drsnoop]="COMM PID LAT(ms) PAGES"
 )
 unit=/usr/lib/systemd/system/memstall_exporter.service
+# Where the exporter listens when its unit adds no --listen (its man page's default).
+exporter_address=127.0.0.1:9877
 examples=/usr/share/doc/$PACKAGE/examples
 
 fail() {
@@ -111,7 +110,7 @@ check_examples() {
 }
 
 install() {
-    dpkg -i /tmp/package.deb || fail "dpkg -i failed (its Depends not met by a clean root?)"
+    dpkg -i /var/lib/package-check/package.deb || fail "dpkg -i failed (its Depends not met by a clean root?)"
     [ "$(dpkg-query -W -f='${Status}' "$PACKAGE")" = "install ok installed" ] ||
         fail "$PACKAGE is not installed"
     local doc=/usr/share/doc/$PACKAGE
@@ -125,7 +124,7 @@ install() {
         [ "$(command -v "$bin")" = "$dir/$bin" ] || fail "$bin is not $dir/$bin"
         local said
         said=$("$bin" --version)
-        [ "$said" = "$bin ${version[$bin]}" ] || fail "$bin --version says '$said'"
+        [ "$said" = "$bin $TOOL_VERSION" ] || fail "$bin --version says '$said', not '$bin $TOOL_VERSION'"
         check_man "$bin"
         check_completions "$bin"
         echo "check: $bin: installed in $dir, $said, man ${section[$bin]} $bin and completions work"
@@ -134,42 +133,79 @@ install() {
     check_examples
 }
 
-# The exporter, started from the installed binary as the unit would: it serves one scrape on a
-# loopback port of the kernel's choosing and ends with status 0 on SIGTERM.
-exporter() {
-    memstall_exporter --listen 127.0.0.1:0 >/tmp/exporter.out 2>/tmp/exporter.err &
-    local pid=$! addr=
+# The exporter as an administrator starts it: `systemctl start` of the installed unit, under
+# the real systemd of the booted root (this phase runs as a unit there), on the address its man
+# page documents. It must serve a scrape, hold our programs while it runs, and on
+# `systemctl stop` end cleanly and leave none of them loaded.
+service() {
+    [ "$(cat /proc/1/comm)" = systemd ] || fail "the service phase runs under '$(cat /proc/1/comm)', not systemd"
+    local name=${unit##*/}
+    systemctl start "$name" || fail "systemctl start $name failed: $(journal "$name")"
+    # Type=simple: active as soon as it runs; serving once it says so, after loading the
+    # programs and dropping privileges (it listens before: a connection alone proves nothing).
+    local serving="Serving memory-stall metrics on http://$exporter_address/metrics" said=
     for _ in $(seq 300); do
-        addr=$(sed -n 's|^Serving memory-stall metrics on http://\(.*\)/metrics$|\1|p' /tmp/exporter.out)
-        [ -z "$addr" ] || break
-        kill -0 "$pid" 2>/dev/null || break
+        said=$(journalctl -b -u "$name" -o cat --no-pager | grep -cxF "$serving") || true
+        [ "$said" = 0 ] || break
+        # An exit sets Result at once, before any restart.
+        [ "$(systemctl show -p Result --value "$name")" = success ] || break
         sleep 0.1
     done
-    if [ -z "$addr" ]; then
-        kill -TERM "$pid" 2>/dev/null || true
-        wait "$pid" || true
-        fail "memstall_exporter served nothing within 30 s: $(cat /tmp/exporter.err)"
-    fi
-    local response status=0
-    exec 3<>"/dev/tcp/${addr%:*}/${addr##*:}"
-    printf 'GET /metrics HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n' "$addr" >&3
-    response=$(cat <&3 | tr -d '\r')
+    [ "$said" = 1 ] || fail "$name did not say it serves on $exporter_address within 30 s" \
+        "(result: $(systemctl show -p Result --value "$name")): $(journal "$name")"
+    local state
+    state=$(systemctl show -p ActiveState --value "$name")
+    [ "$state" = active ] || fail "$name is '$state' after it said it serves"
+    # The programs the exporter holds, by id, from its descriptors.
+    local pid programs
+    pid=$(systemctl show -p MainPID --value "$name")
+    programs=$(grep -h '^prog_id:' /proc/"$pid"/fdinfo/* | awk '{print $2}' | sort -un | paste -sd' ')
+    [ -n "$programs" ] || fail "$name (pid $pid) holds no BPF program while serving"
+    # bpftool must see them now for its not seeing them after the stop to mean anything.
+    for id in $programs; do
+        bpftool prog show id "$id" >/dev/null 2>&1 ||
+            fail "bpftool does not show program $id that $name holds"
+    done
+    local response
+    exec 3<>"/dev/tcp/${exporter_address%:*}/${exporter_address##*:}" ||
+        fail "cannot connect to $name on $exporter_address"
+    printf 'GET /metrics HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n' "$exporter_address" >&3
+    response=$(cat <&3 | tr -d '\r') || fail "reading $name's answer on $exporter_address failed"
     exec 3<&-
-    kill -TERM "$pid"
-    wait "$pid" || status=$?
-    [ "$status" = 0 ] || fail "memstall_exporter exited with $status on SIGTERM: $(cat /tmp/exporter.err)"
     [ "$(head -n 1 <<<"$response")" = "HTTP/1.1 200 OK" ] ||
-        fail "GET /metrics answered '$(head -n 1 <<<"$response")'"
+        fail "GET http://$exporter_address/metrics answered '$(head -n 1 <<<"$response")'"
     local body
     body=$(sed '1,/^$/d' <<<"$response")
     for family in memstall_build_info memstall_compaction_duration_seconds_bucket \
         memstall_reclaim_duration_seconds_bucket; do
-        grep -q "^$family{" <<<"$body" || fail "the scrape has no $family"
+        grep -q "^$family{" <<<"$body" || fail "the scrape of $name has no $family"
     done
     promtool check metrics <<<"$body" >/tmp/promtool.out 2>&1 ||
         fail "promtool check metrics of the scrape: $(cat /tmp/promtool.out)"
-    [ ! -s /tmp/exporter.err ] || echo "check: memstall_exporter said on stderr: $(cat /tmp/exporter.err)"
-    echo "check: memstall_exporter: served $(grep -c . <<<"$body") lines on $addr, exit status 0 on SIGTERM"
+
+    systemctl stop "$name" || fail "systemctl stop $name failed: $(journal "$name")"
+    local ended
+    ended=$(systemctl show -p ActiveState -p Result -p NRestarts "$name" | sort | paste -sd' ')
+    [ "$ended" = "ActiveState=inactive NRestarts=0 Result=success" ] ||
+        fail "$name did not end cleanly on systemctl stop ($ended): $(journal "$name")"
+    # The kernel frees a program when its last reference goes, which may trail the exit.
+    local left=
+    for _ in $(seq 50); do
+        left=
+        for id in $programs; do
+            ! bpftool prog show id "$id" >/dev/null 2>&1 || left="$left $id"
+        done
+        [ -n "$left" ] || break
+        sleep 0.1
+    done
+    [ -z "$left" ] || fail "programs$left of $name are still loaded 5 s after systemctl stop"
+    echo "check: $name: systemctl start served $(grep -c . <<<"$body") lines on $exporter_address" \
+        "with programs $programs loaded; systemctl stop ended it cleanly and unloaded them"
+}
+
+# What the journal says of unit $1 in this boot, on one line.
+journal() {
+    journalctl -b -u "$1" -o cat --no-pager | tail -n 5 | paste -sd' '
 }
 
 trace() {
@@ -182,7 +218,6 @@ trace() {
         [ ! -s /tmp/err ] || echo "check: $tool -d 1 said on stderr: $(cat /tmp/err)"
         echo "check: $tool -d 1: exit status 0, $(wc -l </tmp/out) lines, header first"
     done
-    exporter
 }
 
 remove() {
@@ -195,6 +230,6 @@ remove() {
 }
 
 case "${1:-}" in
-install | trace | remove) "$1" ;;
-*) fail "usage: check.sh install|trace|remove" ;;
+install | trace | service | remove) "$1" ;;
+*) fail "usage: check.sh install|trace|service|remove" ;;
 esac
