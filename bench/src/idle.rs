@@ -26,7 +26,8 @@ pub const LIBBPF_DRSNOOP: &str = "/usr/sbin/drsnoop";
 pub const LIBBPF_LABEL: &str = "libbpf-tools drsnoop";
 
 /// Our modes watched idle: each tool's default and the modes with work of their own (`-s 1`
-/// prints a table every second: its one wake-up a second is the interval's).
+/// prints a table every second: it wakes for each interval, twice in fact, as tokio's timer wheel
+/// wakes once more to move a timer of more than 64 ms down to its finer level).
 const OURS: [(&str, &str, &[&str]); 9] = [
     ("compactsnoop", "compactsnoop", &[]),
     ("compactsnoop -e", "compactsnoop", &["-e"]),
@@ -220,8 +221,8 @@ pub fn section(figures: &[IdleFigure], s: &mut String) {
          and watched for {} s after each printed its header and one more second: context switches of all its \
          threads (`voluntary_ctxt_switches` + `nonvoluntary_ctxt_switches` of /proc/PID/task/*/status: a sleeping \
          thread switches once per wake-up) and CPU time (/proc/PID/task/*/schedstat). Target: at most {} wake-up a \
-         second for each of our modes; `-s 1` prints a table every second, so it wakes once a second by design \
-         and is not held to it.\n",
+         second for each of our modes; `-s 1` prints a table every second, so it wakes every second by design \
+         (twice: tokio's timer wheel wakes once more to move the timer to its finer level) and is not held to it.\n",
         IDLE_FOR.as_secs(),
         TARGET_PER_S
     );
