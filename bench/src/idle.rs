@@ -72,6 +72,25 @@ impl IdleFigure {
     }
 }
 
+/// A contender to start: its command and how its ready line looks.
+struct Contender {
+    label: String,
+    ours: bool,
+    cmd: Command,
+    ready: fn(&str) -> bool,
+}
+
+impl Contender {
+    fn new(label: &str, ours: bool, cmd: Command, ready: fn(&str) -> bool) -> Contender {
+        Contender {
+            label: label.to_owned(),
+            ours,
+            cmd,
+            ready,
+        }
+    }
+}
+
 struct Started {
     label: String,
     ours: bool,
@@ -81,11 +100,11 @@ struct Started {
 /// Starts every contender, waits until each is ready, watches them all for `IDLE_FOR`, stops
 /// them. A contender that does not start gets its error instead of figures.
 pub fn measure(release_dir: &Path, bpftrace: &Path) -> Vec<IdleFigure> {
-    let mut commands: Vec<(String, bool, Command, fn(&str) -> bool)> = Vec::new();
+    let mut commands: Vec<Contender> = Vec::new();
     for (label, bin, args) in OURS {
         let mut cmd = Command::new(release_dir.join(bin));
         cmd.args(args);
-        commands.push((label.to_owned(), true, cmd, |l: &str| !l.is_empty()));
+        commands.push(Contender::new(label, true, cmd, |l| !l.is_empty()));
     }
     for (label, script) in [
         ("bpftrace compaction", contenders::BT_COMPACTION),
@@ -94,22 +113,26 @@ pub fn measure(release_dir: &Path, bpftrace: &Path) -> Vec<IdleFigure> {
         let mut cmd = Command::new(bpftrace);
         cmd.arg("-e").arg(script);
         // What its BEGIN prints, after every probe is attached.
-        commands.push((label.to_owned(), false, cmd, |l: &str| {
+        commands.push(Contender::new(label, false, cmd, |l| {
             !l.is_empty() && !l.starts_with("Attaching ")
         }));
     }
     if Path::new(LIBBPF_DRSNOOP).is_file() {
         // It prints its column header once attached.
-        commands.push((
-            LIBBPF_LABEL.to_owned(),
-            false,
-            Command::new(PathBuf::from(LIBBPF_DRSNOOP)),
-            |l: &str| l.contains("COMM"),
-        ));
+        let cmd = Command::new(PathBuf::from(LIBBPF_DRSNOOP));
+        commands.push(Contender::new(LIBBPF_LABEL, false, cmd, |l| {
+            l.contains("COMM")
+        }));
     }
     let mut started = Vec::new();
     let mut out = Vec::new();
-    for (label, ours, mut cmd, ready) in commands {
+    for Contender {
+        label,
+        ours,
+        mut cmd,
+        ready,
+    } in commands
+    {
         match start(&label, &mut cmd, ready) {
             Ok(proc) => started.push(Started { label, ours, proc }),
             Err(e) => out.push(IdleFigure {
