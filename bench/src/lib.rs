@@ -13,6 +13,8 @@
 //!    read from its stdout (bpftrace: the header its `BEGIN` prints once every probe is
 //!    attached; tracefs: events enabled and `trace_pipe` open).
 //!    memstall_exporter too: from `exec` to its first 200 answer to `GET /metrics`.
+//!    Then idle: every contender attached at once with nothing to trace, for 10 s: wake-ups
+//!    and CPU of each (`idle.rs`), Debian's libbpf-tools drsnoop too where installed.
 //! 2. High rate: `mm-workload fragment` (tens of thousands of page-allocation fallbacks a
 //!    second) under `compactsnoop -x`, alone, then side by side with bpftrace and tracefs.
 //!    Then memstall_exporter, scraped every 100 ms through one more fragmenting run, the writing
@@ -42,6 +44,7 @@
 
 mod contenders;
 mod exporter;
+mod idle;
 mod measure;
 mod report;
 mod sys;
@@ -335,6 +338,8 @@ pub struct Results {
     pub frag: Vec<FragRun>,
     /// Histogram mode (phase 4), one entry per run that completed.
     pub hist: Vec<HistRun>,
+    /// Every contender attached with nothing to trace.
+    pub idle: Vec<idle::IdleFigure>,
     /// memstall_exporter under load and idle; or why it was not measured.
     pub exporter: Option<exporter::ExporterRun>,
     pub exporter_error: Option<String>,
@@ -416,6 +421,13 @@ pub fn run(args: &Args, built: &Built) -> Result<()> {
     phase_ready(&bins, args.runs, &mut r)?;
 
     r.phases.push(("time to ready".to_owned(), t0.elapsed()));
+
+    progress!(
+        "idle: every contender attached with nothing to trace, {} s",
+        idle::IDLE_FOR.as_secs()
+    );
+    r.idle = idle::measure(&bins.release_dir, &bins.bpftrace);
+    r.phases.push(("idle".to_owned(), t0.elapsed()));
 
     cleanup::set_bpf_stats(true)?;
     // Before the page-cache file exists: the fragmenting workload needs free memory of its own

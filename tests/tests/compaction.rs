@@ -427,7 +427,8 @@ fn hook_rungs_and_transports_agree() {
     }
     .compact()
     .to_string();
-    // Rows are drained within 50 ms; leave slow machines (emulated ones) some more.
+    // Rows are drained about 50 ms after the kernel wakes the tool (BATCH_GRACE); leave slow
+    // machines (emulated ones) some more.
     std::thread::sleep(Duration::from_millis(500));
     let done: Vec<Finished> = running
         .into_iter()

@@ -133,7 +133,8 @@ fn side_by_side(
         uid: None,
     };
     workload(&squeeze, &w);
-    // Rows are drained within 50 ms; leave slow machines (emulated ones) some more.
+    // Rows are drained about 50 ms after the kernel wakes the tool (BATCH_GRACE); leave slow
+    // machines (emulated ones) some more.
     std::thread::sleep(Duration::from_millis(500));
     let reference = reference.interrupt(Duration::from_secs(10));
     let variant = variant.interrupt(Duration::from_secs(10));

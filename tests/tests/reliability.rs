@@ -375,3 +375,109 @@ fn without_btf_the_tools_say_what_still_works() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("tp_btf needs the kernel's BTF"), "{err}");
 }
+
+/// Context switches of all the threads of a process so far: a sleeping thread switches once
+/// each time it is woken.
+fn switches(pid: u32) -> u64 {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("reading the tool's tasks");
+    tasks
+        .flatten()
+        .map(|t| std::fs::read_to_string(t.path().join("status")).unwrap_or_default())
+        .flat_map(|status| {
+            status
+                .lines()
+                .filter(|l| l.contains("ctxt_switches:"))
+                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .collect::<Vec<_>>()
+        })
+        .sum()
+}
+
+/// With nothing to trace the tools sleep: no timer wakes them (issue #17: at most one wake-up a
+/// second). The filter lets no event through, so only a timer could wake them.
+#[test]
+fn an_idle_tool_sleeps() {
+    if !kernel_available() {
+        return;
+    }
+    let _serial = serial();
+    let watched = Duration::from_secs(3);
+    let cases: [(&str, &[&str]); 7] = [
+        ("compactsnoop", &[]),
+        ("compactsnoop", &["-x"]),
+        ("compactsnoop", &["-H"]),
+        ("compactsnoop", &["--transport", "perfbuf"]),
+        ("compactsnoop", &["--debug"]),
+        ("drsnoop", &[]),
+        ("drsnoop", &["-H"]),
+    ];
+    for (t, mode) in cases {
+        let mut args = vec!["-p", "4194304"];
+        args.extend_from_slice(mode);
+        let running = tool::start(t, &args);
+        // Past start-up's last writes (the header's flush).
+        std::thread::sleep(Duration::from_millis(300));
+        let before = switches(running.pid());
+        std::thread::sleep(watched);
+        let woke = switches(running.pid()) - before;
+        let f = running.interrupt(Duration::from_secs(5));
+        assert!(f.status.success(), "{t} {args:?}: {f:?}");
+        assert!(
+            woke <= watched.as_secs(),
+            "{t} {args:?} woke {woke} times in {watched:?} with nothing to trace"
+        );
+    }
+}
+
+/// A row is shown while the tool runs, soon after its event, with no later event to push it
+/// out: the kernel's wake-up for the first record after a drain is what shows it (a record left
+/// waiting unseen would appear only at exit, which this test never reaches first).
+#[test]
+fn a_lone_event_is_shown_promptly() {
+    if !kernel_available() {
+        return;
+    }
+    let _serial = serial();
+    for transport in ["ringbuf", "perfbuf"] {
+        let running = tool::start("compactsnoop", &["--transport", transport]);
+        let pid = Workload {
+            binary: WORKLOAD,
+            name: "wl-prompt",
+            uid: None,
+        }
+        .compact()
+        .to_string();
+        let compacted = std::time::Instant::now();
+        // Shown about 50 ms after the event; leave slow (emulated) machines some more.
+        let shown = loop {
+            let lines = running.lines_so_far();
+            if lines
+                .iter()
+                .skip(1)
+                .any(|l| tool::columns(l).contains(&pid.as_str()))
+            {
+                break Some(compacted.elapsed());
+            }
+            if compacted.elapsed() > Duration::from_secs(3) {
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        let f = running.interrupt(Duration::from_secs(10));
+        eprintln!("--transport {transport}: first row {shown:?} after the compaction ended");
+        assert!(f.status.success(), "{f:?}");
+        let rows = f
+            .events()
+            .iter()
+            .filter(|r| tool::columns(r).contains(&pid.as_str()))
+            .count();
+        assert!(
+            rows > 0,
+            "--transport {transport}: no row of the compaction by {pid}: {f:?}"
+        );
+        assert!(
+            shown.is_some(),
+            "--transport {transport}: the rows of the compaction by {pid} came only at exit"
+        );
+    }
+}

@@ -18,6 +18,7 @@ use aya::{
     programs::{BtfTracePoint, FEntry, KProbe, RawTracePoint, TracePoint},
 };
 use log::debug;
+use tokio::io::unix::AsyncFd;
 use tracer_common::{
     config::{Config, FEATURE_DEBUG_LOG, FEATURE_KSTACK},
     names,
@@ -166,8 +167,9 @@ impl Session {
         };
         let mut config = opts.config;
         if transport == Transport::Ringbuf {
-            // Batch wake-ups: the kernel writes without waking us until an eighth of the
-            // buffer is waiting; the event loop drains every POLL_PERIOD regardless.
+            // Beside the wake-up for the first record after a drain, one forced wake-up once an
+            // eighth of the buffer is waiting, so that a burst is drained before the
+            // buffer fills (event_loop::BATCH_GRACE).
             config.wakeup_bytes = opts.ring_bytes / 8;
             if opts.debug {
                 config.features |= FEATURE_DEBUG_LOG;
@@ -433,7 +435,14 @@ impl Session {
         debug: bool,
     ) -> Result<End> {
         let mut events = self.events()?;
-        let logger = if debug { self.logger() } else { None };
+        let logger = match if debug { self.logger() } else { None } {
+            // SAFETY: the logger owns its ring buffer's fd and lives inside the AsyncFd, so the
+            // fd stays open for as long as it is registered.
+            Some(l) => {
+                Some(unsafe { AsyncFd::register(l) }.context("watching the kernel-side log")?)
+            }
+            None => None,
+        };
         // Before the header: a script that sees it may signal at once.
         let signals = Signals::install()?;
         let ran = match sink.header() {

@@ -99,8 +99,12 @@ impl Events {
         n
     }
 
-    /// Waits until the kernel wakes us: the ring buffer once a batch is waiting, a perf
-    /// buffer at every event (aya opens them so).
+    /// Waits until the kernel wakes us: the ring buffer for the first record after a drain
+    /// (and once more when `wakeup_bytes` are waiting), a perf buffer at every event (aya opens
+    /// them so). Readiness is cleared here, before the drain that follows: a record committed
+    /// during or after that drain wakes us again, so none can wait unseen. (aya's `RingBuf`
+    /// orders its last consumer-position store before its last look at the data with a full
+    /// fence, the other half of the kernel's `xchg`-then-load in `bpf_ringbuf_commit`.)
     pub(crate) async fn woken(&mut self) {
         match &mut self.source {
             Source::Ring(fd) => {
@@ -110,16 +114,32 @@ impl Events {
             }
             Source::Perf(buffers, _) => {
                 poll_fn(|cx| {
+                    let mut woken = false;
                     for fd in buffers.iter_mut() {
                         if let Poll::Ready(Ok(mut guard)) = fd.poll_read_ready_mut(cx) {
                             guard.clear_ready();
-                            return Poll::Ready(());
+                            woken = true;
                         }
                     }
-                    Poll::Pending
+                    if woken {
+                        Poll::Ready(())
+                    } else {
+                        Poll::Pending
+                    }
                 })
                 .await
             }
+        }
+    }
+
+    /// Waits for a wake-up that asks for a drain without delay: the ring buffer's forced one
+    /// once `wakeup_bytes` are waiting (the kernel's other wake-ups come only for the first
+    /// record after a drain). Never for perf buffers, which wake at every event, so a burst on
+    /// them is batched by the grace period alone.
+    pub(crate) async fn crowded(&mut self) {
+        match &mut self.source {
+            Source::Ring(_) => self.woken().await,
+            Source::Perf(..) => std::future::pending().await,
         }
     }
 

@@ -1,7 +1,9 @@
 //! The object for kernels without BPF ring buffers (before 5.8): a perf event array.
 //!
 //! aya opens each CPU's perf buffer to wake the reader on every event; the kernel counts the
-//! records it had to drop and user space reports them.
+//! records it had to drop and user space reports them. User space batches them all the same: it
+//! drains `BATCH_GRACE` after a wake-up, ignoring the wake-ups in between, so it needs no timer
+//! and sleeps when nothing happens.
 #![no_std]
 #![no_main]
 
