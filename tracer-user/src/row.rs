@@ -126,8 +126,8 @@ fn padded<W: Write>(
 
 impl Cell for &str {
     fn pad<W: Write>(&self, w: &mut W, width: usize, align: Align) -> io::Result<()> {
-        // `core::fmt` pads by characters, not bytes; no count is needed when the bytes alone
-        // fill the width... unless they are not all one-byte characters.
+        // `core::fmt` pads by characters, not bytes: an ASCII text as long as the width needs
+        // no count.
         let chars = if self.len() >= width && self.is_ascii() {
             self.len()
         } else {
@@ -179,8 +179,8 @@ impl Fixed {
         let prec = usize::from(prec);
         let scale = *POW10.get(prec)?;
         let t = (x * scale).abs();
-        if !(t < 4_503_599_627_370_496.0) {
-            // 2^52, and NaN.
+        // At most 2^52, and not NaN.
+        if t.partial_cmp(&4_503_599_627_370_496.0) != Some(std::cmp::Ordering::Less) {
             return None;
         }
         // `t` is below 2^52: truncation is its floor (without a call to libm's `floor`), and

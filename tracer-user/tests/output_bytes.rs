@@ -358,7 +358,7 @@ fn compaction_rows_and_lines() {
                 tid: r.next() as u32,
                 uid: r.next() as u32 % 70_000,
                 node: if r.below(10) == 0 { -1 } else { z.node },
-                zone_idx: if r.below(10) == 0 { 77 } else { z.index as i32 },
+                zone_idx: if r.below(10) == 0 { 77 } else { z.index },
                 order: r.pick(&[-1, 0, 1, 3, 9, 10, 11, 12, 40, -5]),
                 status: r.pick(&[0, 1, 2, 3, 4, 5, 6, 7, 8, 99, -3]),
                 sync: r.below(2) as u8,
