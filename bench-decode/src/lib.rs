@@ -62,13 +62,22 @@ pub fn pin_to_one_cpu() -> i32 {
     }
 }
 
-/// Events per timed repetition, from the first argument (default 2,000,000).
+/// Events per timed repetition, from the first argument (default 2,000,000). A second
+/// argument runs only the cases whose name contains it.
 pub fn events_from_args() -> u64 {
     std::env::args()
         .nth(1)
         .and_then(|a| a.parse().ok())
         .filter(|&n| n > 0)
         .unwrap_or(2_000_000)
+}
+
+/// Only the cases whose name contains the second argument, where one is given (for
+/// profiling one case).
+fn wanted(name: &str) -> bool {
+    std::env::args()
+        .nth(2)
+        .is_none_or(|only| name.contains(only.as_str()))
 }
 
 /// Records handed over per batch (one drain of the ring, then a flush): about what a 50 ms
@@ -84,6 +93,9 @@ pub fn measure(
     mut record: impl FnMut(&[u8]) -> bool,
     mut batch_end: impl FnMut() -> bool,
 ) -> f64 {
+    if !wanted(name) {
+        return f64::NAN;
+    }
     let mut run = |n: u64| -> f64 {
         let t0 = Instant::now();
         let mut i = 0u64;
@@ -128,4 +140,20 @@ pub fn comm(i: usize) -> [u8; 16] {
     let src = COMMS[i % COMMS.len()];
     c[..src.len()].copy_from_slice(src);
     c
+}
+
+/// The cgroup v2 id of this process (0 where there is none), for the records to carry: the
+/// tools' JSON lines name each event's cgroup (`cgroup_id`, and `cgroup` looked up by id).
+pub fn own_cgroup_id() -> u64 {
+    use std::os::unix::fs::MetadataExt as _;
+    let Ok(root) = tracer_user::cgroups::mount_point() else {
+        return 0;
+    };
+    std::fs::read_to_string("/proc/self/cgroup")
+        .ok()
+        .and_then(|s| {
+            let path = s.lines().find_map(|l| l.strip_prefix("0::"))?.to_owned();
+            std::fs::metadata(root.join(path.trim_start_matches('/'))).ok()
+        })
+        .map_or(0, |m| m.ino())
 }

@@ -1157,7 +1157,8 @@ fn section_decode(r: &Results, s: &mut String) {
     let _ = writeln!(s, "## 6. Decode + format throughput, one core\n");
     let _ = writeln!(
         s,
-        "`bench-decode`: 4,096 distinct synthetic records laid out as the ring buffer hands them over, cycled; each \
+        "`bench-decode`: 4,096 distinct synthetic records laid out as the ring buffer hands them over (carrying the \
+         benchmark's own cgroup id, which JSON lines name), cycled; each \
          handed to the library's own printer (`tracer_user::{{compaction, reclaim, extfrag}}::printer::Printer`, \
          the event loop's sink): decoded, named, and written as a row or a JSON line to /dev/null through `Output`, \
          flushed every 4,096 records. Pinned to one CPU; median of three repetitions after a warm-up. \

@@ -48,13 +48,75 @@ impl WallClock {
     }
 
     /// A clock with a fixed offset, for tests and benchmarks.
-    pub fn with_offset(offset_ns: i128) -> WallClock {
+    pub const fn with_offset(offset_ns: i128) -> WallClock {
         WallClock { offset_ns }
     }
 
     /// The wall-clock time of kernel timestamp `ktime_ns`, as RFC 3339 in UTC with nanoseconds.
     pub fn rfc3339(&self, ktime_ns: u64) -> String {
         utc_rfc3339_ns(self.offset_ns + i128::from(ktime_ns))
+    }
+
+    /// `rfc3339`, without a heap allocation (one per JSON line).
+    pub fn rfc3339_stamp(&self, ktime_ns: u64) -> Rfc3339 {
+        Rfc3339::new(self.offset_ns + i128::from(ktime_ns))
+    }
+}
+
+/// `2026-11-22T19:30:05.123456789Z`, as `utc_rfc3339_ns` writes it, held on the stack.
+#[derive(Clone)]
+pub enum Rfc3339 {
+    Stack([u8; 30]),
+    /// Years outside 0..=9999 (a wall clock set far off): `utc_rfc3339_ns`'s own text.
+    Far(String),
+}
+
+impl Rfc3339 {
+    pub fn new(ns: i128) -> Rfc3339 {
+        // After 1970 (always, unless the wall clock is set far off), in u64 arithmetic: a
+        // 128-bit division is a library call.
+        let Ok(ns64) = u64::try_from(ns) else {
+            return Rfc3339::Far(utc_rfc3339_ns(ns));
+        };
+        let (secs, frac) = (ns64 / 1_000_000_000, (ns64 % 1_000_000_000) as u32);
+        let (days, rem) = (secs / 86_400, (secs % 86_400) as u32);
+        let (y, m, d) = tracer_common::time::civil_from_days(days as i64);
+        if !(0..=9999).contains(&y) {
+            return Rfc3339::Far(utc_rfc3339_ns(ns));
+        }
+        let mut buf = *b"0000-00-00T00:00:00.000000000Z";
+        let two = |out: &mut [u8], v: u32| {
+            out[0] = b'0' + (v / 10) as u8;
+            out[1] = b'0' + (v % 10) as u8;
+        };
+        two(&mut buf[0..2], y as u32 / 100);
+        two(&mut buf[2..4], y as u32 % 100);
+        two(&mut buf[5..7], m);
+        two(&mut buf[8..10], d);
+        two(&mut buf[11..13], rem / 3600);
+        two(&mut buf[14..16], rem % 3600 / 60);
+        two(&mut buf[17..19], rem % 60);
+        let (hi, lo) = (frac / 100_000, frac % 100_000);
+        two(&mut buf[20..22], hi / 100);
+        two(&mut buf[22..24], hi % 100);
+        buf[24] = b'0' + (lo / 10_000) as u8;
+        two(&mut buf[25..27], lo % 10_000 / 100);
+        two(&mut buf[27..29], lo % 100);
+        Rfc3339::Stack(buf)
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            // SAFETY: `new` wrote ASCII digits into an ASCII template.
+            Rfc3339::Stack(buf) => unsafe { std::str::from_utf8_unchecked(buf) },
+            Rfc3339::Far(s) => s,
+        }
+    }
+}
+
+impl serde::Serialize for Rfc3339 {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
     }
 }
 
@@ -104,5 +166,35 @@ mod tests {
         );
         let clock = WallClock::with_offset(1_795_375_805_000_000_000);
         assert_eq!(clock.rfc3339(1_500), "2026-11-22T19:30:05.000001500Z");
+    }
+
+    #[test]
+    fn stamps_match_the_formatted_text() {
+        // Around the epoch, leap days, year ends, the far future and the far past.
+        let mut ns: Vec<i128> = vec![
+            0,
+            -1,
+            1,
+            951_782_400_000_000_000,
+            1_795_375_805_000_000_042,
+            253_402_300_799_999_999_999, // 9999-12-31T23:59:59.999999999Z
+            253_402_300_800_000_000_000, // year 10000
+            -62_167_219_200_000_000_000, // 0000-01-01
+            -62_167_219_200_000_000_001, // year -1
+            i128::from(i64::MAX),
+            i128::from(i64::MIN),
+        ];
+        let mut x = 0x1234_5678_9abc_def1u64;
+        for _ in 0..100_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            ns.push(i128::from(x >> 1) - (1 << 62));
+        }
+        for n in ns {
+            assert_eq!(Rfc3339::new(n).as_str(), utc_rfc3339_ns(n), "{n}");
+        }
+        let clock = WallClock::with_offset(1_795_375_805_000_000_000);
+        assert_eq!(clock.rfc3339_stamp(1_500).as_str(), clock.rfc3339(1_500));
     }
 }

@@ -36,6 +36,7 @@ pub mod printfmt;
 pub mod privilege;
 pub mod probes;
 pub mod reclaim;
+pub mod row;
 pub mod session;
 pub mod stacks;
 pub mod tracefs;

@@ -24,6 +24,9 @@ pub enum Style {
 
 pub struct Output<W: Write = io::Stdout> {
     out: BufWriter<W>,
+    /// The event line being written, reused: a row's cells and a JSON line's fields are
+    /// appended to memory, and reach `out` in one copy.
+    line: Vec<u8>,
     style: Style,
     tool: &'static str,
     /// Event lines written.
@@ -46,6 +49,7 @@ impl<W: Write> Output<W> {
     pub fn new(w: W, tool: &'static str, style: Style) -> Output<W> {
         Output {
             out: BufWriter::with_capacity(64 * 1024, w),
+            line: Vec::with_capacity(512),
             style,
             tool,
             events: 0,
@@ -84,18 +88,18 @@ impl<W: Write> Output<W> {
         event: &'static str,
         ts_ns: u64,
         body: &E,
-        row: impl FnOnce(&mut BufWriter<W>) -> io::Result<()>,
+        row: impl FnOnce(&mut Vec<u8>) -> io::Result<()>,
         stack: Option<(&mut Stacks, i32)>,
         cgroup: Option<(u64, Option<&str>)>,
     ) -> io::Result<()> {
         self.events += 1;
+        self.line.clear();
         match self.style {
             Style::Columns => {
-                row(&mut self.out)?;
+                row(&mut self.line)?;
                 if let Some((stacks, id)) = stack {
-                    stacks.write(&mut self.out, id)?;
+                    stacks.write(&mut self.line, id)?;
                 }
-                Ok(())
             }
             Style::Json(clock) => {
                 let frames = stack.map(|(stacks, id)| stacks.frames(id));
@@ -104,9 +108,10 @@ impl<W: Write> Output<W> {
                     cgroup: cgroup.and_then(|(_, path)| path),
                     stack: frames,
                 };
-                json::event(&mut self.out, &clock, event, ts_ns, body, beside)
+                json::event(&mut self.line, &clock, event, ts_ns, body, beside)?;
             }
         }
+        self.out.write_all(&self.line)
     }
 
     /// One JSON line that is not an event of the stream (an interval's table), counted as one.
@@ -118,14 +123,16 @@ impl<W: Write> Output<W> {
     ) -> io::Result<()> {
         if let Style::Json(clock) = self.style {
             self.events += 1;
+            self.line.clear();
             json::event(
-                &mut self.out,
+                &mut self.line,
                 &clock,
                 event,
                 ts_ns,
                 body,
                 json::Beside::default(),
             )?;
+            self.out.write_all(&self.line)?;
         }
         Ok(())
     }
@@ -167,7 +174,14 @@ pub fn write_failed(e: io::Error) -> anyhow::Error {
 /// (as ps does): a task may name itself anything, but an event stays one line.
 pub fn comm_str(comm: &[u8]) -> std::borrow::Cow<'_, str> {
     let end = comm.iter().position(|&b| b == 0).unwrap_or(comm.len());
-    let name = String::from_utf8_lossy(&comm[..end]);
+    let bytes = &comm[..end];
+    // Nearly every name is printable ASCII: borrowed as it is, without a second look.
+    if bytes.iter().all(|&b| (0x20..0x7f).contains(&b))
+        && let Ok(name) = std::str::from_utf8(bytes)
+    {
+        return std::borrow::Cow::Borrowed(name);
+    }
+    let name = String::from_utf8_lossy(bytes);
     if name.contains(char::is_control) {
         name.replace(char::is_control, "?").into()
     } else {
@@ -177,6 +191,9 @@ pub fn comm_str(comm: &[u8]) -> std::borrow::Cow<'_, str> {
 
 /// The first `max` characters of `s` (a COMM column is 14 wide, the kernel's comm 15 long).
 pub fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
     match s.char_indices().nth(max) {
         Some((i, _)) => &s[..i],
         None => s,
@@ -193,5 +210,31 @@ mod tests {
         assert_eq!(comm_str(b"evil\nname\t\x1b[31m"), "evil?name??[31m");
         assert_eq!(comm_str(b"caf\xc3\xa9"), "caf\u{e9}");
         assert_eq!(truncate("kworker/u8:1-events", 14), "kworker/u8:1-e");
+    }
+
+    #[test]
+    fn names_as_before_the_ascii_path() {
+        // The former `comm_str`, for every byte at every place of a 16-byte name.
+        let lossy = |comm: &[u8]| {
+            let end = comm.iter().position(|&b| b == 0).unwrap_or(comm.len());
+            String::from_utf8_lossy(&comm[..end]).replace(char::is_control, "?")
+        };
+        for at in 0..16 {
+            for b in 0..=255u8 {
+                let mut comm = *b"kworker/u8:1-ev\0";
+                comm[at] = b;
+                assert_eq!(comm_str(&comm), lossy(&comm), "{comm:?}");
+                for max in [0, 1, 5, 14, 15, 16] {
+                    let name = comm_str(&comm);
+                    let chars: String = name.chars().take(max).collect();
+                    assert_eq!(truncate(&name, max), chars);
+                }
+            }
+        }
+        let two = *b"caf\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9x";
+        assert_eq!(
+            truncate(&comm_str(&two), 14),
+            "caf\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}x"
+        );
     }
 }

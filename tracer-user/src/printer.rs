@@ -101,7 +101,6 @@ impl<K: EventKind, W: Write> Sink for Printer<K, W> {
             return Ok(());
         };
         let first = *self.first_ts.get_or_insert(K::time_ns(&raw));
-        let time_s = K::time_s(&raw, first);
         let columns = self.columns;
         let stack = self.stacks.as_mut().map(|s| (s, K::kstack_id(&raw)));
         let id = K::cgroup_id(&raw);
@@ -113,7 +112,7 @@ impl<K: EventKind, W: Write> Sink for Printer<K, W> {
             K::event_name(&event),
             K::ts_ns(&raw),
             &event,
-            |w| K::row(&columns, w, &event, time_s),
+            |w| K::row(&columns, w, &event, K::time_s(&raw, first)),
             stack,
             (id != 0).then_some((id, path.as_deref())),
         )

@@ -4,7 +4,7 @@
 
 use std::{cell::RefCell, io};
 
-use bench_decode::{Pool, comm, events_from_args, measure, pin_to_one_cpu};
+use bench_decode::{Pool, comm, events_from_args, measure, own_cgroup_id, pin_to_one_cpu};
 use tracer_common::{
     compaction::{CompactEvent, FLAG_SNAPSHOT, FLAG_ZONE_KNOWN},
     extfrag::ExtfragEvent,
@@ -53,6 +53,15 @@ fn compact_event(i: usize, zoneinfo: &[ZoneInfo]) -> CompactEvent {
     if i.is_multiple_of(2) {
         ev.flags |= FLAG_SNAPSHOT;
     }
+    // `-w`: a run's work, from a few pages to a whole zone's worth.
+    let pages = 32 + (i as u64 * 104_729) % 250_000;
+    ev.work.migrate_scanned = pages;
+    ev.work.migrate_isolated = pages / 3;
+    ev.work.free_scanned = pages * 4;
+    ev.work.free_isolated = pages / 3;
+    ev.work.migrated = pages / 3 - pages % 7;
+    ev.work.migrate_failed = pages % 7;
+    ev.trigger = (i % 5) as u8;
     ev
 }
 
@@ -90,7 +99,12 @@ fn main() -> anyhow::Result<()> {
     anyhow::ensure!(!zoneinfo.is_empty(), "no populated zone in /proc/zoneinfo");
 
     // Decoding alone: the floor under every case.
-    let pool = Pool::new(4096, |i| compact_event(i, &zoneinfo));
+    // The tasks' cgroup, as the kernel records it: JSON lines carry it and its path.
+    let cgroup_id = own_cgroup_id();
+    let pool = Pool::new(4096, |i| CompactEvent {
+        cgroup_id,
+        ..compact_event(i, &zoneinfo)
+    });
     let mut sum = 0u64;
     measure(
         "decode-only",
@@ -122,9 +136,30 @@ fn main() -> anyhow::Result<()> {
             Style::Columns,
         ),
         (
+            "compactsnoop -w",
+            compaction::columns::Columns {
+                work: true,
+                ..Default::default()
+            },
+            Style::Columns,
+        ),
+        (
+            "compactsnoop -j",
+            compaction::columns::Columns::default(),
+            json,
+        ),
+        (
             "compactsnoop -j -e",
             compaction::columns::Columns {
                 extended: true,
+                ..Default::default()
+            },
+            json,
+        ),
+        (
+            "compactsnoop -j -w",
+            compaction::columns::Columns {
+                work: true,
                 ..Default::default()
             },
             json,
@@ -152,7 +187,10 @@ fn main() -> anyhow::Result<()> {
     }
 
     // -x, as rows and as JSON lines.
-    let pool = Pool::new(4096, |i| extfrag_event(i, &zoneinfo));
+    let pool = Pool::new(4096, |i| ExtfragEvent {
+        cgroup_id,
+        ..extfrag_event(i, &zoneinfo)
+    });
     for (name, style) in [
         ("compactsnoop -x", Style::Columns),
         ("compactsnoop -x -j", json),

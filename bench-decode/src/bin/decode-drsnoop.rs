@@ -3,7 +3,7 @@
 
 use std::{cell::RefCell, io};
 
-use bench_decode::{Pool, comm, events_from_args, measure, pin_to_one_cpu};
+use bench_decode::{Pool, comm, events_from_args, measure, own_cgroup_id, pin_to_one_cpu};
 use tracer_common::reclaim::{KIND_DIRECT, ReclaimEvent};
 use tracer_user::{
     clock::WallClock,
@@ -53,7 +53,12 @@ fn main() -> anyhow::Result<()> {
     let cpu = pin_to_one_cpu();
     eprintln!("decode-drsnoop: {events} events per repetition, pinned to CPU {cpu}");
     let names = gfp_names();
-    let pool = Pool::new(4096, reclaim_event);
+    // The tasks' cgroup, as the kernel records it: JSON lines carry it and its path.
+    let cgroup_id = own_cgroup_id();
+    let pool = Pool::new(4096, |i| ReclaimEvent {
+        cgroup_id,
+        ..reclaim_event(i)
+    });
 
     let all = Columns {
         timestamp: true,

@@ -3,7 +3,10 @@
 use std::io::{self, Write};
 
 use super::event::CompactionRun;
-use crate::output::truncate;
+use crate::{
+    output::truncate,
+    row::{Fixed, Row},
+};
 
 /// Which columns are shown.
 #[derive(Clone, Copy, Debug, Default)]
@@ -59,31 +62,46 @@ impl Columns {
 
     /// The run's row; `time_s` is its TIME(s).
     pub fn row(&self, w: &mut impl Write, run: &CompactionRun<'_>, time_s: f64) -> io::Result<()> {
+        let mut r = Row::new(w);
         if self.timestamp {
-            write!(w, "{time_s:<14.9} ")?;
+            r.left(Fixed(time_s, 9), 14).sp();
         }
-        let comm = truncate(&run.comm, 14);
-        let zone = run.zone.as_deref().unwrap_or("?");
+        r.left(truncate(&run.comm, 14), 14)
+            .sp()
+            .left(run.pid, 6)
+            .sp();
         match run.node {
-            Some(node) => write!(w, "{comm:<14} {:<6} {node:<4} ", run.pid)?,
-            None => write!(w, "{comm:<14} {:<6} {:<4} ", run.pid, "?")?,
-        }
-        write!(w, "{zone:<12} {:<5} {:<7} ", run.order, run.mode)?;
+            Some(node) => r.left(node, 4),
+            None => r.left("?", 4),
+        };
+        r.sp()
+            .left(run.zone.as_deref().unwrap_or("?"), 12)
+            .sp()
+            .left(run.order, 5)
+            .sp()
+            .left(run.mode, 7)
+            .sp();
         if self.extended {
             match &run.zone_state {
-                Some(z) => write!(
-                    w,
-                    "{:<8.3} {:<8} {:<8} {:<8} {:<8} ",
-                    z.fragidx, z.wmark_min, z.wmark_low, z.wmark_high, z.free_pages
-                )?,
-                None => write!(w, "{:<8} {:<8} {:<8} {:<8} {:<8} ", "?", "?", "?", "?", "?")?,
-            }
+                Some(z) => r
+                    .left(Fixed(z.fragidx, 3), 8)
+                    .sp()
+                    .left(z.wmark_min, 8)
+                    .sp()
+                    .left(z.wmark_low, 8)
+                    .sp()
+                    .left(z.wmark_high, 8)
+                    .sp()
+                    .left(z.free_pages, 8)
+                    .sp(),
+                None => r.text("?        ?        ?        ?        ?        "),
+            };
         }
-        write!(w, "{:>9.3} {:>16}", run.latency_ms, run.status)?;
+        r.right(Fixed(run.latency_ms, 3), 9)
+            .sp()
+            .right(&*run.status, 16);
         if self.work {
-            write!(w, " {:<9}", run.trigger)?;
-        }
-        if self.work {
+            r.sp().left(run.trigger, 9);
             let work = run.work.unwrap_or_default();
             for n in [
                 work.migrate_scanned,
@@ -93,10 +111,10 @@ impl Columns {
                 work.migrated,
                 work.migrate_failed,
             ] {
-                write!(w, " {n:>9}")?;
+                r.sp().right(n, 9);
             }
         }
-        writeln!(w)
+        r.end()
     }
 }
 

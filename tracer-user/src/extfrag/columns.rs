@@ -3,7 +3,10 @@
 use std::io::{self, Write};
 
 use super::event::Fallback;
-use crate::output::truncate;
+use crate::{
+    output::truncate,
+    row::{Fixed, Row},
+};
 
 /// Which columns are shown.
 #[derive(Clone, Copy, Debug)]
@@ -34,25 +37,31 @@ impl Columns {
 
     /// The fallback's row; `time_s` is its TIME(s).
     pub fn row(&self, w: &mut impl Write, f: &Fallback<'_>, time_s: f64) -> io::Result<()> {
+        let mut r = Row::new(w);
         if self.timestamp {
-            write!(w, "{time_s:<14.9} ")?;
+            r.left(Fixed(time_s, 9), 14).sp();
         }
-        let comm = truncate(&f.comm, 14);
+        r.left(truncate(&f.comm, 14), 14).sp().left(f.pid, 6).sp();
         match f.node {
-            Some(node) => write!(w, "{comm:<14} {:<6} {node:<4} ", f.pid)?,
-            None => write!(w, "{comm:<14} {:<6} {:<4} ", f.pid, "?")?,
-        }
+            Some(node) => r.left(node, 4),
+            None => r.left("?", 4),
+        };
         let frag = if f.fragmenting { "yes" } else { "no" };
-        writeln!(
-            w,
-            "{:<12} {:<5} {:<8} {:<12} {:<13} {frag:<11} {}",
-            f.zone.as_deref().unwrap_or("?"),
-            f.alloc_order,
-            f.fallback_order,
-            f.alloc_type,
-            f.fallback_type,
-            f.ownership
-        )
+        r.sp()
+            .left(f.zone.as_deref().unwrap_or("?"), 12)
+            .sp()
+            .left(f.alloc_order, 5)
+            .sp()
+            .left(f.fallback_order, 8)
+            .sp()
+            .left(&*f.alloc_type, 12)
+            .sp()
+            .left(&*f.fallback_type, 13)
+            .sp()
+            .left(frag, 11)
+            .sp()
+            .text(f.ownership)
+            .end()
     }
 }
 

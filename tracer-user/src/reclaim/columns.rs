@@ -3,7 +3,10 @@
 use std::io::{self, Write};
 
 use super::event::Reclaim;
-use crate::output::truncate;
+use crate::{
+    output::truncate,
+    row::{Fixed, Row},
+};
 
 /// Which columns are shown.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -38,7 +41,9 @@ impl Columns {
             write!(w, "{:>10}", "FREE(KB)")?;
         }
         if self.kind {
-            self.kind_column(w, "KIND")?;
+            let mut row = Row::new(w);
+            self.kind_column(&mut row, "KIND");
+            row.done()?;
         }
         if self.extended {
             write!(w, " {:>5} GFP", "ORDER")?;
@@ -47,35 +52,45 @@ impl Columns {
     }
 
     /// KIND is padded to its widest value (`memcg_soft`) unless it ends the line.
-    fn kind_column(&self, w: &mut impl Write, kind: &str) -> io::Result<()> {
+    fn kind_column<W: Write>(&self, row: &mut Row<'_, W>, kind: &str) {
+        row.sp();
         if self.extended {
-            write!(w, " {kind:<10}")
+            row.left(kind, 10);
         } else {
-            write!(w, " {kind}")
+            row.text(kind);
         }
     }
 
     /// The reclaim's row; `time_s` is its TIME(s).
     pub fn row(&self, w: &mut impl Write, r: &Reclaim<'_>, time_s: f64) -> io::Result<()> {
+        let mut row = Row::new(w);
         if self.timestamp {
-            write!(w, "{time_s:<14.9}")?;
+            row.left(Fixed(time_s, 9), 14);
         }
         if self.uid {
-            write!(w, "{:<6}", r.uid)?;
+            row.left(r.uid, 6);
         }
-        let comm = truncate(&r.comm, 14);
         let id = if self.tid { r.tid } else { r.pid };
-        write!(w, "{comm:<14} {id:<6} {:>8.2} {:>5}", r.latency_ms, r.pages)?;
+        row.left(truncate(&r.comm, 14), 14)
+            .sp()
+            .left(id, 6)
+            .sp()
+            .right(Fixed(r.latency_ms, 2), 8)
+            .sp()
+            .right(r.pages, 5);
         if self.verbose {
-            write!(w, "{:>10}", r.free_kb.unwrap_or(0))?;
+            row.right(r.free_kb.unwrap_or(0), 10);
         }
         if self.kind {
-            self.kind_column(w, r.kind)?;
+            self.kind_column(&mut row, r.kind);
         }
         if self.extended {
-            write!(w, " {:>5} {}", r.order, r.gfp.as_deref().unwrap_or(""))?;
+            row.sp()
+                .right(r.order, 5)
+                .sp()
+                .text(r.gfp.as_deref().unwrap_or(""));
         }
-        writeln!(w)
+        row.end()
     }
 }
 
