@@ -6,7 +6,7 @@
 //! 503 and closed, or beyond `MAX_REFUSALS` of those closed at once), one request per connection (`Connection: close`), a response written
 //! within `WRITE_TIMEOUT`. No request body is read, no other input taken.
 
-use std::{sync::Arc, time::Duration};
+use std::{os::fd::AsRawFd as _, sync::Arc, time::Duration};
 
 use tokio::{
     io::{AsyncReadExt as _, AsyncWriteExt as _},
@@ -181,6 +181,28 @@ async fn refuse(mut stream: TcpStream) {
     .await;
 }
 
+/// Holds back what is written to `stream` until its end (`shutdown`), so that the response and
+/// the end of the connection reach the client together: the client is woken once, with
+/// everything. Written and then shut down uncorked, the first write wakes the client, which on
+/// a busy machine can take the CPU from the exporter before it has shut down: the client then
+/// has the body but waits for the end of the stream until the exporter gets a CPU again (timed
+/// inside the exporter under the fragmenting workload: a write of 0.02 ms of CPU, 13 ms of
+/// wall time).
+fn cork(stream: &TcpStream) {
+    let on: libc::c_int = 1;
+    // SAFETY: setsockopt on a descriptor the stream owns, with an int option of its size.
+    // Failing, it changes nothing but the number of wake-ups.
+    unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_CORK,
+            (&raw const on).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
+
 async fn serve(mut stream: TcpStream, metrics: Arc<dyn Metrics>) {
     let response = match timeout(READ_TIMEOUT, read_head(&mut stream)).await {
         // A scrape reads the kernel's maps on the event loop's one thread: other connections
@@ -189,6 +211,7 @@ async fn serve(mut stream: TcpStream, metrics: Arc<dyn Metrics>) {
         Ok(Err(r)) => r,
         Err(_) => Response::text(408, "request head not received in time"),
     };
+    cork(&stream);
     let _ = timeout(WRITE_TIMEOUT, async {
         stream.write_all(&response.bytes()).await?;
         stream.shutdown().await
