@@ -7,7 +7,8 @@
 //!   kernel clock); then every line of every tool, as the tool wrote it with its `source` put
 //!   first (`{"source":"extfrag",...}`), so that each tool's `start` and `end` are told apart;
 //!   the last line is the recorder's `end`.
-//! - Written line by line and flushed after each batch (at most 50 ms after a line arrives):
+//! - Written line by line and flushed after each batch (as soon as a line arrives; it sleeps
+//!   until a line, a signal or the deadline, with no timer while idle):
 //!   every line on disk is complete, except at most the one being written, so a copy taken at
 //!   any time is an interim recording, and a crash or SIGKILL loses at most the last batch.
 //! - SIGINT, SIGTERM and the end of `-d` are passed on to the tools as SIGINT; the recorder
@@ -59,8 +60,6 @@ pub const SOURCES: [Source; 3] = [
 
 /// How long the tools may take to write their end lines once told to stop.
 const STOP_WITHIN: Duration = Duration::from_secs(20);
-/// How often the loop looks at signals and the deadline while no line comes.
-const TICK: Duration = Duration::from_millis(50);
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -73,14 +72,33 @@ pub struct Settings {
 }
 
 static SIGNALLED: AtomicI32 = AtomicI32::new(0);
+/// The write end of the pipe a signal is announced on (-1 before `catch_signals`).
+static SIGNAL_PIPE: AtomicI32 = AtomicI32::new(-1);
 
 extern "C" fn on_signal(sig: libc::c_int) {
     SIGNALLED.store(sig, Ordering::SeqCst);
+    let fd = SIGNAL_PIPE.load(Ordering::SeqCst);
+    if fd >= 0 {
+        // SAFETY: write(2) is async-signal-safe; one byte from a static. A full pipe (many
+        // signals unread) loses nothing: one byte is enough to wake the loop.
+        unsafe { libc::write(fd, b"s".as_ptr().cast(), 1) };
+    }
 }
 
-fn catch_signals() {
+/// Catches SIGINT and SIGTERM; each wakes the loop through `tx` (a self-pipe read by a
+/// thread), so the loop sleeps until a line, a signal or a deadline: no timer while idle.
+fn catch_signals(tx: mpsc::SyncSender<Msg>) -> Result<()> {
+    let mut fds = [0; 2];
+    // SAFETY: fds has room for the two descriptors.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        bail!(
+            "cannot make a pipe for signals: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+    SIGNAL_PIPE.store(fds[1], Ordering::SeqCst);
     for sig in [libc::SIGINT, libc::SIGTERM] {
-        // SAFETY: installing a handler that only stores into an atomic.
+        // SAFETY: installing a handler that only stores into atomics and writes to a pipe.
         unsafe {
             let mut sa: libc::sigaction = std::mem::zeroed();
             sa.sa_sigaction = on_signal as *const () as usize;
@@ -89,6 +107,17 @@ fn catch_signals() {
             libc::sigaction(sig, &sa, std::ptr::null_mut());
         }
     }
+    let read_end = fds[0];
+    std::thread::spawn(move || {
+        let mut byte = [0u8; 1];
+        // SAFETY: reading one byte into a local buffer from the pipe made above.
+        while unsafe { libc::read(read_end, byte.as_mut_ptr().cast(), 1) } > 0 {
+            if tx.send(Msg::Signal).is_err() {
+                return;
+            }
+        }
+    });
+    Ok(())
 }
 
 /// Where a tool's binary is: in `dir` if given; else beside this executable, then on PATH.
@@ -198,6 +227,8 @@ enum Msg {
     Line(usize, Vec<u8>),
     /// The tool closed its output; `true` if its last line lacked its newline.
     Eof(usize, bool),
+    /// SIGINT or SIGTERM arrived (`SIGNALLED` says which).
+    Signal,
 }
 
 struct Running {
@@ -210,7 +241,8 @@ struct Running {
 
 /// Records until a signal, the deadline or a tool's end; returns the exit status.
 pub fn record(s: &Settings) -> Result<ExitCode> {
-    catch_signals();
+    let (tx, rx) = mpsc::sync_channel::<Msg>(1 << 16);
+    catch_signals(tx.clone())?;
     let mut paths = Vec::new();
     for src in &SOURCES {
         paths.push(locate(src.tool, s.tools_dir.as_deref())?);
@@ -247,7 +279,6 @@ pub fn record(s: &Settings) -> Result<ExitCode> {
     out.write_all(b"\n").map_err(write_err)?;
     out.flush().map_err(write_err)?;
 
-    let (tx, rx) = mpsc::sync_channel::<Msg>(1 << 16);
     let mut running: Vec<Running> = Vec::new();
     for (i, (src, path)) in SOURCES.iter().zip(&paths).enumerate() {
         let mut cmd = Command::new(path);
@@ -314,7 +345,18 @@ pub fn record(s: &Settings) -> Result<ExitCode> {
     let mut write_failed: Option<anyhow::Error> = None;
     let mut killed = false;
     loop {
-        let first = match rx.recv_timeout(TICK) {
+        // Asleep until a line, a signal, or the next thing with a time: the deadline, or the
+        // end of the time the tools have to stop.
+        let due = match stopping {
+            Some((since, _)) if !killed => Some(since + STOP_WITHIN),
+            Some(_) => None,
+            None => deadline,
+        };
+        let got = match due {
+            Some(at) => rx.recv_timeout(at.saturating_duration_since(Instant::now())),
+            None => rx.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected),
+        };
+        let first = match got {
             Ok(m) => Some(m),
             Err(mpsc::RecvTimeoutError::Timeout) => None,
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
@@ -363,11 +405,15 @@ pub fn record(s: &Settings) -> Result<ExitCode> {
                         });
                     }
                 }
+                Msg::Signal => {}
             }
             n += 1;
             if n >= 4096 {
                 break;
             }
+        }
+        if running.iter().all(|r| r.closed) {
+            break;
         }
         if write_failed.is_none()
             && let Err(e) = out.flush()
