@@ -1,26 +1,34 @@
-//! Builds the eBPF objects (`tracer-ebpf`'s two bins) into OUT_DIR with nightly and bpf-linker.
-//! `cargo xtask setup` installs both.
+//! Builds the eBPF objects (`tracer-ebpf`'s bins: one per tool and transport) into OUT_DIR with
+//! nightly and bpf-linker. `cargo xtask setup` installs both.
 use anyhow::Context as _;
 
-/// The objects build_ebpf writes into OUT_DIR, which lib.rs embeds.
-const OBJECTS: [&str; 2] = ["tracer-ringbuf", "tracer-perfbuf"];
+/// The objects build_ebpf writes into OUT_DIR, `<tool>-<transport>`, which lib.rs embeds.
+const TOOLS: [&str; 3] = ["compactsnoop", "drsnoop", "memstall_exporter"];
+const TRANSPORTS: [&str; 2] = ["ringbuf", "perfbuf"];
 
 /// Removes the DWARF sections from the objects (`.debug_*` and their relocations; `.BTF` and
 /// `.BTF.ext` stay). bpf-linker needs full debug info to emit BTF and keeps it in its output,
 /// 1.2 of the ring buffer object's 1.45 MB, which aya parses at every start (its relocations
-/// included) although nothing reads it. Without an objcopy the objects are kept as they are.
+/// included) although nothing reads it. Also `.rel.BTF.ext`: the relocations of the line and
+/// function records, whose offsets a linked object already has in place (libbpf skips
+/// relocations of sections without instructions; aya parses them into a list it drops). They
+/// were 70 of drsnoop's 337 KB. Without an objcopy the objects are kept as they are.
 fn strip_debug_info() {
     let Ok(out_dir) = std::env::var("OUT_DIR") else {
         return;
     };
-    for object in OBJECTS {
-        let path = std::path::Path::new(&out_dir).join(object);
+    let objects = TOOLS
+        .iter()
+        .flat_map(|tool| TRANSPORTS.map(|transport| format!("{tool}-{transport}")));
+    for object in objects {
+        let path = std::path::Path::new(&out_dir).join(&object);
         if std::fs::metadata(&path).map_or(true, |m| m.len() == 0) {
             continue;
         }
         let stripped = ["llvm-objcopy", "rust-objcopy"].iter().any(|tool| {
             std::process::Command::new(tool)
                 .arg("--strip-debug")
+                .arg("--remove-section=.rel.BTF.ext")
                 .arg(&path)
                 .status()
                 .is_ok_and(|s| s.success())

@@ -1,4 +1,4 @@
-//! What every program of both objects shares: the load-time configuration, the common maps,
+//! What every program of every object shares: the load-time configuration, the common maps,
 //! and small helpers to read the running task and kernel memory.
 #![no_std]
 

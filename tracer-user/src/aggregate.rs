@@ -88,6 +88,7 @@ impl Aggregation {
         let mut session = Session::load(
             &Options {
                 tool: "memstall_exporter",
+                objects: &crate::MEMSTALL_EXPORTER_OBJECTS,
                 maps: &[
                     names::COMPACT_STARTS,
                     names::COMPACT_CC,

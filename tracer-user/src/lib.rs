@@ -46,12 +46,32 @@ pub mod zones;
 /// The longest process name (`comm`) the kernel keeps, without its NUL.
 pub const COMM_MAX: usize = tracer_common::TASK_COMM_LEN - 1;
 
-/// The programs, for kernels with BPF ring buffers (5.8+).
-pub static RINGBUF_OBJECT: &[u8] =
-    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer-ringbuf"));
-/// The same programs writing to a perf event array, for older kernels.
-pub static PERFBUF_OBJECT: &[u8] =
-    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer-perfbuf"));
+/// One tool's programs, built into one object per transport (`tracer-ebpf/src/programs/mod.rs`
+/// says which programs each tool has). A tool loads only its own: aya parses, links and keeps
+/// every program of the object it loads.
+pub struct Objects {
+    /// For kernels with BPF ring buffers (5.8+).
+    pub ringbuf: &'static [u8],
+    /// The same programs writing to a perf event array, for older kernels.
+    pub perfbuf: &'static [u8],
+}
+
+/// The objects `build.rs` wrote for `$tool`.
+macro_rules! objects {
+    ($tool:literal) => {
+        Objects {
+            ringbuf: aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/", $tool, "-ringbuf")),
+            perfbuf: aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/", $tool, "-perfbuf")),
+        }
+    };
+}
+
+/// compactsnoop's programs: compaction and extfrag.
+pub static COMPACTSNOOP_OBJECTS: Objects = objects!("compactsnoop");
+/// drsnoop's programs: direct and memory-cgroup reclaim.
+pub static DRSNOOP_OBJECTS: Objects = objects!("drsnoop");
+/// The exporter's: both tools' programs, in counting mode.
+pub static MEMSTALL_EXPORTER_OBJECTS: Objects = objects!("memstall_exporter");
 
 /// Sets up `log` for the tools: warnings always, everything under `--debug`.
 pub fn init_logging(debug: bool) {
@@ -102,14 +122,45 @@ where
 mod tests {
     use std::collections::BTreeSet;
 
-    /// The names the user side attaches by are exactly the programs of both built objects.
+    use tracer_common::programs::{
+        DIRECT_BEGIN, DIRECT_END, MEMCG_BEGIN, MEMCG_END, MEMCG_SOFT_BEGIN, MEMCG_SOFT_END,
+    };
+
+    use super::{COMPACTSNOOP_OBJECTS, DRSNOOP_OBJECTS, MEMSTALL_EXPORTER_OBJECTS, Objects};
+
+    /// The programs of both of a tool's objects, which must be the same.
+    fn programs(objects: &Objects) -> BTreeSet<String> {
+        let names = |object| {
+            let parsed = aya_obj::Object::parse(object).expect("parsing the built object");
+            parsed.programs.into_keys().collect::<BTreeSet<String>>()
+        };
+        let ringbuf = names(objects.ringbuf);
+        assert_eq!(ringbuf, names(objects.perfbuf));
+        ringbuf
+    }
+
+    /// The names the user side attaches by are exactly the programs of the built objects:
+    /// drsnoop's are the reclaim programs, compactsnoop's all others, and the exporter's all.
     #[test]
     fn program_names_are_the_objects_programs() {
-        let named: BTreeSet<&str> = tracer_common::programs::all().collect();
-        for object in [super::RINGBUF_OBJECT, super::PERFBUF_OBJECT] {
-            let parsed = aya_obj::Object::parse(object).expect("parsing the built object");
-            let built: BTreeSet<&str> = parsed.programs.keys().map(String::as_str).collect();
-            assert_eq!(named, built);
-        }
+        let all: BTreeSet<String> = tracer_common::programs::all().map(String::from).collect();
+        let reclaim: BTreeSet<String> = [
+            DIRECT_BEGIN,
+            DIRECT_END,
+            MEMCG_BEGIN,
+            MEMCG_END,
+            MEMCG_SOFT_BEGIN,
+            MEMCG_SOFT_END,
+        ]
+        .iter()
+        .flat_map(|r| [r.btf, r.raw, r.classic])
+        .map(String::from)
+        .collect();
+        assert_eq!(programs(&DRSNOOP_OBJECTS), reclaim);
+        assert_eq!(
+            programs(&COMPACTSNOOP_OBJECTS),
+            all.difference(&reclaim).cloned().collect()
+        );
+        assert_eq!(programs(&MEMSTALL_EXPORTER_OBJECTS), all);
     }
 }

@@ -35,6 +35,8 @@ use crate::{
 
 pub struct Options {
     pub tool: &'static str,
+    /// The tool's programs (`crate::Objects`).
+    pub objects: &'static crate::Objects,
     /// The maps this run uses; the other sizable maps of the object are created with one entry.
     pub maps: &'static [&'static str],
     pub config: Config,
@@ -162,8 +164,8 @@ impl Session {
             bail!("this kernel has no BPF ring buffer (5.8+); use --transport perfbuf");
         }
         let object = match transport {
-            Transport::Ringbuf => crate::RINGBUF_OBJECT,
-            Transport::Perfbuf => crate::PERFBUF_OBJECT,
+            Transport::Ringbuf => opts.objects.ringbuf,
+            Transport::Perfbuf => opts.objects.perfbuf,
         };
         let mut config = opts.config;
         if transport == Transport::Ringbuf {

@@ -296,6 +296,7 @@ pub async fn run(opts: &Settings) -> Result<()> {
     let mut session = Session::load(
         &Options {
             tool: "compactsnoop",
+            objects: &crate::COMPACTSNOOP_OBJECTS,
             maps: &[names::COMPACT_REQUESTS, names::STACKS],
             config,
             transport: opts.common.transport,

@@ -508,6 +508,7 @@ pub async fn run(opts: &Settings) -> Result<()> {
     let mut session = Session::load(
         &Options {
             tool: "compactsnoop",
+            objects: &crate::COMPACTSNOOP_OBJECTS,
             maps: &[tracer_common::names::KCOMPACTD_ROUNDS],
             config,
             transport: opts.common.transport,

@@ -303,6 +303,7 @@ pub async fn run(opts: &Settings) -> Result<()> {
     let mut session = Session::load(
         &Options {
             tool: "compactsnoop",
+            objects: &crate::COMPACTSNOOP_OBJECTS,
             // Counting keeps a few fields per run in progress, rows a whole record.
             maps: if opts.histogram.is_some() {
                 &[

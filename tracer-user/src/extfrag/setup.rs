@@ -90,6 +90,7 @@ pub async fn run(opts: &Settings) -> Result<()> {
     let mut session = Session::load(
         &Options {
             tool: "compactsnoop",
+            objects: &crate::COMPACTSNOOP_OBJECTS,
             maps: &[names::EXTFRAG_COUNTS, names::STACKS],
             config,
             transport: opts.common.transport,

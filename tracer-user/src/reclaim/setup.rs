@@ -169,6 +169,7 @@ pub async fn run(opts: &Settings) -> Result<()> {
     let mut session = Session::load(
         &Options {
             tool: "drsnoop",
+            objects: &crate::DRSNOOP_OBJECTS,
             maps: &[
                 names::RECLAIM_BEGIN,
                 names::STACKS,

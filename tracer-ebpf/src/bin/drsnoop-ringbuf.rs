@@ -1,0 +1,14 @@
+//! drsnoop's programs (`programs!`), writing to a BPF ring buffer (5.8+).
+#![no_std]
+#![no_main]
+
+#[macro_use]
+#[path = "../transport/ringbuf.rs"]
+mod transport;
+
+#[macro_use]
+#[path = "../programs/mod.rs"]
+mod programs;
+
+programs!(drsnoop);
+object_common!();

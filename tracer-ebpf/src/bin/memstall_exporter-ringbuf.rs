@@ -1,0 +1,14 @@
+//! memstall_exporter's programs (`programs!`), writing to a BPF ring buffer (5.8+).
+#![no_std]
+#![no_main]
+
+#[macro_use]
+#[path = "../transport/ringbuf.rs"]
+mod transport;
+
+#[macro_use]
+#[path = "../programs/mod.rs"]
+mod programs;
+
+programs!(memstall_exporter);
+object_common!();
