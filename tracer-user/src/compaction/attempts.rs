@@ -21,7 +21,10 @@ use tracer_common::{
     names, programs, record,
 };
 
-use super::{event::Names, setup::plan};
+use super::{
+    event::Names,
+    setup::{classic, plan},
+};
 use crate::{
     cli::CommonOpts,
     hooks::{Classic, ClassicHook},
@@ -36,15 +39,6 @@ use crate::{
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub common: CommonOpts,
-}
-
-const fn classic(event: &'static str, program: &'static str, classic: Classic) -> ClassicHook {
-    ClassicHook {
-        system: "compaction",
-        event,
-        program,
-        classic,
-    }
 }
 
 /// The request first, so that the rows it leads to find it.

@@ -32,7 +32,10 @@ use tracer_common::{
     programs, record,
 };
 
-use super::{event::Names, setup::plan};
+use super::{
+    event::Names,
+    setup::{classic, plan},
+};
 use crate::{
     cli::CommonOpts,
     hooks::{Classic, ClassicHook},
@@ -46,15 +49,6 @@ use crate::{
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub common: CommonOpts,
-}
-
-const fn classic(event: &'static str, program: &'static str, classic: Classic) -> ClassicHook {
-    ClassicHook {
-        system: "compaction",
-        event,
-        program,
-        classic,
-    }
 }
 
 const WAKE: Classic = Classic {

@@ -59,6 +59,20 @@ const END_FIELDS: &[&str] = &[
 ];
 const FINISHED_FIELDS: &[&str] = &["nid", "idx", "order"];
 
+/// A compaction tracepoint hooked by a classic program whatever the rung (`-w`, `-a`, `-k`).
+pub(super) const fn classic(
+    event: &'static str,
+    program: &'static str,
+    classic: Classic,
+) -> ClassicHook {
+    ClassicHook {
+        system: "compaction",
+        event,
+        program,
+        classic,
+    }
+}
+
 const fn hook(event: &'static str, programs: Rungs, classic: Classic) -> Hook {
     Hook {
         system: "compaction",
@@ -109,33 +123,25 @@ const ISOLATE: Classic = Classic {
 /// programs on every rung (`mm_compaction_migratepages` passed other arguments before 5.18;
 /// its record has had the same two counts throughout).
 const WORK_HOOKS: [ClassicHook; 4] = [
-    ClassicHook {
-        system: "compaction",
-        event: "mm_compaction_isolate_migratepages",
-        program: programs::COMPACT_ISOLATE_MIGRATE,
-        classic: ISOLATE,
-    },
-    ClassicHook {
-        system: "compaction",
-        event: "mm_compaction_isolate_freepages",
-        program: programs::COMPACT_ISOLATE_FREE,
-        classic: ISOLATE,
-    },
-    ClassicHook {
-        system: "compaction",
-        event: FAST_ISOLATE,
-        program: programs::COMPACT_FAST_ISOLATE_FREE,
-        classic: ISOLATE,
-    },
-    ClassicHook {
-        system: "compaction",
-        event: "mm_compaction_migratepages",
-        program: programs::COMPACT_MIGRATE,
-        classic: Classic {
+    classic(
+        "mm_compaction_isolate_migratepages",
+        programs::COMPACT_ISOLATE_MIGRATE,
+        ISOLATE,
+    ),
+    classic(
+        "mm_compaction_isolate_freepages",
+        programs::COMPACT_ISOLATE_FREE,
+        ISOLATE,
+    ),
+    classic(FAST_ISOLATE, programs::COMPACT_FAST_ISOLATE_FREE, ISOLATE),
+    classic(
+        "mm_compaction_migratepages",
+        programs::COMPACT_MIGRATE,
+        Classic {
             global: record::globals::COMPACT_MIGRATE,
             fields: &["nr_migrated", "nr_failed"],
         },
-    },
+    ),
 ];
 
 /// The tracepoint of the free scanner's fast path, which older kernels lack (5.10 and 6.1 of
