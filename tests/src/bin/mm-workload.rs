@@ -189,14 +189,15 @@ impl Drop for Mapping {
 fn fragment() -> Result<(), String> {
     let mapping = holes()?;
     let (unmovable, left) = pagetypeinfo();
-    // Pipe buffers cannot be reclaimed and there is no swap: leave 256 MiB of what is free and
-    // of what the kernel counts as available (free plus reclaimable, less its reserves), or the
-    // OOM killer ends this process when little page cache is left to reclaim.
+    // Pipe buffers cannot be reclaimed and there is no swap: leave 256 MiB of what the kernel
+    // counts as available (free plus reclaimable, less its reserves), or the OOM killer ends
+    // this process when little page cache is left to reclaim. Free memory alone is no bound:
+    // beyond it the kernel reclaims clean page cache, and a bound by it (after a squeeze filled
+    // the page cache) once left fewer pipe buffers than there was room for in Unmovable
+    // pageblocks, so nothing fell back.
     let (free, available) = (meminfo("MemFree"), meminfo("MemAvailable"));
-    let mib = ((unmovable + left * HUGE + (64 << 20))
-        .min(free.saturating_sub(256 << 20))
-        .min(available.saturating_sub(256 << 20)))
-        >> 20;
+    let bytes = (unmovable + left * HUGE + (64 << 20)).min(available.saturating_sub(256 << 20));
+    let mib = bytes >> 20;
     eprintln!(
         "mm-workload fragment: {left} free blocks of pageblock size left, {} MiB free in \
          Unmovable pageblocks; MemFree {} MiB, MemAvailable {} MiB: {mib} MiB of pipe buffers",
@@ -204,6 +205,18 @@ fn fragment() -> Result<(), String> {
         free >> 20,
         available >> 20
     );
+    // Only what goes beyond the room in Unmovable pageblocks falls back: say so rather than
+    // leave a test wondering why it saw no fallback.
+    if bytes <= unmovable + (16 << 20) {
+        drop(mapping);
+        write_sysctl("/proc/sys/vm/nr_hugepages", "0")?;
+        return Err(format!(
+            "cannot fragment: {mib} MiB of pipe buffers would not fill the {} MiB free in \
+             Unmovable pageblocks (MemAvailable {} MiB)",
+            unmovable >> 20,
+            available >> 20
+        ));
+    }
     // Pipes of 256 KiB: a pipe's ring of 64 buffer slots (2.5 KiB) comes from an order-0 slab,
     // while a 1 MiB pipe's (10 KiB) is an order-2 allocation, which the fragmentation this
     // makes can leave the kernel unable to satisfy but by the OOM killer (seen under QEMU).
