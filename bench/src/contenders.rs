@@ -10,7 +10,7 @@ use test_kit::{
     cleanup, ktime_now_ns, tracefs,
 };
 
-use super::sys;
+use super::{measure, sys};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Family {
@@ -24,6 +24,8 @@ pub enum Family {
 pub enum Kind {
     Compaction,
     Reclaim,
+    /// Direct and memcg reclaim (`drsnoop -m`).
+    AnyReclaim,
     Extfrag,
     /// tracefs: the raw lines of every enabled event.
     Raw,
@@ -42,6 +44,8 @@ pub enum Shows {
     Histograms,
     /// Nothing at all after its ready line: memstall_exporter, whose counts are read over HTTP.
     Metrics,
+    /// Nothing per event: one count printed at exit (`@pairs: N`). The floor.
+    Count,
 }
 
 #[derive(Clone, Debug)]
@@ -116,6 +120,56 @@ tracepoint:vmscan:mm_vmscan_direct_reclaim_end /@start[tid]/ {
 }
 "#;
 
+/// The floor (issue #17's yardstick): a begin/end pair matched by thread and only counted, the
+/// least a latency tracer does per event (the begin stores the time, the end finds and deletes
+/// it), measured in the same run as the tracers it is the floor of. bpftrace's `count()` adds
+/// to a per-CPU slot; nothing leaves the kernel until exit.
+macro_rules! floor_one_liner {
+    ($what:literal, $($begin:literal, $end:literal),+) => {
+        concat!(
+            "BEGIN { printf(\"Counting ", $what, " begin/end pairs.\\n\"); }\n",
+            $(
+                "tracepoint:", $begin, " { @start[tid] = nsecs; }\n",
+                "tracepoint:", $end, " /@start[tid]/ { @pairs = count(); delete(@start[tid]); }\n",
+            )+
+        )
+    };
+}
+
+pub const BT_FLOOR_COMPACTION: &str = floor_one_liner!(
+    "compaction",
+    "compaction:mm_compaction_begin",
+    "compaction:mm_compaction_end"
+);
+pub const BT_FLOOR_RECLAIM: &str = floor_one_liner!(
+    "direct reclaim",
+    "vmscan:mm_vmscan_direct_reclaim_begin",
+    "vmscan:mm_vmscan_direct_reclaim_end"
+);
+/// The floor of `drsnoop -m` in the reclaim storm: direct and memcg reclaim.
+pub const BT_FLOOR_ANY_RECLAIM: &str = floor_one_liner!(
+    "direct and memcg reclaim",
+    "vmscan:mm_vmscan_direct_reclaim_begin",
+    "vmscan:mm_vmscan_direct_reclaim_end",
+    "vmscan:mm_vmscan_memcg_reclaim_begin",
+    "vmscan:mm_vmscan_memcg_reclaim_end"
+);
+
+/// bpftrace's `drsnoop -m` for the reclaim storm: direct and memcg reclaim paired per thread,
+/// one printed line each.
+pub const BT_ANY_RECLAIM: &str = r#"
+BEGIN { printf("%-14s %-6s %-6s %8s %5s\n", "COMM", "PID", "KIND", "LAT(ms)", "PAGES"); }
+tracepoint:vmscan:mm_vmscan_direct_reclaim_begin { @start[tid] = nsecs; @memcg[tid] = 0; }
+tracepoint:vmscan:mm_vmscan_memcg_reclaim_begin { @start[tid] = nsecs; @memcg[tid] = 1; }
+tracepoint:vmscan:mm_vmscan_direct_reclaim_end,
+tracepoint:vmscan:mm_vmscan_memcg_reclaim_end /@start[tid]/ {
+  $us = (nsecs - @start[tid]) / 1000;
+  printf("%-14s %-6d %-6s %4d.%03d %5d\n", comm, pid, @memcg[tid] ? "memcg" : "direct", $us / 1000, $us % 1000, args->nr_reclaimed);
+  delete(@start[tid]);
+  delete(@memcg[tid]);
+}
+"#;
+
 pub const SQUEEZE_EVENTS: [&str; 4] = [
     "compaction/mm_compaction_begin",
     "compaction/mm_compaction_end",
@@ -123,6 +177,13 @@ pub const SQUEEZE_EVENTS: [&str; 4] = [
     "vmscan/mm_vmscan_direct_reclaim_end",
 ];
 pub const EXTFRAG_EVENTS: [&str; 1] = ["kmem/mm_page_alloc_extfrag"];
+/// The reclaim storm's events: memcg reclaim, and direct reclaim, which `drsnoop -m` shows too.
+pub const STORM_EVENTS: [&str; 4] = [
+    "vmscan/mm_vmscan_memcg_reclaim_begin",
+    "vmscan/mm_vmscan_memcg_reclaim_end",
+    "vmscan/mm_vmscan_direct_reclaim_begin",
+    "vmscan/mm_vmscan_direct_reclaim_end",
+];
 
 const fn spec(label: &'static str, family: Family, kind: Kind, program: Program) -> Spec {
     Spec {
@@ -131,6 +192,13 @@ const fn spec(label: &'static str, family: Family, kind: Kind, program: Program)
         kind,
         shows: Shows::Rows,
         program,
+    }
+}
+
+const fn floor(label: &'static str, kind: Kind, script: &'static str) -> Spec {
+    Spec {
+        shows: Shows::Count,
+        ..spec(label, Family::Bpftrace, kind, Program::Bpftrace(script))
     }
 }
 
@@ -166,6 +234,60 @@ pub const WORK_TRACEPOINTS: [&str; 4] = [
     "mm_compaction_fast_isolate_freepages",
     "mm_compaction_migratepages",
 ];
+/// Other rungs of the hook ladder (`--hooks`), for their cost: BTF-typed tracepoints, and
+/// classic tracepoints (the rung of a kernel without BTF or raw tracepoints).
+pub const COMPACTSNOOP_TP_BTF: Spec = spec(
+    "compactsnoop --hooks tp-btf",
+    Family::Ours,
+    Kind::Compaction,
+    Program::Tool("compactsnoop", &["--hooks", "tp-btf"]),
+);
+pub const COMPACTSNOOP_CLASSIC: Spec = spec(
+    "compactsnoop --hooks tracepoint",
+    Family::Ours,
+    Kind::Compaction,
+    Program::Tool("compactsnoop", &["--hooks", "tracepoint"]),
+);
+pub const DRSNOOP_TP_BTF: Spec = spec(
+    "drsnoop --hooks tp-btf",
+    Family::Ours,
+    Kind::Reclaim,
+    Program::Tool("drsnoop", &["--hooks", "tp-btf"]),
+);
+pub const DRSNOOP_CLASSIC: Spec = spec(
+    "drsnoop --hooks tracepoint",
+    Family::Ours,
+    Kind::Reclaim,
+    Program::Tool("drsnoop", &["--hooks", "tracepoint"]),
+);
+pub const FLOOR_COMPACTION: Spec = floor(
+    "floor: compaction pairs (bpftrace)",
+    Kind::Compaction,
+    BT_FLOOR_COMPACTION,
+);
+pub const FLOOR_RECLAIM: Spec = floor(
+    "floor: direct reclaim pairs (bpftrace)",
+    Kind::Reclaim,
+    BT_FLOOR_RECLAIM,
+);
+pub const FLOOR_ANY_RECLAIM: Spec = floor(
+    "floor: reclaim pairs (bpftrace)",
+    Kind::AnyReclaim,
+    BT_FLOOR_ANY_RECLAIM,
+);
+/// The reclaim storm's contenders: thousands of memcg reclaims.
+pub const DRSNOOP_M: Spec = spec(
+    "drsnoop -m",
+    Family::Ours,
+    Kind::AnyReclaim,
+    Program::Tool("drsnoop", &["-m"]),
+);
+pub const BPFTRACE_ANY_RECLAIM: Spec = spec(
+    "bpftrace reclaim -m",
+    Family::Bpftrace,
+    Kind::AnyReclaim,
+    Program::Bpftrace(BT_ANY_RECLAIM),
+);
 pub const DRSNOOP: Spec = spec(
     "drsnoop",
     Family::Ours,
@@ -310,7 +432,8 @@ pub struct Stopped {
     pub kind: Kind,
     pub shows: Shows,
     pub header: String,
-    /// Event rows (no header, stack lines, blank lines or messages); with `Shows::Histograms`,
+    /// Event rows (no header, stack lines, blank lines or messages); with `Shows::Histograms`
+    /// or `Shows::Count`,
     /// every line after the header (the histograms printed at exit).
     pub rows: Vec<Line>,
     pub lost: u64,
@@ -466,10 +589,13 @@ fn stderr_lost(line: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// Events a histogram contender counted, from what it printed at exit: the `count N, ...` line
-/// under each of our histograms, or the counts of every bucket of bpftrace's (`[4K, 8K)  12
-/// |@@@@|`). `None` when it printed no histogram.
+/// Events a contender counted, from what it printed at exit: the `count N, ...` line under each
+/// of our histograms, the counts of every bucket of bpftrace's (`[4K, 8K)  12 |@@@@|`), a
+/// floor's `@pairs: N`; a row-printing contender, its rows. `None` when it printed no count.
 pub fn counted(s: &Stopped) -> Option<u64> {
+    if s.shows == Shows::Rows {
+        return Some(measure::event_rows(s) as u64);
+    }
     let mut total = None;
     for l in &s.rows {
         let t = l.text.trim_start();
@@ -477,6 +603,8 @@ pub fn counted(s: &Stopped) -> Option<u64> {
             rest.split(',')
                 .next()
                 .and_then(|n| n.trim().parse::<u64>().ok())
+        } else if let Some(n) = t.strip_prefix("@pairs: ") {
+            n.trim().parse::<u64>().ok()
         } else if t.starts_with('[') {
             t.find([')', ']'])
                 .and_then(|end| t[end + 1..].split_whitespace().next())
@@ -626,5 +754,34 @@ mod tests {
         assert_eq!(s.lost, 0);
         let none = split(&BPFTRACE_RECLAIM_HIST, finished(&["Tracing"], ""), 0);
         assert_eq!(counted(&none), None);
+    }
+
+    #[test]
+    fn floors_store_at_each_begin_and_count_at_each_end() {
+        for (script, pairs) in [
+            (BT_FLOOR_COMPACTION, 1),
+            (BT_FLOOR_RECLAIM, 1),
+            (BT_FLOOR_ANY_RECLAIM, 2),
+        ] {
+            let lines: Vec<&str> = script.lines().collect();
+            assert_eq!(lines.len(), 1 + 2 * pairs, "{script}");
+            assert!(
+                lines[0].starts_with("BEGIN { printf(\"Counting "),
+                "{script}"
+            );
+            for pair in lines[1..].chunks(2) {
+                let (begin, end) = (pair[0], pair[1]);
+                assert!(
+                    begin.ends_with("_begin { @start[tid] = nsecs; }"),
+                    "{begin}"
+                );
+                assert!(
+                    end.ends_with("_end /@start[tid]/ { @pairs = count(); delete(@start[tid]); }"),
+                    "{end}"
+                );
+                let tp = |l: &str| l.split_whitespace().next().unwrap_or("").to_owned();
+                assert_eq!(tp(begin).replace("_begin", "_end"), tp(end));
+            }
+        }
     }
 }

@@ -140,27 +140,50 @@ pub fn workspace_root() -> PathBuf {
         .to_owned()
 }
 
-/// Contenders of the side-by-side runs, started in this order.
-const SIDE_BY_SIDE: [Spec; 9] = [
+/// Contenders of the side-by-side runs, started in this order: ours in each mode and rung,
+/// bpftrace's one-liners, the floors (pairs counted by bpftrace, nothing else) and tracefs.
+const SIDE_BY_SIDE: [Spec; 15] = [
     contenders::COMPACTSNOOP,
     contenders::COMPACTSNOOP_E,
     contenders::COMPACTSNOOP_W,
+    contenders::COMPACTSNOOP_TP_BTF,
+    contenders::COMPACTSNOOP_CLASSIC,
     contenders::DRSNOOP,
     contenders::DRSNOOP_V,
     contenders::DRSNOOP_K,
+    contenders::DRSNOOP_TP_BTF,
+    contenders::DRSNOOP_CLASSIC,
     contenders::BPFTRACE_COMPACTION,
     contenders::BPFTRACE_RECLAIM,
+    contenders::FLOOR_COMPACTION,
+    contenders::FLOOR_RECLAIM,
     contenders::TRACEFS,
 ];
 
 /// Contenders of the histogram-mode runs, started in this order (reversed every other run): each
 /// of ours, then bpftrace's one-liner on the same tracepoints.
-const HISTOGRAMS: [Spec; 4] = [
+const HISTOGRAMS: [Spec; 6] = [
     contenders::COMPACTSNOOP_H,
     contenders::DRSNOOP_H,
     contenders::BPFTRACE_COMPACTION_HIST,
     contenders::BPFTRACE_RECLAIM_HIST,
+    contenders::FLOOR_COMPACTION,
+    contenders::FLOOR_RECLAIM,
 ];
+
+/// Contenders of the reclaim storm, started in this order (reversed every other run).
+const STORM: [Spec; 3] = [
+    contenders::DRSNOOP_M,
+    contenders::BPFTRACE_ANY_RECLAIM,
+    contenders::FLOOR_ANY_RECLAIM,
+];
+
+/// The reclaim storm: a reader of this much of the page-cache file in a memory cgroup limited
+/// to `STORM_LIMIT` (the squeeze makes a handful of direct reclaims a run, too few for a
+/// figure; this makes thousands of memcg reclaims, which drsnoop -m shows with the same
+/// programs' bodies).
+const STORM_READ: u64 = test_kit::workload::FILL_BYTES;
+const STORM_LIMIT: u64 = 64 << 20;
 
 /// Contenders whose time to ready is measured alone.
 const READY: [Spec; 5] = [
@@ -240,19 +263,24 @@ pub struct FragContender {
     pub kernel_ns: Option<f64>,
 }
 
-/// One run of the histogram-mode contenders side by side (phase 4).
+/// One run of contenders side by side whose figure is what they counted: the histogram-mode
+/// contenders (phase 4), the reclaim storm.
 #[derive(Clone, Debug, Default)]
-pub struct HistRun {
-    /// bpftrace's one-liners were attached first (every other run).
+pub struct CountedRun {
+    /// The contenders were attached in reverse order (every other run): bpftrace's first.
     pub bpftrace_first: bool,
+    /// Begin/end pairs in the kernel's record, every process.
+    pub kernel_pairs: usize,
+    /// The workload's wall time, s.
+    pub workload_s: f64,
     /// The kernel's record overran: its event counts may be short.
     pub truth_overran: bool,
-    pub contenders: Vec<HistContender>,
+    pub contenders: Vec<CountedContender>,
 }
 
 /// One histogram-mode contender in one run.
 #[derive(Clone, Debug, Default)]
-pub struct HistContender {
+pub struct CountedContender {
     pub label: String,
     /// (program label, ns per run, runs).
     pub programs: Vec<(String, f64, u64)>,
@@ -260,15 +288,20 @@ pub struct HistContender {
     pub run_time_ns: u64,
     /// Runs of its end program(s): the events its figure rests on.
     pub events: u64,
-    /// Events its histograms counted, as printed at exit (`None`: it printed none).
+    /// Events it counted, as printed at exit, or its rows (`None`: it printed no count).
     pub counted: Option<u64>,
+    /// Display latency of each of its rows of the workload's process that matched the
+    /// kernel's record, ms (row-printing contenders).
+    pub display_ms: Vec<f64>,
+    /// Events of the workload's process in the kernel's record, those rows' ground truth.
+    pub workload_events: usize,
     /// The kernel's begin/end pairs (every process) while it was attached.
     pub kernel_events: usize,
     pub lost: u64,
     pub exited_ok: bool,
 }
 
-impl HistContender {
+impl CountedContender {
     /// In-kernel ns per event: all its programs' run time over its end program's runs, as for
     /// the row-printing contenders' "per shown event".
     pub fn per_event_ns(&self) -> Option<f64> {
@@ -337,7 +370,9 @@ pub struct Results {
     /// 8.
     pub frag: Vec<FragRun>,
     /// Histogram mode (phase 4), one entry per run that completed.
-    pub hist: Vec<HistRun>,
+    pub hist: Vec<CountedRun>,
+    /// The reclaim storm, one entry per run that completed.
+    pub storm: Vec<CountedRun>,
     /// Every contender attached with nothing to trace.
     pub idle: Vec<idle::IdleFigure>,
     /// memstall_exporter under load and idle; or why it was not measured.
@@ -574,6 +609,24 @@ pub fn run(args: &Args, built: &Built) -> Result<()> {
     }
     r.phases
         .push(("histogram mode side by side".to_owned(), t0.elapsed()));
+
+    for i in 0..hist_runs {
+        progress!(
+            "reclaim storm ({} MiB read in a {} MiB memory cgroup), run {}/{hist_runs}",
+            STORM_READ >> 20,
+            STORM_LIMIT >> 20,
+            i + 1
+        );
+        match storm_run(&bins, &fill, i % 2 == 1) {
+            Ok(h) => r.storm.push(h),
+            Err(e) => {
+                r.notes
+                    .push(format!("reclaim-storm run {} failed: {e:#}", i + 1));
+                progress!("reclaim-storm run {} failed: {e:#}", i + 1);
+            }
+        }
+    }
+    r.phases.push(("reclaim storm".to_owned(), t0.elapsed()));
 
     for i in 0..args.runs {
         for k in 0..CONFIGS.len() {
@@ -879,52 +932,101 @@ fn side_by_side_run(
     Ok(())
 }
 
-/// One squeeze under the histogram-mode contenders (ours and bpftrace's `hist()` one-liners),
-/// with the kernel's record of the same tracepoints to count the events they saw.
+/// One squeeze under the histogram-mode contenders (ours, bpftrace's `hist()` one-liners and
+/// the floors), with the kernel's record of the same tracepoints to count the events they saw.
 fn histogram_run(
     bins: &Bins,
     mm_workload: &std::path::Path,
     fill: &test_kit::workload::Fill,
     bpftrace_first: bool,
-) -> Result<HistRun> {
+) -> Result<CountedRun> {
     workload::release()?;
     fill.scatter()?;
-    let rec = tracefs::Recorder::try_start(&contenders::SQUEEZE_EVENTS, 16 << 10)?;
+    let run = counted_run(
+        bins,
+        &HISTOGRAMS,
+        bpftrace_first,
+        &contenders::SQUEEZE_EVENTS,
+        "hist",
+        || {
+            let res = workload::reserve(mm_workload);
+            workload::release()?;
+            let res = res?;
+            Ok((res.pid, res.wall))
+        },
+    );
+    workload::release()?;
+    run
+}
+
+/// One reclaim storm: `STORM_READ` of the page-cache file read in a memory cgroup of
+/// `STORM_LIMIT`, under `drsnoop -m`, bpftrace's equivalent and the floor.
+fn storm_run(
+    bins: &Bins,
+    fill: &test_kit::workload::Fill,
+    bpftrace_first: bool,
+) -> Result<CountedRun> {
+    let group = test_kit::sys::Memcg::create(
+        &format!("tracer-bench-storm-{}", std::process::id()),
+        STORM_LIMIT,
+    )?;
+    counted_run(
+        bins,
+        &STORM,
+        bpftrace_first,
+        &contenders::STORM_EVENTS,
+        "storm",
+        || {
+            let t = fill.read_in_cgroup(&group.procs(), STORM_READ)?;
+            Ok((t.pid, t.wall))
+        },
+    )
+}
+
+/// Contenders attached (in reverse order with `reversed`), then `work` (which returns the
+/// workload's PID and wall time), with the kernel's record of `events`; each contender's
+/// programs' cost over the runs of its end program(s), and what it counted.
+fn counted_run(
+    bins: &Bins,
+    specs: &[Spec],
+    reversed: bool,
+    events: &[&str],
+    name: &str,
+    work: impl FnOnce() -> Result<(u32, Duration)>,
+) -> Result<CountedRun> {
+    let rec = tracefs::Recorder::try_start(events, 32 << 10)?;
     // A tracepoint runs its programs in attach order, and the first after a long compaction
-    // run meets cold caches: every other run, bpftrace's go first.
-    let mut order = HISTOGRAMS.to_vec();
-    if bpftrace_first {
+    // run meets cold caches: every other run, they are attached in reverse.
+    let mut order = specs.to_vec();
+    if reversed {
         order.reverse();
     }
     let running = contenders::start_all(&order, bins)?;
     std::thread::sleep(Duration::from_millis(200));
-    let res = workload::reserve(mm_workload);
-    // They print nothing until they are stopped: this only lets the squeeze's last runs end.
+    let res = work();
+    // Histograms and floors print nothing until they are stopped: this lets the last events
+    // end, and the row printers print them.
     let (labels, taken, stopped) =
         quiet_then_stop(running, Duration::from_millis(400), Duration::from_secs(5));
     let (records, truth_overran) = rec.try_finish()?;
-    workload::release()?;
-    let res = res?;
+    let (pid, wall) = res?;
     keep(
-        &format!(
-            "hist{}",
-            if bpftrace_first {
-                "-bpftrace-first"
-            } else {
-                ""
-            }
-        ),
-        res.pid,
+        &format!("{name}{}", if reversed { "-reversed" } else { "" }),
+        pid,
         &stopped,
         &records,
     );
-    let mut out = HistRun {
-        bpftrace_first,
+    let kind = specs.first().map_or(Kind::Compaction, |s| s.kind);
+    let kernel_pairs = measure::expected_rows(&records, kind, 0, u64::MAX);
+    let mut out = CountedRun {
+        bpftrace_first: reversed,
+        kernel_pairs,
+        workload_s: wall.as_secs_f64(),
         truth_overran,
         contenders: Vec::new(),
     };
-    // In the order of HISTOGRAMS, whichever order they were attached in.
-    for spec in &HISTOGRAMS {
+    // In the order of `specs`, whichever order they were attached in.
+    for spec in specs {
         let Some((t, s)) = taken
             .iter()
             .zip(&stopped)
@@ -932,14 +1034,20 @@ fn histogram_run(
         else {
             continue;
         };
-        debug_assert_eq!(s.shows, Shows::Histograms);
         let cost = measure::kernel_cost(&t.snap, &labels);
-        out.contenders.push(HistContender {
+        let display = if s.shows == Shows::Rows {
+            measure::display(s, &records, pid, &[t.kind])
+        } else {
+            measure::Display::default()
+        };
+        out.contenders.push(CountedContender {
             label: t.label.to_owned(),
             programs: cost.programs,
             run_time_ns: cost.run_time_ns,
             events: cost.printed_runs,
             counted: contenders::counted(s),
+            display_ms: display.samples_ms,
+            workload_events: display.expected,
             kernel_events: measure::expected_rows(&records, t.kind, t.ready_ns, t.snap.at_ns),
             lost: s.lost,
             exited_ok: s.exited_ok,
@@ -993,6 +1101,11 @@ fn record_contender(
         r.exit_failures
             .push(format!("{label}: {}", s.stderr.trim()));
     }
+    if s.shows != Shows::Rows {
+        // A floor: only its programs' cost counts.
+        record_cost(t, labels, r);
+        return;
+    }
     r.hwm_mb.push(label, t.snap.hwm_kb as f64 / 1024.0);
     let kinds: &[Kind] = if t.kind == Kind::Raw {
         &[Kind::Compaction, Kind::Reclaim]
@@ -1029,15 +1142,20 @@ fn record_contender(
     r.display_matched.push(label, d.samples_ms.len() as f64);
     r.display_expected.push(label, d.expected as f64);
     if t.family != Family::Tracefs {
-        let cost = measure::kernel_cost(&t.snap, labels);
-        if let Some(ns) = cost.per_printed_ns {
-            r.per_printed_ns.push(label, ns);
-        }
-        for (prog, ns, runs) in cost.programs {
-            let key = format!("{label} | {prog}");
-            r.prog_ns.push(&key, ns);
-            r.prog_runs.push(&key, runs as f64);
-        }
+        record_cost(t, labels, r);
+    }
+}
+
+/// A side-by-side contender's programs' cost: per shown event, and per program.
+fn record_cost(t: &Taken, labels: &std::collections::HashMap<u32, String>, r: &mut Results) {
+    let cost = measure::kernel_cost(&t.snap, labels);
+    if let Some(ns) = cost.per_printed_ns {
+        r.per_printed_ns.push(t.label, ns);
+    }
+    for (prog, ns, runs) in cost.programs {
+        let key = format!("{} | {prog}", t.label);
+        r.prog_ns.push(&key, ns);
+        r.prog_runs.push(&key, runs as f64);
     }
 }
 

@@ -106,7 +106,7 @@ fn rows_for_pid(s: &Stopped, pid: u32) -> Vec<RowSample> {
         return Vec::new();
     };
     let key_at: Vec<usize> = match s.kind {
-        Kind::Reclaim => at("PAGES").into_iter().collect(),
+        Kind::Reclaim | Kind::AnyReclaim => at("PAGES").into_iter().collect(),
         Kind::Extfrag => at("ORDER").into_iter().chain(at("FB_ORDER")).collect(),
         _ => Vec::new(),
     };
@@ -137,6 +137,25 @@ fn rows_for_pid(s: &Stopped, pid: u32) -> Vec<RowSample> {
         .collect()
 }
 
+/// Reclaim's begin/end pairs: direct reclaim, and with `memcg` memcg reclaim too (what
+/// `drsnoop -m` shows), in the order they ended.
+fn reclaim_pairs(records: &[Record], memcg: bool) -> Vec<(&Record, &Record)> {
+    let mut pairs = tracefs::pairs(
+        records,
+        "mm_vmscan_direct_reclaim_begin",
+        "mm_vmscan_direct_reclaim_end",
+    );
+    if memcg {
+        pairs.extend(tracefs::pairs(
+            records,
+            "mm_vmscan_memcg_reclaim_begin",
+            "mm_vmscan_memcg_reclaim_end",
+        ));
+        pairs.sort_by_key(|(_, e)| e.ts_ns);
+    }
+    pairs
+}
+
 fn truth_for_pid(records: &[Record], kind: Kind, pid: u32) -> Vec<TruthSample> {
     match kind {
         Kind::Compaction => tracefs::pairs(records, "mm_compaction_begin", "mm_compaction_end")
@@ -148,19 +167,15 @@ fn truth_for_pid(records: &[Record], kind: Kind, pid: u32) -> Vec<TruthSample> {
                 key: None,
             })
             .collect(),
-        Kind::Reclaim => tracefs::pairs(
-            records,
-            "mm_vmscan_direct_reclaim_begin",
-            "mm_vmscan_direct_reclaim_end",
-        )
-        .into_iter()
-        .filter(|(b, _)| b.pid == pid)
-        .map(|(b, e)| TruthSample {
-            end_ns: e.ts_ns,
-            lat_ns: Some((e.ts_ns - b.ts_ns) as i64),
-            key: e.number("nr_reclaimed"),
-        })
-        .collect(),
+        Kind::Reclaim | Kind::AnyReclaim => reclaim_pairs(records, kind == Kind::AnyReclaim)
+            .into_iter()
+            .filter(|(b, _)| b.pid == pid)
+            .map(|(b, e)| TruthSample {
+                end_ns: e.ts_ns,
+                lat_ns: Some((e.ts_ns - b.ts_ns) as i64),
+                key: e.number("nr_reclaimed"),
+            })
+            .collect(),
         Kind::Extfrag => records
             .iter()
             .filter(|r| r.event == "mm_page_alloc_extfrag" && r.pid == pid)
@@ -187,9 +202,10 @@ pub struct Display {
     pub expected: usize,
 }
 
-const END_EVENTS: [&str; 3] = [
+const END_EVENTS: [&str; 4] = [
     "mm_compaction_end",
     "mm_vmscan_direct_reclaim_end",
+    "mm_vmscan_memcg_reclaim_end",
     "mm_page_alloc_extfrag",
 ];
 
@@ -262,14 +278,10 @@ pub fn expected_rows(records: &[Record], kind: Kind, ready_ns: u64, until_ns: u6
             .iter()
             .filter(|(b, e)| within(b.ts_ns, e.ts_ns))
             .count(),
-        Kind::Reclaim => tracefs::pairs(
-            records,
-            "mm_vmscan_direct_reclaim_begin",
-            "mm_vmscan_direct_reclaim_end",
-        )
-        .iter()
-        .filter(|(b, e)| within(b.ts_ns, e.ts_ns))
-        .count(),
+        Kind::Reclaim | Kind::AnyReclaim => reclaim_pairs(records, kind == Kind::AnyReclaim)
+            .iter()
+            .filter(|(b, e)| within(b.ts_ns, e.ts_ns))
+            .count(),
         Kind::Extfrag => records
             .iter()
             .filter(|r| r.event == "mm_page_alloc_extfrag" && within(r.ts_ns, r.ts_ns))

@@ -138,6 +138,53 @@ impl Cgroup {
     }
 }
 
+/// A memory cgroup of its own with a memory limit: cgroup v2 where the memory controller is
+/// there, else v1's memory hierarchy (hybrid set-ups). Removed on drop, once its processes
+/// have exited.
+pub struct Memcg {
+    dir: std::path::PathBuf,
+}
+
+impl Memcg {
+    pub fn create(name: &str, limit_bytes: u64) -> Result<Memcg> {
+        let v2 = ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"]
+            .iter()
+            .map(std::path::PathBuf::from)
+            .find(|p| {
+                std::fs::read_to_string(p.join("cgroup.controllers"))
+                    .is_ok_and(|c| c.split_whitespace().any(|x| x == "memory"))
+            });
+        let (dir, limit_file) = match v2 {
+            Some(root) => (root.join(name), "memory.max"),
+            None => (
+                std::path::PathBuf::from("/sys/fs/cgroup/memory").join(name),
+                "memory.limit_in_bytes",
+            ),
+        };
+        std::fs::create_dir(&dir)
+            .with_context(|| format!("cannot create the memory cgroup {}", dir.display()))?;
+        let cg = Memcg { dir };
+        write(cg.dir.join(limit_file), &limit_bytes.to_string())?;
+        Ok(cg)
+    }
+
+    /// Its `cgroup.procs`: a PID written there moves that process in.
+    pub fn procs(&self) -> std::path::PathBuf {
+        self.dir.join("cgroup.procs")
+    }
+}
+
+impl Drop for Memcg {
+    fn drop(&mut self) {
+        for _ in 0..50 {
+            if std::fs::remove_dir(&self.dir).is_ok() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+}
+
 impl Drop for Cgroup {
     fn drop(&mut self) {
         // Children first; a cgroup whose last process is still exiting refuses for a moment.

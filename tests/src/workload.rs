@@ -386,6 +386,42 @@ impl Fill {
     }
 }
 
+impl Fill {
+    /// Reads the first `bytes` of the file with `dd` from a process that first moves itself
+    /// into the cgroup whose `cgroup.procs` is `procs`, after the file's pages were dropped from
+    /// the page cache: under a memory limit well below `bytes`, the group reclaims its own page
+    /// cache over and over (memcg reclaim, thousands of times a GiB). Returns the reader's PID
+    /// (`dd`'s, the same process) and how long it ran.
+    pub fn read_in_cgroup(&self, procs: &std::path::Path, bytes: u64) -> Result<Timed> {
+        let f = File::open(&self.path)
+            .with_context(|| format!("cannot open {}", self.path.display()))?;
+        // SAFETY: advice on a descriptor we own.
+        unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+        let t0 = Instant::now();
+        let mut child = Command::new("sh")
+            .args([
+                "-c",
+                "echo $$ > \"$1\" && exec dd if=\"$2\" of=/dev/null bs=1M count=\"$3\" status=none",
+                "sh",
+            ])
+            .arg(procs)
+            .arg(&self.path)
+            .arg((bytes >> 20).to_string())
+            .stdin(Stdio::null())
+            .spawn()
+            .context("cannot start the reader (sh, dd)")?;
+        let pid = child.id();
+        let status = child.wait().context("waiting for the reader")?;
+        if !status.success() {
+            bail!("the reader in {} failed: {status}", procs.display());
+        }
+        Ok(Timed {
+            pid,
+            wall: t0.elapsed(),
+        })
+    }
+}
+
 impl Drop for Fill {
     fn drop(&mut self) {
         cleanup::remove_file(&self.path);

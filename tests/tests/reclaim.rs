@@ -13,6 +13,7 @@ use std::{
 
 use tests::{
     histogram, kernel_available, ktime_now_ns, serial,
+    sys::Memcg,
     tool::{self, field},
     tracefs::{self, Record, Recorder, wait_quiet},
     workload::{Squeeze, ThpGuard, Workload, mem_free_kb},
@@ -282,52 +283,6 @@ fn filters_keep_exactly_their_rows() {
     );
 }
 
-/// A memory cgroup of its own (v2 where the memory controller is there, else v1), removed on drop.
-struct Memcg {
-    dir: PathBuf,
-}
-
-impl Memcg {
-    fn create(limit_bytes: u64) -> Memcg {
-        let v2 = ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"]
-            .iter()
-            .map(PathBuf::from)
-            .find(|p| {
-                std::fs::read_to_string(p.join("cgroup.controllers"))
-                    .is_ok_and(|c| c.split_whitespace().any(|x| x == "memory"))
-            });
-        let name = format!("tracer-tests-{}", std::process::id());
-        let (dir, limit_file) = match v2 {
-            Some(root) => (root.join(&name), "memory.max"),
-            None => (
-                PathBuf::from("/sys/fs/cgroup/memory").join(&name),
-                "memory.limit_in_bytes",
-            ),
-        };
-        std::fs::create_dir(&dir)
-            .unwrap_or_else(|e| panic!("cannot create the memory cgroup {}: {e}", dir.display()));
-        let cg = Memcg { dir };
-        std::fs::write(cg.dir.join(limit_file), limit_bytes.to_string())
-            .expect("setting the memory limit");
-        cg
-    }
-
-    fn procs(&self) -> PathBuf {
-        self.dir.join("cgroup.procs")
-    }
-}
-
-impl Drop for Memcg {
-    fn drop(&mut self) {
-        for _ in 0..50 {
-            if std::fs::remove_dir(&self.dir).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
 #[test]
 fn memcg_reclaim_shows_with_m_only() {
     if !kernel_available() {
@@ -358,7 +313,8 @@ fn memcg_reclaim_shows_with_m_only() {
         dropped.is_ok_and(|s| s.success()),
         "could not drop the file from the page cache"
     );
-    let cg = Memcg::create(64 << 20);
+    let cg = Memcg::create(&format!("tracer-tests-{}", std::process::id()), 64 << 20)
+        .unwrap_or_else(|e| panic!("{e:#}"));
     let with_m = tool::start("drsnoop", &["-m"]);
     let without = tool::start("drsnoop", &[]);
     // The reader joins the group, then becomes `cat` (same PID) and reads.
