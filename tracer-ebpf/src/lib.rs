@@ -271,8 +271,9 @@ pub fn now_ns() -> u64 {
 
 /// The kernel stack of the current event, when asked for.
 #[inline(always)]
-pub fn kernel_stack<C: StackIdContext>(ctx: &C, cfg: &Config) -> i32 {
-    if cfg.features & FEATURE_KSTACK == 0 {
+pub fn kernel_stack<C: StackIdContext>(ctx: &C) -> i32 {
+    let features: u32 = config_field!(features);
+    if features & FEATURE_KSTACK == 0 {
         return NO_STACK;
     }
     match ctx.get_stackid(&STACKS, 0) {

@@ -48,9 +48,13 @@ use tracer_ebpf::{
     name_wanted, now_ns, read_at, wanted,
 };
 
-/// Runs in progress, by thread id. LRU: entries of threads that died mid-run age out.
+/// Runs in progress, by thread id (`run_of`). An end marks its entry `DONE` rather than
+/// removing it, and the thread's next begin builds its row in place: no allocation, no LRU
+/// lock and no 264-byte copy per run for threads that compact again (kcompactd, a workload's
+/// allocating threads). LRU, with a list per CPU: entries of dead threads age out.
 #[map]
-static COMPACT_BEGIN: LruHashMap<u32, CompactEvent> = LruHashMap::with_max_entries(4096, 0);
+static COMPACT_BEGIN: LruHashMap<u32, CompactEvent> =
+    LruHashMap::with_max_entries(4096, aya_ebpf::bindings::BPF_F_NO_COMMON_LRU);
 
 /// What a run's begin keeps until its end in counting mode (`-H`, the exporter), where no row
 /// is sent: the few fields a histogram's key needs. A row's `CompactEvent` is 264 bytes built
@@ -70,16 +74,22 @@ pub struct RunStart {
     _pad: [u8; 3],
 }
 
-/// Runs in progress in counting mode, by thread id. An end marks its entry `DONE` rather than
-/// removing it, so that the thread's next begin writes it in place, with no allocation and no
-/// lock (threads that compact, compact again: kcompactd, a workload's allocating threads);
-/// LRU, with a list per CPU, so that entries of dead threads age out.
+/// Runs in progress in counting mode, by thread id, kept as `COMPACT_BEGIN`'s are.
 #[map]
 static COMPACT_STARTS: LruHashMap<u32, RunStart> =
     LruHashMap::with_max_entries(4096, aya_ebpf::bindings::BPF_F_NO_COMMON_LRU);
 
-/// `RunStart::ts_begin_ns` of an entry whose run has ended.
+/// `ts_begin_ns` of an entry whose run has ended.
 const DONE: u64 = 0;
+
+/// The row of the run in progress on thread `tid`, if there is one.
+#[inline(always)]
+fn run_of(tid: u32) -> Option<*mut CompactEvent> {
+    // SAFETY: a value of the map; only this thread writes the entry of its key.
+    COMPACT_BEGIN
+        .get_ptr_mut(&tid)
+        .filter(|&ev| unsafe { (*ev).ts_begin_ns } != DONE)
+}
 
 /// A run in progress: where its zone, order and trigger are gathered (a row's record, or a
 /// counting run's start).
@@ -275,7 +285,7 @@ pub fn compact_finished_tp(ctx: TracePointContext) -> i32 {
         if let Some(run) = unplaced(COMPACT_STARTS.get_ptr_mut(&current_ids().1)) {
             finished_from_record(&args, run);
         }
-    } else if let Some(run) = unplaced(COMPACT_BEGIN.get_ptr_mut(&current_ids().1)) {
+    } else if let Some(run) = unplaced(run_of(current_ids().1)) {
         finished_from_record(&args, run);
     }
     0
@@ -334,7 +344,7 @@ fn add_work(
     fields: [RecordField; 2],
     add: impl FnOnce(&mut CompactWork, u64, u64),
 ) -> i32 {
-    let Some(ev) = COMPACT_BEGIN.get_ptr_mut(&current_ids().1) else {
+    let Some(ev) = run_of(current_ids().1) else {
         return 0;
     };
     let args = Record { ctx, fields };
@@ -430,7 +440,7 @@ fn attempt<const N: usize>(
         a.prio = r.prio;
     }
     a.comm = comm();
-    a.kstack_id = kernel_stack(ctx, &config());
+    a.kstack_id = kernel_stack(ctx);
     a.cgroup_id = tracer_ebpf::cgroup_id();
     crate::transport::emit(ctx, a);
     0
@@ -468,16 +478,18 @@ fn compact_begin<C: EbpfContext + StackIdContext, A: Args, const HAS_CC: bool>(
     if features & FEATURE_HISTOGRAM != 0 {
         return count_begin(features);
     }
-    let cfg = config();
     let task = Task::current();
     let comm = comm();
-    if !task.wanted(&cfg) || !name_wanted(&comm) {
+    if !wanted(task.tgid, task.tid, || task.uid) {
         return 0;
     }
-    let Some(ev) = COMPACT_SCRATCH.get_ptr_mut(0) else {
+    // The thread's entry from its previous run, built in place; else a scratch slot, inserted.
+    let slot = COMPACT_BEGIN.get_ptr_mut(&task.tid);
+    let Some(ev) = slot.or_else(|| COMPACT_SCRATCH.get_ptr_mut(0)) else {
         return 0;
     };
-    // SAFETY: this CPU's slot; the program runs to completion without preemption.
+    // SAFETY: the thread's own entry (only it writes it), or this CPU's scratch slot; the
+    // program runs to completion without preemption.
     let ev = unsafe { &mut *ev };
     *ev = CompactEvent {
         ts_begin_ns: now_ns(),
@@ -496,7 +508,7 @@ fn compact_begin<C: EbpfContext + StackIdContext, A: Args, const HAS_CC: bool>(
     // The run's control block: from the probe on compact_zone() when one is attached (also on
     // 5.18+, so that rung can be compared with the others on any kernel), else from the
     // tracepoint where it passes one.
-    let cc = if cfg.features & FEATURE_CC_FROM_PROBE != 0 {
+    let cc = if features & FEATURE_CC_FROM_PROBE != 0 {
         // SAFETY: a plain copy of the value.
         let cc = unsafe { COMPACT_CC.get(&task.tid) }.copied();
         if cc.is_some() {
@@ -520,16 +532,18 @@ fn compact_begin<C: EbpfContext + StackIdContext, A: Args, const HAS_CC: bool>(
         ev.sync = args.u64_arg(4) as u8;
     }
     if let Some(cc) = cc {
+        let (layout, zone_layout): (CompactControlLayout, ZoneLayout) =
+            (config_field!(cc), config_field!(zone));
         from_control(
             cc,
-            &cfg.cc,
-            &cfg.zone,
-            cfg.features & FEATURE_ZONE_SNAPSHOT != 0,
+            &layout,
+            &zone_layout,
+            features & FEATURE_ZONE_SNAPSHOT != 0,
             ev,
         );
     }
-    ev.kstack_id = kernel_stack(ctx, &cfg);
-    if COMPACT_BEGIN.insert(&task.tid, ev, 0).is_err() {
+    ev.kstack_id = kernel_stack(ctx);
+    if slot.is_none() && COMPACT_BEGIN.insert(&task.tid, ev, 0).is_err() {
         count(Counter::BeginMapFull);
         debug_warn!(ctx, "compactsnoop: begin map full, tid {}", task.tid);
     }
@@ -548,14 +562,14 @@ fn compact_end<C: EbpfContext + StackIdContext, A: Args, const HAS_CC: bool>(
     // The filters were applied at the begin: a thread has a run in progress only if they let
     // it through then.
     let (tgid, tid) = current_ids();
-    let Some(ev) = COMPACT_BEGIN.get_ptr_mut(&tid) else {
+    let Some(ev) = run_of(tid) else {
         if wanted(tgid, tid, current_uid) {
             count(Counter::MissedBegin);
             debug_warn!(ctx, "compactsnoop: end without begin, tid {}", tid);
         }
         return 0;
     };
-    // SAFETY: a value of this map, owned by this thread until it is removed below.
+    // SAFETY: a value of this map; only this thread writes the entry of its key.
     let ev = unsafe { &mut *ev };
     ev.ts_end_ns = now_ns();
     ev.status = if HAS_CC {
@@ -570,7 +584,7 @@ fn compact_end<C: EbpfContext + StackIdContext, A: Args, const HAS_CC: bool>(
     }
     ev.cgroup_id = tracer_ebpf::cgroup_id();
     crate::transport::emit(ctx, ev);
-    let _ = COMPACT_BEGIN.remove(&tid);
+    ev.ts_begin_ns = DONE;
     0
 }
 
@@ -715,13 +729,13 @@ fn compact_finished(zone: u64, order: i32) -> i32 {
             let layout: ZoneLayout = config_field!(zone);
             from_zone(zone, &layout, false, run);
         }
-    } else if let Some(run) = unplaced(COMPACT_BEGIN.get_ptr_mut(&current_ids().1)) {
-        let cfg = config();
+    } else if let Some(run) = unplaced(run_of(current_ids().1)) {
         run.set_order(order);
+        let layout: ZoneLayout = config_field!(zone);
         from_zone(
             zone,
-            &cfg.zone,
-            cfg.features & FEATURE_ZONE_SNAPSHOT != 0,
+            &layout,
+            features & FEATURE_ZONE_SNAPSHOT != 0,
             run,
         );
     }

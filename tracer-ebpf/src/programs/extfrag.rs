@@ -56,7 +56,7 @@ pub fn extfrag_tp(ctx: TracePointContext) -> i32 {
         alloc_migratetype: f.alloc_migratetype,
         fallback_migratetype: f.fallback_migratetype,
         change_ownership: f.change_ownership,
-        kstack_id: kernel_stack(&ctx, &cfg),
+        kstack_id: kernel_stack(&ctx),
         comm,
         cgroup_id: tracer_ebpf::cgroup_id(),
         ..ExtfragEvent::default()

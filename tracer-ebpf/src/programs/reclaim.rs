@@ -165,7 +165,7 @@ fn reclaim_begin<C: EbpfContext + StackIdContext, A: Args>(ctx: &C, args: &A, ki
         free_pages: free_pages(),
         order: args.u64_arg(0) as i32,
         kstack_id: if features & FEATURE_KSTACK != 0 {
-            kernel_stack(ctx, &config())
+            kernel_stack(ctx)
         } else {
             NO_STACK
         },
