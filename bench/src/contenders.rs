@@ -170,6 +170,20 @@ tracepoint:vmscan:mm_vmscan_memcg_reclaim_end /@start[tid]/ {
 }
 "#;
 
+/// bpftrace's `hist()` beside `drsnoop -H -m` in the reclaim storm: a histogram per kind, as
+/// drsnoop groups them.
+pub const BT_ANY_RECLAIM_HIST: &str = r#"
+BEGIN { printf("Tracing direct and memcg reclaim latency, hist() at exit.\n"); }
+tracepoint:vmscan:mm_vmscan_direct_reclaim_begin { @start[tid] = nsecs; @memcg[tid] = 0; }
+tracepoint:vmscan:mm_vmscan_memcg_reclaim_begin { @start[tid] = nsecs; @memcg[tid] = 1; }
+tracepoint:vmscan:mm_vmscan_direct_reclaim_end,
+tracepoint:vmscan:mm_vmscan_memcg_reclaim_end /@start[tid]/ {
+  @lat[@memcg[tid]] = hist(nsecs - @start[tid]);
+  delete(@start[tid]);
+  delete(@memcg[tid]);
+}
+"#;
+
 pub const SQUEEZE_EVENTS: [&str; 4] = [
     "compaction/mm_compaction_begin",
     "compaction/mm_compaction_end",
@@ -366,6 +380,18 @@ pub const DRSNOOP_H: Spec = histograms(
     Family::Ours,
     Kind::Reclaim,
     Program::Tool("drsnoop", &["-H"]),
+);
+pub const DRSNOOP_H_M: Spec = histograms(
+    "drsnoop -H -m",
+    Family::Ours,
+    Kind::AnyReclaim,
+    Program::Tool("drsnoop", &["-H", "-m"]),
+);
+pub const BPFTRACE_ANY_RECLAIM_HIST: Spec = histograms(
+    "bpftrace reclaim -m hist()",
+    Family::Bpftrace,
+    Kind::AnyReclaim,
+    Program::Bpftrace(BT_ANY_RECLAIM_HIST),
 );
 pub const BPFTRACE_COMPACTION_HIST: Spec = histograms(
     "bpftrace compaction hist()",

@@ -171,10 +171,13 @@ const HISTOGRAMS: [Spec; 6] = [
     contenders::FLOOR_RECLAIM,
 ];
 
-/// Contenders of the reclaim storm, started in this order (reversed every other run).
-const STORM: [Spec; 3] = [
+/// Contenders of the reclaim storm, started in this order (reversed every other run): rows,
+/// histograms, the floor.
+const STORM: [Spec; 5] = [
     contenders::DRSNOOP_M,
     contenders::BPFTRACE_ANY_RECLAIM,
+    contenders::DRSNOOP_H_M,
+    contenders::BPFTRACE_ANY_RECLAIM_HIST,
     contenders::FLOOR_ANY_RECLAIM,
 ];
 
@@ -267,8 +270,8 @@ pub struct FragContender {
 /// contenders (phase 4), the reclaim storm.
 #[derive(Clone, Debug, Default)]
 pub struct CountedRun {
-    /// The contenders were attached in reverse order (every other run): bpftrace's first.
-    pub bpftrace_first: bool,
+    /// The contenders were attached in reverse order (every other run): ours last.
+    pub reversed: bool,
     /// Begin/end pairs in the kernel's record, every process.
     pub kernel_pairs: usize,
     /// The workload's wall time, s.
@@ -278,7 +281,7 @@ pub struct CountedRun {
     pub contenders: Vec<CountedContender>,
 }
 
-/// One histogram-mode contender in one run.
+/// One contender of a `CountedRun`.
 #[derive(Clone, Debug, Default)]
 pub struct CountedContender {
     pub label: String,
@@ -938,14 +941,14 @@ fn histogram_run(
     bins: &Bins,
     mm_workload: &std::path::Path,
     fill: &test_kit::workload::Fill,
-    bpftrace_first: bool,
+    reversed: bool,
 ) -> Result<CountedRun> {
     workload::release()?;
     fill.scatter()?;
     let run = counted_run(
         bins,
         &HISTOGRAMS,
-        bpftrace_first,
+        reversed,
         &contenders::SQUEEZE_EVENTS,
         "hist",
         || {
@@ -961,11 +964,7 @@ fn histogram_run(
 
 /// One reclaim storm: `STORM_READ` of the page-cache file read in a memory cgroup of
 /// `STORM_LIMIT`, under `drsnoop -m`, bpftrace's equivalent and the floor.
-fn storm_run(
-    bins: &Bins,
-    fill: &test_kit::workload::Fill,
-    bpftrace_first: bool,
-) -> Result<CountedRun> {
+fn storm_run(bins: &Bins, fill: &test_kit::workload::Fill, reversed: bool) -> Result<CountedRun> {
     let group = test_kit::sys::Memcg::create(
         &format!("tracer-bench-storm-{}", std::process::id()),
         STORM_LIMIT,
@@ -973,7 +972,7 @@ fn storm_run(
     counted_run(
         bins,
         &STORM,
-        bpftrace_first,
+        reversed,
         &contenders::STORM_EVENTS,
         "storm",
         || {
@@ -1019,7 +1018,7 @@ fn counted_run(
     let kind = specs.first().map_or(Kind::Compaction, |s| s.kind);
     let kernel_pairs = measure::expected_rows(&records, kind, 0, u64::MAX);
     let mut out = CountedRun {
-        bpftrace_first: reversed,
+        reversed,
         kernel_pairs,
         workload_s: wall.as_secs_f64(),
         truth_overran,

@@ -170,6 +170,21 @@ fn med(s: &Series, label: &str) -> Option<f64> {
     s.stat(label).map(|s| s.median)
 }
 
+/// Histogram mode against bpftrace's `hist()`: (phase, its runs, ours, theirs).
+fn hist_pairs(
+    r: &Results,
+) -> impl Iterator<Item = (&'static str, &[CountedRun], &'static str, &'static str)> {
+    HIST_PAIRS
+        .iter()
+        .map(|&(a, b)| ("histogram mode, squeeze", r.hist.as_slice(), a, b))
+        .chain([(
+            "histogram mode, reclaim storm",
+            r.storm.as_slice(),
+            contenders::DRSNOOP_H_M.label,
+            contenders::BPFTRACE_ANY_RECLAIM_HIST.label,
+        )])
+}
+
 /// In-kernel cost per shown event against the floor measured in the same runs: each tool side
 /// by side (all its events: compaction runs, direct reclaims), and drsnoop -m in the reclaim
 /// storm; with the events each figure rests on.
@@ -299,11 +314,8 @@ fn targets(r: &Results) -> Vec<Target> {
         &mut out,
     );
     floor_targets(r, &mut out);
-    for (ours, theirs) in HIST_PAIRS {
-        let (a, b) = (
-            counted_figure(&r.hist, ours),
-            counted_figure(&r.hist, theirs),
-        );
+    for (phase, runs, ours, theirs) in hist_pairs(r) {
+        let (a, b) = (counted_figure(runs, ours), counted_figure(runs, theirs));
         let (am, bm) = (a.per_run.map(|s| s.median), b.per_run.map(|s| s.median));
         let q = am.zip(bm).map(|(a, b)| a / b);
         let shown = |f: &CountedFigure, v: Option<f64>| {
@@ -317,7 +329,7 @@ fn targets(r: &Results) -> Vec<Target> {
             })
         };
         out.push(Target {
-            metric: format!("in-kernel ns per event, histogram mode: {ours} vs {theirs}"),
+            metric: format!("in-kernel ns per event, {phase}: {ours} vs {theirs}"),
             ours: shown(&a, am),
             reference: shown(&b, bm),
             ratio: q.map_or("–".to_owned(), ratio),
@@ -452,14 +464,20 @@ fn targets(r: &Results) -> Vec<Target> {
             met: (!r.lost.get(label).is_empty()).then_some(lost == 0.0 && rows >= expected),
         });
     }
-    for (ours, theirs) in HIST_PAIRS {
-        let lost: u64 = counted_of(&r.hist, ours).map(|c| c.lost).sum();
-        let clean = counted_of(&r.hist, ours).all(|c| c.exited_ok);
-        let counted: u64 = counted_of(&r.hist, ours).filter_map(|c| c.counted).sum();
-        let kernel: usize = counted_of(&r.hist, ours).map(|c| c.kernel_events).sum();
-        let runs = counted_of(&r.hist, ours).count();
+    let storm_rows = (
+        "reclaim storm",
+        r.storm.as_slice(),
+        contenders::DRSNOOP_M.label,
+        contenders::BPFTRACE_ANY_RECLAIM.label,
+    );
+    for (phase, runs, ours, theirs) in hist_pairs(r).chain([storm_rows]) {
+        let lost: u64 = counted_of(runs, ours).map(|c| c.lost).sum();
+        let clean = counted_of(runs, ours).all(|c| c.exited_ok);
+        let counted: u64 = counted_of(runs, ours).filter_map(|c| c.counted).sum();
+        let kernel: usize = counted_of(runs, ours).map(|c| c.kernel_events).sum();
+        let n_runs = counted_of(runs, ours).count();
         out.push(Target {
-            metric: format!("events lost, histogram mode: {ours}"),
+            metric: format!("events lost ({phase}): {ours}"),
             ours: format!(
                 "{} lost{}; counted {}, kernel events {}",
                 num(lost as f64, 0),
@@ -474,14 +492,14 @@ fn targets(r: &Results) -> Vec<Target> {
             reference: format!(
                 "{} lost",
                 num(
-                    counted_of(&r.hist, theirs).map(|c| c.lost).sum::<u64>() as f64,
+                    counted_of(runs, theirs).map(|c| c.lost).sum::<u64>() as f64,
                     0
                 )
             ),
             ratio: String::new(),
             target: "0, clean exit".to_owned(),
             note: None,
-            met: (runs > 0).then_some(lost == 0 && clean),
+            met: (n_runs > 0).then_some(lost == 0 && clean),
         });
     }
     out
@@ -1099,7 +1117,8 @@ fn section_storm(r: &Results, s: &mut String) {
          page-cache file (dropped from the cache first) from a memory cgroup limited to {} MiB, so the group \
          reclaims its own page cache over and over: {} begin/end pairs of reclaim a run in the kernel's record \
          (memcg, and any direct reclaim meanwhile), {} s a run, {} runs. `drsnoop -m` shows both kinds; beside it \
-         bpftrace's equivalent one-liner (one printed line per reclaim) and the floor on the same four tracepoints:\n\n\
+         bpftrace's equivalent one-liner (one printed line per reclaim), `drsnoop -H -m` and bpftrace's `hist()` \
+         per kind, and the floor, all on the same four tracepoints:\n\n\
          ```\n{}```\n",
         super::STORM_READ >> 20,
         super::STORM_LIMIT >> 20,
@@ -1108,12 +1127,9 @@ fn section_storm(r: &Results, s: &mut String) {
         r.storm.len(),
         contenders::BT_FLOOR_ANY_RECLAIM
     );
-    let labels = [
-        contenders::DRSNOOP_M.label,
-        contenders::BPFTRACE_ANY_RECLAIM.label,
-        contenders::FLOOR_ANY_RECLAIM.label,
-    ];
-    let floor = |l: &str| (l != labels[2]).then_some(labels[2]);
+    let labels: Vec<&str> = super::STORM.iter().map(|c| c.label).collect();
+    let floor_label = contenders::FLOOR_ANY_RECLAIM.label;
+    let floor = |l: &str| (l != floor_label).then_some(floor_label);
     section_counted(&r.storm, &labels, floor, s);
     let _ = writeln!(
         s,
@@ -1124,7 +1140,10 @@ fn section_storm(r: &Results, s: &mut String) {
         "| tracer | median | max | rows matched / the reader's reclaims |"
     );
     let _ = writeln!(s, "|---|---|---|---|");
-    for label in &labels[..2] {
+    let printers = super::STORM
+        .iter()
+        .filter(|c| c.shows == contenders::Shows::Rows);
+    for label in printers.map(|c| c.label) {
         let ms: Vec<f64> = counted_of(&r.storm, label)
             .flat_map(|c| c.display_ms.iter().copied())
             .collect();
@@ -1210,7 +1229,7 @@ fn section_counted(
         );
     }
     let _ = writeln!(s, "\nRun by run, ns per event (events):\n");
-    let _ = writeln!(s, "| run | attached first | {} |", labels.join(" | "));
+    let _ = writeln!(s, "| run | ours attached | {} |", labels.join(" | "));
     let _ = writeln!(s, "|---|---|{}", "---|".repeat(labels.len()));
     for (i, h) in runs.iter().enumerate() {
         let cells: Vec<String> = labels
@@ -1232,7 +1251,7 @@ fn section_counted(
             s,
             "| {} | {} | {} |",
             i + 1,
-            if h.bpftrace_first { "bpftrace" } else { "ours" },
+            if h.reversed { "last" } else { "first" },
             cells.join(" | ")
         );
     }
