@@ -142,6 +142,12 @@ pub struct CompactEvent {
     /// its begin and end on its thread (zero when they are not attached).
     pub work: CompactWork,
 }
+
+impl CompactEvent {
+    /// Every field zero: the blank entry a thread's first run inserts in the kernel.
+    // SAFETY: integers and arrays of integers only, for which all zero bits is a valid value.
+    pub const ZERO: CompactEvent = unsafe { core::mem::zeroed() };
+}
 crate::pin_layout!(CompactEvent, 312, {
     ts_begin_ns @ 0, ts_end_ns @ 8, tgid @ 16, tid @ 20, uid @ 24, node @ 28, zone_idx @ 32,
     order @ 36, status @ 40, sync @ 44, flags @ 45, trigger @ 46, _pad @ 47, kstack_id @ 48, _pad2 @ 52,
