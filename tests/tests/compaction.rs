@@ -455,7 +455,17 @@ fn hook_rungs_and_transports_agree() {
     assert!(!reference.is_empty(), "no rows: {:?}", done[0]);
     for (f, args) in done.iter().zip(variants) {
         assert!(f.status.success(), "{args:?}: {}", f.stderr);
-        assert_eq!(mine(f), reference, "compactsnoop {args:?}");
+        if args.contains(&"perfbuf") {
+            // A perf buffer is one ring per CPU, drained one CPU after the other: a thread
+            // that moved to another CPU between two zones has its rows in CPU order, not in
+            // time order (seen on 6.12 under QEMU). The same rows, in any order.
+            let (mut a, mut b) = (mine(f), reference.clone());
+            a.sort();
+            b.sort();
+            assert_eq!(a, b, "compactsnoop {args:?}");
+        } else {
+            assert_eq!(mine(f), reference, "compactsnoop {args:?}");
+        }
     }
 }
 

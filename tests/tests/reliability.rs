@@ -155,22 +155,27 @@ fn a_reader_that_goes_away_ends_the_tool_quietly() {
         "{} 2>/tmp/tracer-tests-head.err | head -1; echo \"status=${{PIPESTATUS[0]}}\"",
         bin.display()
     );
-    let child = Command::new("bash")
+    let mut child = Command::new("bash")
         .args(["-c", &script])
         .stdout(Stdio::piped())
         .stdin(Stdio::null())
         .spawn()
         .expect("bash");
-    // The header goes through; the next row hits the closed pipe.
-    std::thread::sleep(Duration::from_millis(1500));
+    // The header goes through, and only once the tool is attached: then the compaction's
+    // first row hits the closed pipe. (A fixed wait of 1.5 s was once too short for the
+    // tool's start under QEMU on 6.1: every row came before it attached, and it waited for
+    // a row forever.)
+    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut text = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut text).expect("header");
     Workload {
         binary: WORKLOAD,
         name: "wl-head",
         uid: None,
     }
     .compact();
-    let out = child.wait_with_output().expect("pipeline");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    std::io::Read::read_to_string(&mut stdout, &mut text).expect("pipeline");
+    child.wait().expect("pipeline");
     let err = std::fs::read_to_string("/tmp/tracer-tests-head.err").unwrap_or_default();
     let _ = std::fs::remove_file("/tmp/tracer-tests-head.err");
     let mut lines = text.lines();
