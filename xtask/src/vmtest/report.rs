@@ -125,7 +125,9 @@ pub fn parse(text: &str) -> Run {
             }
             Some("test-begin") | Some("hooks-begin") => section = Some(Vec::new()),
             Some("test-end") if words.len() >= 3 => {
-                let output = section.take().unwrap_or_default();
+                // Collect from here on too: a test whose `test-begin` line the console lost
+                // (seen once on 5.10) still has its output, up to its own `test-end`.
+                let output = section.replace(Vec::new()).unwrap_or_default();
                 let rc: i64 = kv(&words, "rc").and_then(|v| v.parse().ok()).unwrap_or(-1);
                 let secs = kv(&words, "secs").and_then(|v| v.parse().ok());
                 let name = words[2];
@@ -526,5 +528,15 @@ test s ... ignored, runs long\r
         assert!(md.contains("| drsnoop::b | **FAIL** 40s |"), "{md}");
         assert!(md.contains("kmem:mm_page_alloc_extfrag → raw_tp"), "{md}");
         assert!(md.contains("| passed / run | 2 / 4 |"), "{md}");
+    }
+
+    #[test]
+    fn a_test_whose_begin_line_was_lost_is_read_from_its_output() {
+        let log = "@@vmtest list r a\n@@vmtest list r b\n\
+                   @@vmtest test-begin r a\ntest a ... ok\n@@vmtest test-end r a rc=0 secs=1\n\
+                   \nrunning 1 test\ntest b ... ok\n@@vmtest test-end r b rc=0 secs=6\n";
+        let run = parse(log);
+        let o: Vec<_> = run.tests.iter().map(|t| t.outcome.clone()).collect();
+        assert_eq!(o, [Outcome::Pass, Outcome::Pass]);
     }
 }
