@@ -40,6 +40,7 @@ enum Mode {
 }
 
 fn main() -> ExitCode {
+    tracer_user::return_freed_memory();
     let opts = Opts::parse();
     if let Err(e) = opts.check() {
         e.exit();

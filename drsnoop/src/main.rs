@@ -12,6 +12,7 @@ use tracer_user::{
 };
 
 fn main() -> ExitCode {
+    tracer_user::return_freed_memory();
     let opts = Opts::parse();
     if let Some(why) = hooks::refusal(EventKind::Reclaim, opts.common.hooks) {
         Opts::command()

@@ -94,6 +94,24 @@ pub fn init_logging(debug: bool) {
         .try_init();
 }
 
+/// Makes glibc serve every allocation of a page or more with its own mapping, returned to the
+/// kernel when freed, instead of from the heap.
+///
+/// Nearly all of a tool's heap is transient: aya parses the object and links a copy of each
+/// program's instructions (0.6 of compactsnoop's 1.5 MB at the peak) and drops most of it once
+/// the programs are loaded. From the heap, those blocks stay resident after they are freed, and a
+/// growing one is copied into a second block while the first is still held; as mappings, a
+/// growing block is moved by `mremap` without a copy and a freed one leaves at once. Peak RSS
+/// after start-up: drsnoop 4.90 -> 4.40-4.61 MB, compactsnoop 5.36 -> 4.91-5.09 MB. While
+/// tracing, no allocation per event reaches this size (rows and lines are written into
+/// long-lived buffers). For the tracers only, called first in their `main`: the exporter builds
+/// a 50 KB answer per scrape, which as a fresh mapping would be faulted in every time.
+pub fn return_freed_memory() {
+    // SAFETY: mallopt only sets a parameter of the allocator, before any other thread exists.
+    // Were it refused, allocations would stay on the heap: more memory, nothing else.
+    unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 4096) };
+}
+
 /// A tool's life after its options: logging, the privilege check, a single-threaded event
 /// loop running `work`, and the exit status (1, with `<tool>: <why>` on stderr, on failure).
 pub fn run_tool<F>(tool: &'static str, debug: bool, work: F) -> std::process::ExitCode
