@@ -8,8 +8,9 @@
 //! its children run in process groups of their own, so that a Ctrl-C reaches only it and it
 //! stops them in order.
 //!
-//! Restored: `vm.nr_hugepages` and `kernel.bpf_stats_enabled` to what they were, files removed,
-//! our tracefs instances removed, the processes we started killed.
+//! Restored: `vm.nr_hugepages` and `kernel.bpf_stats_enabled` to what they were, kswapd's
+//! scheduling as it was, files removed, our tracefs instances removed, the processes we started
+//! killed.
 
 use std::{
     path::{Path, PathBuf},
@@ -27,6 +28,7 @@ const BPF_STATS: &str = "/proc/sys/kernel/bpf_stats_enabled";
 struct State {
     hugepages: Option<String>,
     bpf_stats: Option<String>,
+    kswapd: Vec<sys::Scheduling>,
     files: Vec<PathBuf>,
     instances: Vec<PathBuf>,
     children: Vec<u32>,
@@ -35,6 +37,7 @@ struct State {
 static STATE: Mutex<State> = Mutex::new(State {
     hugepages: None,
     bpf_stats: None,
+    kswapd: Vec::new(),
     files: Vec::new(),
     instances: Vec::new(),
     children: Vec::new(),
@@ -71,6 +74,31 @@ pub fn restore_bpf_stats() {
     let original = state().bpf_stats.take();
     if let Some(v) = original {
         let _ = sys::write(BPF_STATS, &v);
+    }
+}
+
+/// Holds kswapd back: every kswapd thread moves to `cpu` in the idle scheduling class, so a
+/// process busy on that CPU runs out of free pages before kswapd refills them and reclaims
+/// directly. `release_kswapd` (or `run_all`) puts them back as they were.
+pub fn hold_back_kswapd(cpu: usize) -> anyhow::Result<()> {
+    let threads = sys::kernel_threads("kswapd");
+    anyhow::ensure!(!threads.is_empty(), "no kswapd thread in /proc");
+    for &tid in &threads {
+        let was = sys::Scheduling::of(tid)?;
+        state().kswapd.push(was);
+        sys::idle_on_cpu(tid, cpu)?;
+    }
+    Ok(())
+}
+
+/// Puts every kswapd thread `hold_back_kswapd` moved back as it was.
+pub fn release_kswapd() {
+    let held = std::mem::take(&mut state().kswapd);
+    // Last moved first: a thread held twice ends as it was before the first.
+    for was in held.into_iter().rev() {
+        if let Err(e) = was.restore() {
+            eprintln!("could not put kswapd back: {e:#}");
+        }
     }
 }
 
@@ -142,6 +170,7 @@ pub fn run_all() {
         eprintln!("could not restore nr_hugepages: {e:#}");
     }
     restore_bpf_stats();
+    release_kswapd();
     for i in instances {
         teardown_instance(&i);
     }

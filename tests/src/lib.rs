@@ -24,7 +24,7 @@ pub mod tracefs;
 pub mod workload;
 
 use std::{
-    path::PathBuf,
+    path::{Path, PathBuf},
     sync::{Mutex, MutexGuard},
 };
 
@@ -105,6 +105,32 @@ pub fn serial() -> Serial {
     Serial {
         _thread: thread,
         _lock: lock,
+    }
+}
+
+/// The tracers a release build links statically against glibc (`-C target-feature=+crt-static`):
+/// no shared libc, loader and libgcc mapped beside them, which is about 0.9 MB of their peak RSS.
+/// They use nothing of glibc that needs its shared modules at run time (no NSS, no iconv). The
+/// exporter and mmplot stay dynamic (mmplot's fonts come through fontconfig).
+pub const STATIC_TOOLS: [&str; 2] = ["compactsnoop", "drsnoop"];
+
+/// The target the static tracers are built for, named explicitly so that the static flag
+/// reaches only that target's crates: with `--target`, cargo builds proc-macros and build
+/// scripts for the host without it (a proc-macro cannot be linked statically).
+pub fn static_target() -> String {
+    format!("{}-unknown-linux-gnu", std::env::consts::ARCH)
+}
+
+/// Where the release build of `bin` is in the workspace at `root`: `target/<triple>/release`
+/// for `STATIC_TOOLS`, `target/release` for the rest (`cargo xtask build` makes both).
+pub fn release_binary(root: &Path, bin: &str) -> PathBuf {
+    if STATIC_TOOLS.contains(&bin) {
+        root.join("target")
+            .join(static_target())
+            .join("release")
+            .join(bin)
+    } else {
+        root.join("target/release").join(bin)
     }
 }
 

@@ -28,18 +28,20 @@ fn parse_meminfo(text: &str, key: &str) -> Option<u64> {
 }
 
 /// The sum of the /proc/vmstat counters whose names start with `prefix` (`allocstall_` sums
-/// the direct reclaims of every zone).
+/// the direct reclaims of every zone; `compact_stall` is one counter).
 pub fn vmstat_sum(prefix: &str) -> Result<u64> {
-    Ok(read("/proc/vmstat")?
-        .lines()
+    Ok(sum_counters(&read("/proc/vmstat")?, prefix))
+}
+
+/// The sum of the `name value` lines of `text` whose names start with `prefix`.
+fn sum_counters(text: &str, prefix: &str) -> u64 {
+    text.lines()
         .filter_map(|l| {
-            l.strip_prefix(prefix)?
-                .split_whitespace()
-                .nth(1)?
-                .parse::<u64>()
-                .ok()
+            let (name, value) = l.split_once(' ')?;
+            name.starts_with(prefix)
+                .then(|| value.trim().parse::<u64>().ok())?
         })
-        .sum())
+        .sum()
 }
 
 /// Sends a signal to a process (errors ignored: it may have exited).
@@ -93,15 +95,116 @@ pub fn zone_spans() -> Vec<(u64, u64, String, String)> {
 
 /// The process ids of the kcompactd threads, from /proc.
 pub fn kcompactd_pids() -> std::collections::BTreeSet<u32> {
+    kernel_threads("kcompactd")
+}
+
+/// The process ids of the kernel threads (children of kthreadd, PID 2) whose comm starts with
+/// `prefix`, from /proc: a user process may take any name.
+pub fn kernel_threads(prefix: &str) -> std::collections::BTreeSet<u32> {
     std::fs::read_dir("/proc")
         .expect("reading /proc")
         .filter_map(|e| {
             let e = e.ok()?;
             let pid: u32 = e.file_name().to_str()?.parse().ok()?;
             let comm = std::fs::read_to_string(e.path().join("comm")).ok()?;
-            comm.starts_with("kcompactd").then_some(pid)
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            // The comm in stat is in parentheses and may hold spaces: the fields after the last
+            // ')' are state, then the parent's PID.
+            let ppid = stat.rsplit_once(')')?.1.split_whitespace().nth(1)?;
+            (comm.starts_with(prefix) && ppid == "2").then_some(pid)
         })
         .collect()
+}
+
+/// A CPU set holding only `cpu`.
+fn one_cpu(cpu: usize) -> libc::cpu_set_t {
+    // SAFETY: cpu_set_t is plain bits, all zero is the empty set; CPU_SET checks the index
+    // against the set's size.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        set
+    }
+}
+
+/// Restricts thread `tid` (0: the calling thread) to one CPU. Only a system call: safe between
+/// fork and exec.
+pub fn pin_to_cpu(tid: u32, cpu: usize) -> std::io::Result<()> {
+    let set = one_cpu(cpu);
+    // SAFETY: the set outlives the call and its size is passed with it.
+    let rc = unsafe {
+        libc::sched_setaffinity(tid as i32, std::mem::size_of::<libc::cpu_set_t>(), &set)
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// How a thread is scheduled: its CPUs, policy and priority, to be put back with `restore`.
+pub struct Scheduling {
+    tid: u32,
+    cpus: libc::cpu_set_t,
+    policy: i32,
+    param: libc::sched_param,
+}
+
+impl Scheduling {
+    pub fn of(tid: u32) -> Result<Scheduling> {
+        let size = std::mem::size_of::<libc::cpu_set_t>();
+        // SAFETY: plain bits, filled in by the kernel below.
+        let mut cpus: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        let mut param = libc::sched_param { sched_priority: 0 };
+        // SAFETY: the out-parameters are ours and sized as the calls expect.
+        let (affinity, policy, got_param) = unsafe {
+            (
+                libc::sched_getaffinity(tid as i32, size, &mut cpus),
+                libc::sched_getscheduler(tid as i32),
+                libc::sched_getparam(tid as i32, &mut param),
+            )
+        };
+        if affinity != 0 || policy < 0 || got_param != 0 {
+            return Err(std::io::Error::last_os_error())
+                .with_context(|| format!("reading how thread {tid} is scheduled"));
+        }
+        Ok(Scheduling {
+            tid,
+            cpus,
+            policy,
+            param,
+        })
+    }
+
+    /// Puts the thread back as it was read.
+    pub fn restore(&self) -> Result<()> {
+        let size = std::mem::size_of::<libc::cpu_set_t>();
+        // SAFETY: values read from the kernel for this thread.
+        let (a, p) = unsafe {
+            (
+                libc::sched_setaffinity(self.tid as i32, size, &self.cpus),
+                libc::sched_setscheduler(self.tid as i32, self.policy, &self.param),
+            )
+        };
+        if a != 0 || p != 0 {
+            return Err(std::io::Error::last_os_error())
+                .with_context(|| format!("restoring how thread {} is scheduled", self.tid));
+        }
+        Ok(())
+    }
+}
+
+/// Moves thread `tid` to one CPU, in the idle class (SCHED_IDLE): it runs only when nothing
+/// else there wants to.
+pub fn idle_on_cpu(tid: u32, cpu: usize) -> Result<()> {
+    pin_to_cpu(tid, cpu).with_context(|| format!("moving thread {tid} to CPU {cpu}"))?;
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: a valid policy and parameter.
+    if unsafe { libc::sched_setscheduler(tid as i32, libc::SCHED_IDLE, &param) } != 0 {
+        return Err(std::io::Error::last_os_error())
+            .with_context(|| format!("putting thread {tid} in SCHED_IDLE"));
+    }
+    Ok(())
 }
 
 /// Where the cgroup v2 hierarchy is mounted, from /proc/self/mountinfo (read here, not with
@@ -217,6 +320,14 @@ impl Drop for Cgroup {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sums_vmstat_counters_by_prefix() {
+        let text = "compact_stall 7\ncompact_fail 3\nallocstall_dma 1\nallocstall_normal 20\n";
+        assert_eq!(sum_counters(text, "compact_stall"), 7);
+        assert_eq!(sum_counters(text, "allocstall_"), 21);
+        assert_eq!(sum_counters(text, "pgscan"), 0);
+    }
 
     #[test]
     fn reads_meminfo_lines() {

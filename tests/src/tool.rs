@@ -82,7 +82,22 @@ fn finished(proc: &Proc, f: child::Finished) -> Finished {
 
 /// Starts a tool and waits for its header line: from then on its probes are attached.
 pub fn start(tool: &str, args: &[&str]) -> Running {
-    let mut proc = spawn(tool, args);
+    header_of(tool, args, spawn(tool, args))
+}
+
+/// Starts several instances of a tool at once (one per argument list) and waits for each
+/// one's header: under emulation each start-up takes seconds, one after the other they add up.
+pub fn start_all(tool: &str, args: &[Vec<&str>]) -> Vec<Running> {
+    let procs: Vec<Proc> = args.iter().map(|a| spawn(tool, a)).collect();
+    procs
+        .into_iter()
+        .zip(args)
+        .map(|(proc, a)| header_of(tool, a, proc))
+        .collect()
+}
+
+/// Waits for a started tool's header line.
+fn header_of(tool: &str, args: &[&str], mut proc: Proc) -> Running {
     // Start-up takes milliseconds on a host and a few seconds under emulation, but a verifier
     // that gives up (1M instructions) takes 20 s per program there: wait long enough for the
     // tool's own error to be the failure message.

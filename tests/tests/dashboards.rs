@@ -614,7 +614,8 @@ fn prometheus_dashboard_and_rules_read_only_metrics_the_exporter_serves() {
         uid: None,
     };
     workload("wl-compact").run(&["compact"]);
-    squeeze.reclaim_in(&workload("wl-huge"));
+    squeeze.compaction_in(&workload("wl-huge"));
+    squeeze.reclaim_in(&workload("wl-reclaim"));
     workload("wl-frag").run(&["fragment"]);
     wait_quiet();
     // A series' first sample already holds the runs that made it, and rate() sees only what

@@ -151,9 +151,16 @@ fn prometheus_scrapes_what_tracefs_recorded_over_the_squeeze_and_the_fragment_wo
         uid: None,
     }
     .run(&["compact"]);
-    let huge = squeeze.reclaim_in(&Workload {
+    // A direct compaction of its own, then direct reclaims (by another process: the fault that
+    // makes reclaim certain holds kswapd back, and then compaction does not run).
+    let huge = squeeze.compaction_in(&Workload {
         binary: WORKLOAD,
         name: "wl-huge",
+        uid: None,
+    });
+    squeeze.reclaim_in(&Workload {
+        binary: WORKLOAD,
+        name: "wl-reclaim",
         uid: None,
     });
     Workload {

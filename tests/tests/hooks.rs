@@ -1,6 +1,7 @@
 //! The hook ladder: each rung, forced with `--hooks`, gives the same rows as the rung the tool
-//! picks by itself, for the same workload traced at the same time by both. A rung the running
-//! kernel lacks (checked here without the tools) must be refused with one sentence.
+//! picks by itself, for the same workload traced at the same time by all of them (one test per
+//! tool: one workload for every rung). A rung the running kernel lacks (checked here without
+//! the tools) must be refused with one sentence.
 
 use std::{path::Path, time::Duration};
 
@@ -72,20 +73,42 @@ fn rows_of(f: &Finished, pid: &str, skip: &[&str]) -> Vec<(String, f64)> {
         .collect()
 }
 
+/// The largest stall between two programs on one tracepoint in this run: the larger of what a
+/// spinning thread sees now (`tests::largest_stall`: far longer under emulation than on a
+/// host) and the largest latency difference between the two instances of the tool's own choice,
+/// attached first and last so that every other instance's programs run between theirs.
+fn largest_stall(first: &[(String, f64)], last: &[(String, f64)], what: &str) -> Duration {
+    let cols = |v: &[(String, f64)]| v.iter().map(|(c, _)| c.clone()).collect::<Vec<_>>();
+    assert_eq!(
+        cols(last),
+        cols(first),
+        "{what}: the two instances of the same hooks differ"
+    );
+    let seen_ms = first
+        .iter()
+        .zip(last)
+        .map(|((_, a), (_, b))| (a - b).abs())
+        .fold(0.0, f64::max);
+    tests::largest_stall(Duration::from_millis(1500)).max(Duration::from_secs_f64(seen_ms / 1e3))
+}
+
 /// Same rows, and latencies within what two programs on one tracepoint can differ by: each
 /// instance reads the clock in its own program, one after the other, so each of its two
-/// timestamps may be late by one stall of the CPU in between (`tests::largest_stall`: far
-/// longer under emulation than on a host).
-fn assert_same(reference: &[(String, f64)], variant: &[(String, f64)], what: &str) {
+/// timestamps may be late by one stall of the CPU in between (`largest_stall`).
+fn assert_same(
+    reference: &[(String, f64)],
+    variant: &[(String, f64)],
+    stall: Duration,
+    what: &str,
+) {
     let cols = |v: &[(String, f64)]| v.iter().map(|(c, _)| c.clone()).collect::<Vec<_>>();
     assert_eq!(cols(variant), cols(reference), "{what}: rows differ");
-    let stall = tests::largest_stall(Duration::from_millis(1500));
     let tolerance_ms = 1.0 + 2.0 * stall.as_secs_f64() * 1e3;
     for ((row, a), (_, b)) in reference.iter().zip(variant) {
         assert!(
             (a - b).abs() <= tolerance_ms,
             "{what}: LAT {a} ms vs {b} ms (allowed: {tolerance_ms:.3} ms, 1 ms + two of the \
-             largest CPU stall measured, {stall:?}) for `{row}`"
+             largest stall between programs, {stall:?}) for `{row}`"
         );
     }
 }
@@ -111,78 +134,141 @@ fn assert_refused(tool_name: &str, rung: &str, missing: &str) {
     assert!(f.stderr.contains(missing), "names {missing}: {}", f.stderr);
 }
 
-/// Runs `tool args` as it chooses and `tool args --hooks rung` at the same time while
-/// `workload` runs (with the page cache filled for a huge-page squeeze), then checks both ended
-/// well and that the forced one was hooked as asked. Both get `--debug`, which says how.
+/// The rungs a tool has, top of the ladder first.
+const COMPACTSNOOP_RUNGS: [&str; 5] = ["tp-btf", "raw-tp", "tracepoint", "kprobe", "fentry"];
+const DRSNOOP_RUNGS: [&str; 3] = ["tp-btf", "raw-tp", "tracepoint"];
+
+/// The rungs of `tool_name` this kernel has; each one it lacks is checked to be refused.
+fn present_rungs<'a>(tool_name: &str, rungs: &[&'a str]) -> Vec<&'a str> {
+    let mut present = Vec::new();
+    for &rung in rungs {
+        match missing_for(rung) {
+            Some(missing) => assert_refused(tool_name, rung, missing),
+            None => present.push(rung),
+        }
+    }
+    present
+}
+
+/// What `side_by_side` ran: the tool as it chooses, attached first and again last, and one
+/// instance per forced rung, attached in between.
+struct SideBySide {
+    reference: Finished,
+    last_reference: Finished,
+    variants: Vec<(String, Finished)>,
+}
+
+/// Runs `tool args` as it chooses and, at the same time, `tool args --hooks rung` for each of
+/// `rungs` and `tool args` once more, while `workload` runs (with the page cache filled for a
+/// huge-page squeeze); then checks they all ended well and that each forced one was hooked as
+/// asked. One workload for every rung: each squeeze takes the better part of a minute under
+/// emulation. All get `--debug`, which says how they hooked.
 fn side_by_side(
     tool_name: &str,
     args: &[&str],
-    rung: &str,
+    rungs: &[&str],
     workload: impl FnOnce(&Squeeze, &Workload<'_>),
-) -> (Finished, Finished) {
+) -> SideBySide {
+    // Where the time goes, for the test's output (minutes under emulation).
+    let t0 = std::time::Instant::now();
     let squeeze = Squeeze::prepare();
+    let prepared = t0.elapsed();
     let mut reference_args = args.to_vec();
     reference_args.push("--debug");
-    let mut variant_args = reference_args.clone();
-    variant_args.extend(["--hooks", rung]);
+    // The reference first, one instance per rung, the reference again: started at once, ended
+    // at once (each start-up and each detach takes seconds under emulation). Each waits for
+    // the one before it to be attached, so that the programs run in this order.
+    let mut all_args = vec![reference_args.clone()];
+    for &rung in rungs {
+        let mut variant_args = reference_args.clone();
+        variant_args.extend(["--hooks", rung]);
+        all_args.push(variant_args);
+    }
     let reference = tool::start(tool_name, &reference_args);
-    let variant = tool::start(tool_name, &variant_args);
+    let variants: Vec<_> = rungs
+        .iter()
+        .copied()
+        .zip(tool::start_all(tool_name, &all_args[1..]))
+        .collect();
+    let last_reference = tool::start(tool_name, &reference_args);
+    let ready = t0.elapsed();
     let w = Workload {
         binary: WORKLOAD,
         name: "wl-rung",
         uid: None,
     };
     workload(&squeeze, &w);
+    let worked = t0.elapsed();
     // Rows are drained about 50 ms after the kernel wakes the tool (BATCH_GRACE); leave slow
     // machines (emulated ones) some more.
     std::thread::sleep(Duration::from_millis(500));
-    let reference = reference.interrupt(Duration::from_secs(10));
-    let variant = variant.interrupt(Duration::from_secs(10));
-    for f in [&reference, &variant] {
-        assert!(f.status.success(), "{f:?}");
+    reference.signal(libc::SIGINT);
+    last_reference.signal(libc::SIGINT);
+    for (_, running) in &variants {
+        running.signal(libc::SIGINT);
     }
-    assert!(
-        variant.stderr.contains(claims(rung)),
-        "--hooks {rung} not hooked as asked:\n{}",
-        variant.stderr
+    let reference = reference.wait(Duration::from_secs(20));
+    assert!(reference.status.success(), "{reference:?}");
+    let last_reference = last_reference.wait(Duration::from_secs(20));
+    assert!(last_reference.status.success(), "{last_reference:?}");
+    let variants = variants
+        .into_iter()
+        .map(|(rung, running)| {
+            let f = running.wait(Duration::from_secs(20));
+            assert!(f.status.success(), "--hooks {rung}: {f:?}");
+            assert!(
+                f.stderr.contains(claims(rung)),
+                "--hooks {rung} not hooked as asked:\n{}",
+                f.stderr
+            );
+            (rung.to_owned(), f)
+        })
+        .collect();
+    eprintln!(
+        "hooks: page cache filled after {prepared:.1?}, {} instances ready after {ready:.1?}, \
+         workload done after {worked:.1?}, all ended after {:.1?}",
+        2 + rungs.len(),
+        t0.elapsed()
     );
-    (reference, variant)
+    SideBySide {
+        reference,
+        last_reference,
+        variants,
+    }
 }
 
-fn compactsnoop_rung(rung: &str) {
+/// Every compactsnoop rung the kernel has gives the rows of the rung the tool picks, for manual
+/// compaction and a huge-page squeeze; every rung it lacks is refused.
+#[test]
+fn compactsnoop_every_rung_gives_the_rows_of_the_chosen_one() {
     if !kernel_available() {
         return;
     }
     let _serial = serial();
-    if let Some(missing) = missing_for(rung) {
-        assert_refused("compactsnoop", rung, missing);
-        return;
-    }
+    let rungs = present_rungs("compactsnoop", &COMPACTSNOOP_RUNGS);
     let mut pids = Vec::new();
-    let (reference, variant) = side_by_side("compactsnoop", &["-e"], rung, |squeeze, w| {
+    let SideBySide {
+        reference,
+        last_reference,
+        variants,
+    } = side_by_side("compactsnoop", &["-e"], &rungs, |squeeze, w| {
         pids.push(w.compact().to_string());
         pids.push(squeeze.run(w).to_string());
     });
     let (manual, huge) = (&pids[0], &pids[1]);
-    // Classic tracepoints see no struct zone: -e's columns are named unavailable, not guessed.
-    let classic = rung == "tracepoint";
-    let skip: &[&str] = if classic {
-        &["FRAGIDX", "MIN", "LOW", "HIGH", "FREE"]
-    } else {
-        // Sampled by each program at its own instant.
-        &["FRAGIDX", "FREE"]
+    // Sampled by each program at its own instant.
+    let sampled: &[&str] = &["FRAGIDX", "FREE"];
+    let both = |f: &Finished, skip: &[&str]| {
+        let mut rows = rows_of(f, manual, skip);
+        rows.extend(rows_of(f, huge, skip));
+        rows
     };
-    if classic {
-        assert!(
-            variant
-                .stderr
-                .contains("FRAGIDX MIN LOW HIGH FREE are unavailable")
-        );
-        for (row, _) in rows_of(&variant, manual, &[]) {
-            assert!(row.contains("? ? ? ? ?"), "{row}");
-        }
-    }
-    let manual_rows = rows_of(&reference, manual, skip);
+    let stall = largest_stall(
+        &both(&reference, sampled),
+        &both(&last_reference, sampled),
+        "compactsnoop as it chooses",
+    );
+    let manual_rows = rows_of(&reference, manual, sampled);
     assert!(
         !manual_rows.is_empty(),
         "no rows for manual compaction: {reference:?}"
@@ -193,54 +279,56 @@ fn compactsnoop_rung(rung: &str) {
             "whole-zone compaction has order -1: {row}"
         );
     }
-    assert_same(
-        &manual_rows,
-        &rows_of(&variant, manual, skip),
-        "manual compaction",
-    );
-    assert_same(
-        &rows_of(&reference, huge, skip),
-        &rows_of(&variant, huge, skip),
-        "huge-page squeeze",
-    );
+    for (rung, variant) in &variants {
+        // Classic tracepoints see no struct zone: -e's columns are named unavailable, not
+        // guessed, and left out of the comparison.
+        let classic = rung == "tracepoint";
+        let skip: &[&str] = if classic {
+            &["FRAGIDX", "MIN", "LOW", "HIGH", "FREE"]
+        } else {
+            sampled
+        };
+        if classic {
+            assert!(
+                variant
+                    .stderr
+                    .contains("FRAGIDX MIN LOW HIGH FREE are unavailable"),
+                "{}",
+                variant.stderr
+            );
+            for (row, _) in rows_of(variant, manual, &[]) {
+                assert!(row.contains("? ? ? ? ?"), "{row}");
+            }
+        }
+        assert_same(
+            &rows_of(&reference, manual, skip),
+            &rows_of(variant, manual, skip),
+            stall,
+            &format!("--hooks {rung}, manual compaction"),
+        );
+        assert_same(
+            &rows_of(&reference, huge, skip),
+            &rows_of(variant, huge, skip),
+            stall,
+            &format!("--hooks {rung}, huge-page squeeze"),
+        );
+    }
 }
 
+/// Every drsnoop rung gives the rows of the rung the tool picks, for the same direct reclaims.
 #[test]
-fn compactsnoop_tp_btf_rung_matches() {
-    compactsnoop_rung("tp-btf");
-}
-
-#[test]
-fn compactsnoop_raw_tp_rung_matches() {
-    compactsnoop_rung("raw-tp");
-}
-
-#[test]
-fn compactsnoop_classic_tracepoint_rung_matches() {
-    compactsnoop_rung("tracepoint");
-}
-
-#[test]
-fn compactsnoop_kprobe_rung_matches() {
-    compactsnoop_rung("kprobe");
-}
-
-#[test]
-fn compactsnoop_fentry_rung_matches() {
-    compactsnoop_rung("fentry");
-}
-
-fn drsnoop_rung(rung: &str) {
+fn drsnoop_every_rung_gives_the_rows_of_the_chosen_one() {
     if !kernel_available() {
         return;
     }
     let _serial = serial();
-    if let Some(missing) = missing_for(rung) {
-        assert_refused("drsnoop", rung, missing);
-        return;
-    }
+    let rungs = present_rungs("drsnoop", &DRSNOOP_RUNGS);
     let mut pid = String::new();
-    let (reference, variant) = side_by_side("drsnoop", &["-e"], rung, |squeeze, w| {
+    let SideBySide {
+        reference,
+        last_reference,
+        variants,
+    } = side_by_side("drsnoop", &["-e"], &rungs, |squeeze, w| {
         pid = squeeze.reclaim_in(w).to_string();
     });
     let rows = rows_of(&reference, &pid, &[]);
@@ -248,22 +336,19 @@ fn drsnoop_rung(rung: &str) {
         !rows.is_empty(),
         "the workload made no direct reclaim: {reference:?}"
     );
-    assert_same(&rows, &rows_of(&variant, &pid, &[]), "direct reclaim");
-}
-
-#[test]
-fn drsnoop_tp_btf_rung_matches() {
-    drsnoop_rung("tp-btf");
-}
-
-#[test]
-fn drsnoop_raw_tp_rung_matches() {
-    drsnoop_rung("raw-tp");
-}
-
-#[test]
-fn drsnoop_classic_tracepoint_rung_matches() {
-    drsnoop_rung("tracepoint");
+    let stall = largest_stall(
+        &rows,
+        &rows_of(&last_reference, &pid, &[]),
+        "drsnoop as it chooses",
+    );
+    for (rung, variant) in &variants {
+        assert_same(
+            &rows,
+            &rows_of(variant, &pid, &[]),
+            stall,
+            &format!("--hooks {rung}, direct reclaim"),
+        );
+    }
 }
 
 /// drsnoop's tracepoints pass all it shows: it has no probe rungs, and says so (usage error).

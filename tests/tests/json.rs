@@ -15,7 +15,7 @@ use tests::{
     sys::{Cgroup, migrate_types, zone_spans},
     tool::{self, Finished},
     tracefs::{self, Record, Recorder, wait_quiet},
-    workload::{HugepagesGuard, Squeeze, Workload, require_memory},
+    workload::{HugepagesGuard, RECLAIM_ATTEMPTS, Squeeze, Stall, Workload, require_memory},
 };
 
 const WORKLOAD: &str = env!("CARGO_BIN_EXE_mm-workload");
@@ -628,20 +628,55 @@ fn cgroup_filter_keeps_the_cgroup_s_tasks_and_json_names_their_cgroup() {
         }
         eprintln!("this kernel refuses -c (no ancestor-cgroup helper for tracing programs)");
     }
-    let rec = Recorder::start(&events);
+    // The direct reclaimer: in the child cgroup from its start, faulting in transparent huge
+    // pages under the squeeze in rounds until the kernel records its reclaim (one round is
+    // not always enough).
+    let child_dir = child.dir.to_string_lossy().into_owned();
+    let inside = Workload {
+        binary: WORKLOAD,
+        name: "wl-inside",
+        uid: None,
+    };
+    let mut reclaiming = inside.spawn_gated(&["cgroup", &child_dir, "rounds"]);
+    let reclaimer = reclaiming.pid();
+    let mut rec = Recorder::start(&events);
     rec.record_tgid();
     let compact_in = filtering.then(|| tool::start("compactsnoop", &["-j", "-c", &parent.path]));
     let compact_all = tool::start("compactsnoop", &["-j"]);
     let reclaim_in = filtering.then(|| tool::start("drsnoop", &["-j", "-c", &parent_dir]));
     let reclaim_all = tool::start("drsnoop", &["-j"]);
     let ready_ns = ktime_now_ns();
-    let child_dir = child.dir.to_string_lossy().into_owned();
-    // In the child cgroup: a writer of compact_memory, and a direct reclaimer under the squeeze.
-    let inside = Workload {
-        binary: WORKLOAD,
-        name: "wl-inside",
-        uid: None,
+    let mut records = Vec::new();
+    let tgid = |r: &Record| r.tgid.unwrap_or(r.pid);
+    let reclaims_in = |records: &[Record], pid: u32| {
+        tracefs::pairs(
+            records,
+            "mm_vmscan_direct_reclaim_begin",
+            "mm_vmscan_direct_reclaim_end",
+        )
+        .into_iter()
+        .filter(|(b, _)| b.ts_ns >= ready_ns && tgid(b) == pid)
+        .count()
     };
+    squeeze.rounds_until(
+        WORKLOAD,
+        Stall::Reclaim,
+        &mut [&mut reclaiming],
+        |round, mib| {
+            records.extend(rec.take());
+            let reclaimed = reclaims_in(&records, reclaimer) > 0;
+            if !reclaimed {
+                eprintln!(
+                    "workload: round {round} ({mib} MiB of THP faults) did no direct reclaim"
+                );
+            }
+            reclaimed
+        },
+    );
+    reclaiming.finish();
+    // Then, in the child cgroup a writer of compact_memory, outside it another: after the
+    // reclaimer, since a manual compaction leaves free huge pages that THP faults then take
+    // without reclaiming (a 6.12 guest's three rounds after the writers reclaimed nothing).
     let writer_in = inside.run(&["cgroup", &child_dir, "compact"]);
     let outside = Workload {
         binary: WORKLOAD,
@@ -649,12 +684,8 @@ fn cgroup_filter_keeps_the_cgroup_s_tasks_and_json_names_their_cgroup() {
         uid: None,
     };
     let writer_out = outside.run(&["compact"]);
-    let _thp = tests::workload::ThpGuard::direct_for_madvised();
-    let reclaimer = squeeze.while_held(WORKLOAD, || {
-        inside.run(&["cgroup", &child_dir, "thp", "1024"])
-    });
     wait_quiet();
-    let records = rec.stop();
+    records.extend(rec.stop());
     let stop = Duration::from_secs(10);
     let finished = |t: tool::Running| {
         let f = t.interrupt(stop);
@@ -669,21 +700,13 @@ fn cgroup_filter_keeps_the_cgroup_s_tasks_and_json_names_their_cgroup() {
     assert!(!rec.overran(), "the tracefs buffer overran");
     let (compact_all, reclaim_all) = (&compact_all, &reclaim_all);
 
-    let tgid = |r: &Record| r.tgid.unwrap_or(r.pid);
-    let count = |begin: &str, end: &str, pid: u32| {
-        tracefs::pairs(&records, begin, end)
+    let compactions = |pid| {
+        tracefs::pairs(&records, "mm_compaction_begin", "mm_compaction_end")
             .into_iter()
             .filter(|(b, _)| b.ts_ns >= ready_ns && tgid(b) == pid)
             .count()
     };
-    let compactions = |pid| count("mm_compaction_begin", "mm_compaction_end", pid);
-    let reclaims = |pid| {
-        count(
-            "mm_vmscan_direct_reclaim_begin",
-            "mm_vmscan_direct_reclaim_end",
-            pid,
-        )
-    };
+    let reclaims = |pid| reclaims_in(&records, pid);
     assert!(
         compactions(writer_in) > 0,
         "the writer in the cgroup compacted nothing"
@@ -694,7 +717,8 @@ fn cgroup_filter_keeps_the_cgroup_s_tasks_and_json_names_their_cgroup() {
     );
     assert!(
         reclaims(reclaimer) > 0,
-        "the workload in the cgroup did no direct reclaim: a failed workload"
+        "the workload in the cgroup did no direct reclaim in {RECLAIM_ATTEMPTS} rounds: a failed \
+         workload"
     );
 
     // -c: exactly the runs and reclaims of the cgroup's tasks (the parent names the child).

@@ -276,9 +276,14 @@ fn recordings_of_the_workloads_render_with_their_exact_counts_and_rates() {
         "mmplot",
         &["record", "-o", squeeze_rec.to_str().expect("path")],
     );
-    squeeze.reclaim_in(&Workload {
+    squeeze.compaction_in(&Workload {
         binary: WORKLOAD,
         name: "wl-huge",
+        uid: None,
+    });
+    squeeze.reclaim_in(&Workload {
+        binary: WORKLOAD,
+        name: "wl-reclaim",
         uid: None,
     });
     rec.signal(libc::SIGTERM);

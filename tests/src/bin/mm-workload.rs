@@ -11,6 +11,11 @@
 //! mm-workload [--name COMM] wait                block until stdin reaches end of file: the test
 //!                                               starts the process, learns its PID, starts the
 //!                                               tools, then closes the pipe to let it go on
+//! mm-workload [--name COMM] rounds              say `waiting`, then for each line on stdin (a
+//!                                               number of MiB) fault that much of transparent
+//!                                               huge pages in as `thp` does and say `done`;
+//!                                               end at end of file: a gated workload the test
+//!                                               can run again in the same process
 //! mm-workload [--name COMM] cgroup DIR          move into the cgroup v2 directory DIR
 //! mm-workload [--name COMM] fragment            make unmovable allocations fall back into
 //!                                               movable pageblocks (kmem:mm_page_alloc_extfrag);
@@ -19,6 +24,8 @@
 //!                                               pages reserved for the large free blocks) for
 //!                                               MS milliseconds: a node with a high
 //!                                               fragmentation score; sets nr_hugepages too
+//! mm-workload [--name COMM] holes-held          make the holes as `holes` does, say `waiting`,
+//!                                               keep them until stdin reaches end of file
 //!
 //! Commands can follow each other: `mm-workload --name a sleep 1500 compact`.
 
@@ -259,6 +266,41 @@ fn fragment() -> Result<(), String> {
     write_sysctl("/proc/sys/vm/nr_hugepages", "0")
 }
 
+/// Says it is at the gate (`waiting`), then blocks until stdin reaches end of file: whatever
+/// this process did before (fork, exec, the loader, the holes) is over, and it does nothing
+/// more until the gate opens.
+fn gate() -> Result<(), String> {
+    let mut out = std::io::stdout();
+    let _ = out.write_all(b"waiting\n").and_then(|()| out.flush());
+    let mut sink = Vec::new();
+    std::io::Read::read_to_end(&mut std::io::stdin(), &mut sink)
+        .map(|_| ())
+        .map_err(|e| format!("waiting on stdin: {e}"))
+}
+
+/// Says `waiting`, then faults in as many MiB of transparent huge pages as each line on stdin
+/// names, answering `done` after each, until stdin ends.
+fn rounds() -> Result<(), String> {
+    use std::io::BufRead as _;
+    let say = |what: &[u8]| {
+        let mut out = std::io::stdout();
+        out.write_all(what)
+            .and_then(|()| out.flush())
+            .map_err(|e| format!("writing to stdout: {e}"))
+    };
+    say(b"waiting\n")?;
+    for line in std::io::stdin().lock().lines() {
+        let line = line.map_err(|e| format!("reading stdin: {e}"))?;
+        let mib: usize = line
+            .trim()
+            .parse()
+            .map_err(|_| format!("rounds: `{line}` is not a number of MiB"))?;
+        touch(mib, true);
+        say(b"done\n")?;
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("--name") && args.len() > 1 {
@@ -293,17 +335,13 @@ fn main() -> ExitCode {
                 touch(number().parse().unwrap_or(0), true);
                 Ok(())
             }
-            "wait" => {
-                // Says it is at the gate: whatever this process did to start (fork, exec, the
-                // loader) is over, and it does nothing more until the gate opens.
-                let mut out = std::io::stdout();
-                let _ = std::io::Write::write_all(&mut out, b"waiting\n")
-                    .and_then(|()| std::io::Write::flush(&mut out));
-                let mut sink = Vec::new();
-                std::io::Read::read_to_end(&mut std::io::stdin(), &mut sink)
-                    .map(|_| ())
-                    .map_err(|e| format!("waiting on stdin: {e}"))
-            }
+            "holes-held" => holes().and_then(|mapping| {
+                let waited = gate();
+                drop(mapping);
+                waited
+            }),
+            "wait" => gate(),
+            "rounds" => rounds(),
             "sleep" => {
                 std::thread::sleep(Duration::from_millis(number().parse().unwrap_or(0)));
                 Ok(())
