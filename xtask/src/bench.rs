@@ -19,7 +19,8 @@ use bench::progress;
 pub struct BenchArgs {
     #[command(flatten)]
     pub bench: bench::Args,
-    /// Use the binaries already built in target/release.
+    /// Use the binaries already built (target/release, and the static tracers in
+    /// target/<triple>/release).
     #[arg(long)]
     pub no_build: bool,
 }
@@ -62,12 +63,15 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     Err(err).with_context(|| format!("cannot run {}", bench.display()))
 }
 
-/// bpftrace and bpftool from Debian, when missing.
+/// bpftrace, bpftool and libbpf-tools (drsnoop, a contender) from Debian, when missing.
 fn ensure_packages() -> Result<()> {
-    let missing: Vec<&str> = ["bpftrace", "bpftool"]
+    let mut missing: Vec<&str> = ["bpftrace", "bpftool"]
         .into_iter()
         .filter(|b| bench::which(b).is_err())
         .collect();
+    if !Path::new(bench::LIBBPF_DRSNOOP).is_file() {
+        missing.push(bench::LIBBPF_PACKAGE);
+    }
     if missing.is_empty() {
         return Ok(());
     }
@@ -87,7 +91,16 @@ fn ensure_packages() -> Result<()> {
         }
     }
     for b in missing {
-        bench::which(b)?;
+        if b == bench::LIBBPF_PACKAGE {
+            if !Path::new(bench::LIBBPF_DRSNOOP).is_file() {
+                bail!(
+                    "{b} is installed but {} is not there",
+                    bench::LIBBPF_DRSNOOP
+                );
+            }
+        } else {
+            bench::which(b)?;
+        }
     }
     Ok(())
 }
@@ -98,22 +111,20 @@ fn cargo(root: &Path) -> Command {
     cmd
 }
 
-/// The tools, the exporter and the workload, release.
+/// The tools (the tracers linked statically, as `cargo xtask build` makes them), the exporter
+/// and the workload, release.
 fn build(root: &Path) -> Result<()> {
-    // `--bins`: every binary of the four packages (`--bin mm-workload` would leave out the tools).
+    // `--bins`: every binary of the packages (`--bin mm-workload` would leave out the exporter).
     run_cmd(cargo(root).args([
         "build",
         "--release",
-        "--package",
-        "compactsnoop",
-        "--package",
-        "drsnoop",
         "--package",
         "memstall-exporter",
         "--package",
         "tests",
         "--bins",
-    ]))
+    ]))?;
+    crate::build_static()
 }
 
 /// The decode benchmark: a failure to build it costs only its figure.

@@ -16,6 +16,7 @@
 mod artifacts;
 mod debian;
 mod initramfs;
+mod plan;
 mod qemu;
 mod report;
 
@@ -75,6 +76,12 @@ pub struct VmTestArgs {
     /// deadlines at risk: one at a time by default, more where there are cores to spare.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=8))]
     pub jobs: u32,
+    /// Guests per kernel, each running its share of the tests (split by the times of the
+    /// committed matrix), so that `--jobs` guests keep the cores busy to the end: with three
+    /// kernels two at a time, the third otherwise runs alone on one core. The first guest also
+    /// reports the hooks each tool chose.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4))]
+    pub shards: u32,
     /// Only tests whose SUITE::NAME contains this (`reclaim::` for a whole suite); commas
     /// separate alternatives (`json::extfrag,compaction::work`).
     #[arg(long)]
@@ -93,8 +100,10 @@ const MATRIX: &str = "results/vm-matrix.md";
 /// `mount --make-rprivate`).
 const HOST_PROGRAMS: [&str; 7] = ["bash", "unshare", "dd", "mount", "umount", "cat", "head"];
 /// What the host needs from Debian.
-const PACKAGES: [&str; 6] = [
+const PACKAGES: [&str; 7] = [
     "qemu-system-x86",
+    // qemu-img: each guest's disk is an overlay of one template.
+    "qemu-utils",
     "busybox-static",
     "e2fsprogs",
     "xz-utils",
@@ -102,7 +111,11 @@ const PACKAGES: [&str; 6] = [
     // strip: the test executables go into the initramfs without their debug sections.
     "binutils",
 ];
-const DISK_MIB: u64 = 8192;
+const DISK_MIB: u64 = 12288;
+/// Files on the template disk (at the guest's /tmp): the tests' fill file
+/// (`test_kit::workload::PREMADE_FILL`) and the two files that age the guest's memory.
+const FILL_FILE: &str = "vmtest-fill";
+const AGE_FILES: [&str; 2] = ["vmtest-age-a", "vmtest-age-b"];
 
 /// Tests that run on the host only, by a part of their name. `prometheus`: they need a
 /// Prometheus server, which the guests (no network, no apt, an initramfs of our own) do not
@@ -271,15 +284,11 @@ fn common_archive(built: &Built, args: &VmTestArgs, stage: &Path) -> Result<Arch
         }
     }
 
-    let suites: Vec<&str> = built.suites.keys().map(String::as_str).collect();
     let config = format!(
-        "BIN_DIR={}\nSUITES={}\nTEST_TIMEOUT={}\nFILTER={}\nAGE_MIB={}\nHOST_ONLY={}\n",
+        "BIN_DIR={}\nTEST_TIMEOUT={}\nAGE_MIB={}\n",
         shell_quote(&bin_dir.to_string_lossy()),
-        shell_quote(&suites.join(" ")),
         args.test_timeout,
-        shell_quote(args.filter.as_deref().unwrap_or("")),
         args.age_mib,
-        shell_quote(&HOST_ONLY.join(" ")),
     );
     a.bytes("/vmtest/config.sh", config, 0o644);
     Ok(a)
@@ -363,13 +372,47 @@ fn commit() -> String {
     format!("{}{}", head.trim(), if changed { "-dirty" } else { "" })
 }
 
-/// A column from a kernel's stored logs.
+/// The suffix of a guest's files: none for a kernel booted once (`results.log`), `.I` for the
+/// I-th of its guests (`results.0.log`).
+fn guest_suffix(shard: u32, shards: u32) -> String {
+    if shards <= 1 {
+        String::new()
+    } else {
+        format!(".{shard}")
+    }
+}
+
+/// The files of a kernel's guests with this stem and extension, in guest order.
+fn guest_files(dir: &Path, stem: &str, ext: &str) -> Vec<PathBuf> {
+    let single = dir.join(format!("{stem}.{ext}"));
+    if single.exists() {
+        return vec![single];
+    }
+    (0..)
+        .map(|i| dir.join(format!("{stem}.{i}.{ext}")))
+        .take_while(|p| p.exists())
+        .collect()
+}
+
+/// A column from a kernel's stored logs (of all its guests).
 fn column_from_logs(cache: &Path, key: &str) -> Result<Column> {
     let dir = cache.join("results").join(key);
-    let text = std::fs::read_to_string(dir.join("results.log"))
-        .with_context(|| format!("no results of {key} in {}", dir.display()))?;
-    let run = report::parse(&text);
-    let meta = read_meta(&dir.join("meta.txt"));
+    let logs = guest_files(&dir, "results", "log");
+    if logs.is_empty() {
+        bail!("no results of {key} in {}", dir.display());
+    }
+    let mut texts = Vec::new();
+    for l in &logs {
+        texts.push(std::fs::read_to_string(l).with_context(|| format!("{}", l.display()))?);
+    }
+    let mut run = report::parse(&texts.join("\n"));
+    // Done only when every guest got to its end.
+    run.done = texts.iter().all(|t| report::parse(t).done);
+    let metas: Vec<Vec<(String, String)>> = guest_files(&dir, "meta", "txt")
+        .iter()
+        .map(|p| read_meta(p))
+        .collect();
+    let meta = metas.first().cloned().unwrap_or_default();
     let get = |k: &str| meta.iter().find(|(x, _)| x == k).map(|(_, v)| v.clone());
     let mut facts: Vec<(String, String)> = Vec::new();
     if let Some(p) = get("package") {
@@ -404,8 +447,31 @@ fn column_from_logs(cache: &Path, key: &str) -> Result<Column> {
             facts.push((name.into(), v));
         }
     }
-    let mut note = get("note").filter(|n| !n.is_empty());
-    if let Ok(console) = std::fs::read_to_string(dir.join("console.log")) {
+    if logs.len() > 1 {
+        facts.push((
+            "guests (tests split by time)".into(),
+            logs.len().to_string(),
+        ));
+    }
+    let notes: Vec<String> = metas
+        .iter()
+        .enumerate()
+        .filter_map(|(i, m)| {
+            let n = m.iter().find(|(k, v)| k == "note" && !v.is_empty())?;
+            Some(if metas.len() > 1 {
+                format!("guest {i}: {}", n.1)
+            } else {
+                n.1.clone()
+            })
+        })
+        .collect();
+    let mut note = (!notes.is_empty()).then(|| notes.join("; "));
+    let console: String = guest_files(&dir, "console", "log")
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .collect::<Vec<_>>()
+        .join("\n");
+    {
         let trouble = kernel_trouble(&console);
         if !trouble.is_empty() {
             let more = if trouble.len() > 4 {
@@ -428,22 +494,36 @@ fn column_from_logs(cache: &Path, key: &str) -> Result<Column> {
         title: title(key),
         facts,
         run,
-        wall_secs: get("wall_secs").and_then(|v| v.parse().ok()),
+        // Of all its guests together.
+        wall_secs: metas
+            .iter()
+            .map(|m| {
+                m.iter()
+                    .find(|(k, _)| k == "wall_secs")
+                    .and_then(|(_, v)| v.parse::<u64>().ok())
+            })
+            .sum(),
         note,
     })
 }
 
-/// One kernel under QEMU; leaves its logs and facts in `cache/results/<suite>/`.
-/// A kernel ready to boot: downloaded, its initramfs built.
+/// A kernel ready to boot: downloaded, the initramfs of each of its guests built.
 struct Prepared {
     suite: String,
     kernel: debian::Kernel,
-    initrd: PathBuf,
+    /// One per guest: the same but for the plan of the tests it runs.
+    initrds: Vec<PathBuf>,
     work: PathBuf,
 }
 
-/// Downloads a kernel and builds its initramfs (one at a time: apt and the downloads).
-fn prepare_vm(args: &VmTestArgs, suite: &str, common_gz: &Path) -> Result<Prepared> {
+/// Downloads a kernel and builds the initramfs of each of its guests, one per plan (one at a
+/// time: apt and the downloads).
+fn prepare_vm(
+    args: &VmTestArgs,
+    suite: &str,
+    common_gz: &Path,
+    plans: &[String],
+) -> Result<Prepared> {
     let cache = &args.cache_dir;
     let k = debian::kernel(cache, suite)?;
     let work = cache.join("work").join(suite);
@@ -460,14 +540,31 @@ fn prepare_vm(args: &VmTestArgs, suite: &str, common_gz: &Path) -> Result<Prepar
     m.bytes("/vmtest/modules/order", order, 0o644);
     let modules_gz = work.join("modules.cpio.gz");
     m.write_gz(&modules_gz)?;
-    let initrd = work.join("initrd.gz");
-    let mut bytes = std::fs::read(common_gz)?;
-    bytes.extend(std::fs::read(&modules_gz)?);
-    std::fs::write(&initrd, bytes)?;
+    let mut base = std::fs::read(common_gz)?;
+    base.extend(std::fs::read(&modules_gz)?);
+    // Then the guest's plan (`plan::guest_file`), also an archive of its own.
+    let mut initrds = Vec::new();
+    for (i, plan) in plans.iter().enumerate() {
+        let mut a = Archive::new();
+        a.bytes("/vmtest/plan", plan.as_bytes(), 0o644);
+        let plan_gz = work.join(format!(
+            "plan{}.cpio.gz",
+            guest_suffix(i as u32, plans.len() as u32)
+        ));
+        a.write_gz(&plan_gz)?;
+        let mut bytes = base.clone();
+        bytes.extend(std::fs::read(&plan_gz)?);
+        let initrd = work.join(format!(
+            "initrd{}.gz",
+            guest_suffix(i as u32, plans.len() as u32)
+        ));
+        std::fs::write(&initrd, bytes)?;
+        initrds.push(initrd);
+    }
     Ok(Prepared {
         suite: suite.to_owned(),
         kernel: k,
-        initrd,
+        initrds,
         work,
     })
 }
@@ -480,13 +577,17 @@ fn boot_all(args: &VmTestArgs, ready: &[Prepared]) -> Result<Vec<String>> {
         return Ok(Vec::new());
     }
     let _lock = test_kit::lock_workloads("xtask: vm-test")?;
+    for p in ready {
+        let results_dir = args.cache_dir.join("results").join(&p.suite);
+        let _ = std::fs::remove_dir_all(&results_dir);
+        std::fs::create_dir_all(&results_dir)?;
+    }
     let available = qemu::host_available_mib();
     let fit = available.saturating_sub(1024) / args.memory.max(1);
     if fit == 0 {
         let mut errors = Vec::new();
         for p in ready {
             let results_dir = args.cache_dir.join("results").join(&p.suite);
-            let _ = std::fs::create_dir_all(&results_dir);
             let note = format!(
                 "not booted: the host had {available} MiB available, the VM needs {} MiB and 1 GiB to spare",
                 args.memory
@@ -500,10 +601,16 @@ fn boot_all(args: &VmTestArgs, ready: &[Prepared]) -> Result<Vec<String>> {
         }
         return Ok(errors);
     }
-    let jobs = (args.jobs as usize).min(fit as usize).min(ready.len());
+    // Kernel after kernel, each one's guests in turn: (kernel, guest).
+    let guests: Vec<(&Prepared, u32)> = ready
+        .iter()
+        .flat_map(|p| (0..p.initrds.len() as u32).map(move |i| (p, i)))
+        .collect();
+    let jobs = (args.jobs as usize).min(fit as usize).min(guests.len());
     eprintln!(
-        "xtask: vm-test: {} kernels, {jobs} at a time ({available} MiB available)",
-        ready.len()
+        "xtask: vm-test: {} kernels, {} guests, {jobs} at a time ({available} MiB available)",
+        ready.len(),
+        guests.len()
     );
     let next = std::sync::atomic::AtomicUsize::new(0);
     let errors = std::sync::Mutex::new(Vec::new());
@@ -512,8 +619,10 @@ fn boot_all(args: &VmTestArgs, ready: &[Prepared]) -> Result<Vec<String>> {
             s.spawn(|| {
                 loop {
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some(p) = ready.get(i) else { break };
-                    if let Err(e) = run_vm(args, p) {
+                    let Some(&(p, guest)) = guests.get(i) else {
+                        break;
+                    };
+                    if let Err(e) = run_vm(args, p, guest) {
                         eprintln!("xtask: vm-test: {}: {e:#}", p.suite);
                         errors
                             .lock()
@@ -527,13 +636,19 @@ fn boot_all(args: &VmTestArgs, ready: &[Prepared]) -> Result<Vec<String>> {
     Ok(errors.into_inner().unwrap_or_else(|e| e.into_inner()))
 }
 
-/// Boots a prepared kernel and runs the tests in it; the caller holds the workload lock.
-fn run_vm(args: &VmTestArgs, p: &Prepared) -> Result<()> {
-    let (suite, k, initrd, work) = (p.suite.as_str(), &p.kernel, &p.initrd, &p.work);
+/// Boots one guest of a prepared kernel and runs its tests; the caller holds the workload lock
+/// and made the kernel's results directory.
+fn run_vm(args: &VmTestArgs, p: &Prepared, guest: u32) -> Result<()> {
+    let (suite, k, work) = (p.suite.as_str(), &p.kernel, &p.work);
+    let initrd = &p.initrds[guest as usize];
+    let sfx = guest_suffix(guest, p.initrds.len() as u32);
+    let label = if sfx.is_empty() {
+        suite.to_owned()
+    } else {
+        format!("{suite}{sfx}")
+    };
     let cache = &args.cache_dir;
     let results_dir = cache.join("results").join(suite);
-    let _ = std::fs::remove_dir_all(&results_dir);
-    std::fs::create_dir_all(&results_dir)?;
     let mut meta: Vec<(String, String)> = vec![
         ("package".into(), format!("{} {}", k.package, k.version)),
         ("release".into(), k.release.clone()),
@@ -547,14 +662,22 @@ fn run_vm(args: &VmTestArgs, p: &Prepared) -> Result<()> {
         format!("thread={}, -cpu {}", args.tcg_thread, args.cpu_model),
     ));
 
-    let disk = work.join("disk.img");
-    qemu::make_disk(&disk, DISK_MIB)?;
+    let disk = work.join(format!("disk{sfx}.qcow2"));
+    qemu::make_disk(&disk, &args.cache_dir.join("work").join("template.img"))?;
     eprintln!(
-        "xtask: vm-test: booting {} ({}) under TCG, {} vCPUs, {} MiB",
-        k.release, k.package, args.cpus, args.memory
+        "xtask: vm-test: booting {} ({}){} under TCG, {} vCPUs, {} MiB",
+        k.release,
+        k.package,
+        if sfx.is_empty() {
+            String::new()
+        } else {
+            format!(", guest {guest} of {}", p.initrds.len())
+        },
+        args.cpus,
+        args.memory
     );
     let boot = qemu::Boot {
-        label: suite,
+        label: &label,
         kernel: &k.vmlinuz,
         initrd,
         disk: &disk,
@@ -563,9 +686,9 @@ fn run_vm(args: &VmTestArgs, p: &Prepared) -> Result<()> {
         tcg_thread: &args.tcg_thread,
         cpu_model: &args.cpu_model,
         timeout: Duration::from_secs(args.timeout),
-        console: results_dir.join("console.log"),
-        results: results_dir.join("results.log"),
-        qemu_log: results_dir.join("qemu.log"),
+        console: results_dir.join(format!("console{sfx}.log")),
+        results: results_dir.join(format!("results{sfx}.log")),
+        qemu_log: results_dir.join(format!("qemu{sfx}.log")),
     };
     let outcome = boot.run();
     let _ = std::fs::remove_file(&disk);
@@ -597,7 +720,7 @@ fn run_vm(args: &VmTestArgs, p: &Prepared) -> Result<()> {
             ),
         ));
     }
-    write_meta(&results_dir.join("meta.txt"), &meta)?;
+    write_meta(&results_dir.join(format!("meta{sfx}.txt")), &meta)?;
     Ok(())
 }
 
@@ -619,7 +742,7 @@ fn wait_deadline(child: &mut std::process::Child, timeout: Duration) -> Result<O
 }
 
 /// The same run on the running kernel, reported in init.sh's form.
-fn run_host(args: &VmTestArgs, built: &Built) -> Result<()> {
+fn run_host(args: &VmTestArgs, built: &Built, plan: &plan::Plan) -> Result<()> {
     let results_dir = args.cache_dir.join("results").join("host");
     let _ = std::fs::remove_dir_all(&results_dir);
     std::fs::create_dir_all(&results_dir)?;
@@ -674,24 +797,13 @@ fn run_host(args: &VmTestArgs, built: &Built) -> Result<()> {
         );
     }
 
-    let mut listed: Vec<(String, String)> = Vec::new();
-    for (suite, exe) in &built.suites {
-        let list = output(Command::new(exe).args(["--list", "--format", "terse"]))?;
-        for name in list.lines().filter_map(|l| l.strip_suffix(": test")) {
-            if HOST_ONLY.iter().any(|h| name.contains(h)) {
-                let _ = writeln!(log, "@@vmtest host-only {suite} {name}");
-                continue;
-            }
-            if args.filter.as_deref().is_none_or(|f| {
-                let full = format!("{suite}::{name}");
-                f.split(',').any(|f| full.contains(f))
-            }) {
-                let _ = writeln!(log, "@@vmtest list {suite} {name}");
-                listed.push((suite.clone(), name.to_owned()));
-            }
-        }
+    for (suite, name) in &plan.host_only {
+        let _ = writeln!(log, "@@vmtest host-only {suite} {name}");
     }
-    for (suite, name) in &listed {
+    for (suite, name) in &plan.run {
+        let _ = writeln!(log, "@@vmtest list {suite} {name}");
+    }
+    for (suite, name) in &plan.run {
         let _ = writeln!(log, "@@vmtest test-begin {suite} {name}");
         let out = std::fs::File::create(&scratch)?;
         let t0 = Instant::now();
@@ -824,6 +936,7 @@ pub fn run(args: &VmTestArgs) -> Result<()> {
             crate::ensure_packages("vm-test", &PACKAGES)?;
         }
         let built = build()?;
+        let plan = plan::list(&built.suites, HOST_ONLY, args.filter.as_deref())?;
         if !vms.is_empty() {
             let stage = args.cache_dir.join("stage");
             let _ = std::fs::remove_dir_all(&stage);
@@ -838,9 +951,42 @@ pub fn run(args: &VmTestArgs) -> Result<()> {
                 std::fs::metadata(&common_gz)?.len() >> 20,
                 t.elapsed().as_secs_f64()
             );
+            // The guests of a kernel share its tests by the times of the committed matrix
+            // (read before this run rewrites it).
+            let weights =
+                plan::previous_secs(&plan::committed_matrix(&crate::workspace_root(), MATRIX));
+            let mut parts = plan::split(&plan.run, args.shards as usize, &weights);
+            // No guest boots for nothing (a `--filter` of one test); the first always boots.
+            let mut first = true;
+            parts.retain(|p| std::mem::take(&mut first) || !p.is_empty());
+            let plans: Vec<String> = parts
+                .iter()
+                .enumerate()
+                .map(|(i, tests)| plan::guest_file(i == 0, &plan.host_only, tests))
+                .collect();
+            let t = Instant::now();
+            let age = args.age_mib << 20;
+            let made = qemu::make_template(
+                &args.cache_dir.join("work").join("template.img"),
+                DISK_MIB,
+                &[
+                    (FILL_FILE, test_kit::workload::FILL_BYTES),
+                    (AGE_FILES[0], age),
+                    (AGE_FILES[1], age),
+                ],
+            )?;
+            eprintln!(
+                "xtask: vm-test: disk template with the fill and ageing files {} in {:.1} s",
+                if made {
+                    "made"
+                } else {
+                    "kept from an earlier run"
+                },
+                t.elapsed().as_secs_f64()
+            );
             let mut ready = Vec::new();
             for k in &vms {
-                match prepare_vm(args, k, &common_gz) {
+                match prepare_vm(args, k, &common_gz, &plans) {
                     Ok(p) => ready.push(p),
                     Err(e) => {
                         eprintln!("xtask: vm-test: {k}: {e:#}");
@@ -851,7 +997,7 @@ pub fn run(args: &VmTestArgs) -> Result<()> {
             errors.extend(boot_all(args, &ready)?);
         }
         if kernels.iter().any(|k| k == "host")
-            && let Err(e) = run_host(args, &built)
+            && let Err(e) = run_host(args, &built, &plan)
         {
             errors.push(format!("host: {e:#}"));
         }

@@ -1,6 +1,6 @@
 #!/bin/sh
 # /init of the vm-test initramfs (busybox sh). Sets up a machine as a systemd host would have
-# it, runs every integration test, one at a time, and powers off.
+# it, runs the integration tests its plan names (/vmtest/plan), one at a time, and powers off.
 #
 # The console (ttyS0) gets the kernel's log and progress lines; the results go to ttyS1, which
 # the host captures in a file of its own, as lines the host parses:
@@ -77,25 +77,36 @@ chmod 1777 /tmp
 if [ -d /run/initramfs-tmp ]; then
     cp -a /run/initramfs-tmp/. /tmp/ && rm -rf /run/initramfs-tmp
 fi
-# Age the memory as a machine that has run for a while has it: two page-cache files written
-# at once interleave in physical memory; removing one leaves its pages as small free holes
+# Age the memory as a machine that has run for a while has it: two page-cache files read at
+# once interleave in physical memory; removing one leaves its pages as small free holes
 # between the other's. Without this a fresh VM's free memory is a few huge blocks, and huge
-# pages come from reclaim alone, without the direct compaction the tests wait for.
+# pages come from reclaim alone, without the direct compaction the tests wait for. vm-test
+# puts both files on the disk (written on the host: a guest writes about 30 MB/s under
+# emulation, which took 96 s here); without them they are written here.
+uptime_s() { cut -d' ' -f1 /proc/uptime; }
+secs_since() { awk -v a="$1" -v b="$(uptime_s)" 'BEGIN { printf "%.1f", b - a }'; }
 buddy() { awk '$4 == "Normal" { o = ""; for (i = 5; i <= NF; i++) o = o " " $i; print o }' /proc/buddyinfo; }
 if [ "${AGE_MIB:-0}" -gt 0 ] && [ -b /dev/vda ]; then
     info buddyinfo-normal-before "$(buddy)"
-    dd if=/dev/zero of=/tmp/vmtest-age-a bs=64k count=$((AGE_MIB * 16)) 2>/dev/null &
-    dd if=/dev/zero of=/tmp/vmtest-age-b bs=64k count=$((AGE_MIB * 16)) 2>/dev/null &
+    aging_t0=$(uptime_s)
+    for f in /tmp/vmtest-age-a /tmp/vmtest-age-b; do
+        if [ "$(stat -c %s "$f" 2>/dev/null)" = $((AGE_MIB << 20)) ]; then
+            dd if="$f" of=/dev/null bs=64k 2>/dev/null &
+        else
+            dd if=/dev/zero of="$f" bs=64k count=$((AGE_MIB * 16)) 2>/dev/null &
+        fi
+    done
     wait
     sync
     rm -f /tmp/vmtest-age-b
-    info aged "$AGE_MIB MiB of page cache kept, $AGE_MIB MiB freed in holes"
+    info aged "$AGE_MIB MiB of page cache kept, $AGE_MIB MiB freed in holes, in $(secs_since "$aging_t0") s"
     info buddyinfo-normal-after "$(buddy)"
 fi
 ip link set lo up 2>/dev/null
 hostname vmtest
 
 info release "$(uname -r)"
+info ready-after "$(uptime_s) s of uptime"
 info version "$(cat /proc/version)"
 info memtotal "$(grep MemTotal /proc/meminfo)"
 info cpus "$(grep -c ^processor /proc/cpuinfo)"
@@ -104,9 +115,13 @@ info cgroups "$cgroups"
 if [ -e /sys/kernel/btf/vmlinux ]; then info btf yes; else info btf no; fi
 info thp "$(cat /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null)"
 
+# What this guest runs (/vmtest/plan, from the host: vm-test's plan.rs): `hooks` for the hooks
+# summary, `host-only SUITE TEST` for tests left to the host, `test SUITE TEST` for each test.
+# A kernel's tests may be split over several guests; the first one runs the hooks summary.
+PLAN=/vmtest/plan
+
 # The hooks each tool chooses here, and how long a one-second run takes in all (start-up:
 # BTF, verifier, kallsyms for -K).
-uptime_s() { cut -d' ' -f1 /proc/uptime; }
 hooks() {
     label=$1
     shift
@@ -120,60 +135,50 @@ hooks() {
     say hooks-end "$label" rc=$rc secs="$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')"
     rm -f /tmp/vmtest-hooks.err
 }
-hooks compactsnoop "$BIN_DIR/compactsnoop"
-hooks "compactsnoop -K -e" "$BIN_DIR/compactsnoop" -K -e
-hooks "compactsnoop -x" "$BIN_DIR/compactsnoop" -x
-hooks "compactsnoop -x -s 1" "$BIN_DIR/compactsnoop" -x -s 1
-hooks drsnoop "$BIN_DIR/drsnoop"
-hooks "drsnoop -m" "$BIN_DIR/drsnoop" -m
-hooks "drsnoop -v -K" "$BIN_DIR/drsnoop" -v -K
+if grep -qx hooks "$PLAN"; then
+    hooks compactsnoop "$BIN_DIR/compactsnoop"
+    hooks "compactsnoop -K -e" "$BIN_DIR/compactsnoop" -K -e
+    hooks "compactsnoop -x" "$BIN_DIR/compactsnoop" -x
+    hooks "compactsnoop -x -s 1" "$BIN_DIR/compactsnoop" -x -s 1
+    hooks drsnoop "$BIN_DIR/drsnoop"
+    hooks "drsnoop -m" "$BIN_DIR/drsnoop" -m
+    hooks "drsnoop -v -K" "$BIN_DIR/drsnoop" -v -K
+fi
 
 export TRACER_REQUIRE_KERNEL=1 TRACER_BIN_DIR="$BIN_DIR" RUST_BACKTRACE=0
+# The tests' fill file, made on the host (test_kit::workload::PREMADE_FILL): read, not written.
+if [ -f /tmp/vmtest-fill ]; then
+    export TRACER_FILL_FILE=/tmp/vmtest-fill
+    info fill "/tmp/vmtest-fill, $(stat -c %s /tmp/vmtest-fill) bytes, made on the host"
+fi
 cd /
 
 # Every test first, so that a VM that stops early leaves the rest marked as not run.
-for suite in $SUITES; do
-    "/vmtest/tests/$suite" --list --format terse 2>/dev/null | sed -n 's/: test$//p' >"/vmtest/$suite.list"
-    if [ -n "$FILTER" ]; then
-        # Matched against SUITE::TEST, so that `--filter drsnoop::` selects a whole suite; commas
-        # separate alternatives (grep -F takes one pattern a line).
-        sed "s/^/$suite::/" "/vmtest/$suite.list" | grep -F -- "$(printf '%s' "$FILTER" | tr ',' '\n')" |
-            sed "s/^$suite:://" >"/vmtest/$suite.sel"
-    else
-        cp "/vmtest/$suite.list" "/vmtest/$suite.sel"
-    fi
-    # Tests that run on the host only (vm-test's HOST_ONLY): said, not run.
-    for h in $HOST_ONLY; do
-        grep -F -- "$h" "/vmtest/$suite.sel" | while read -r t; do say host-only "$suite" "$t"; done
-        grep -v -F -- "$h" "/vmtest/$suite.sel" >"/vmtest/$suite.tmp"
-        mv "/vmtest/$suite.tmp" "/vmtest/$suite.sel"
-    done
-    while read -r t; do say list "$suite" "$t"; done <"/vmtest/$suite.sel"
-done
+sed -n 's/^host-only //p' "$PLAN" | while read -r suite t; do say host-only "$suite" "$t"; done
+sed -n 's/^test //p' "$PLAN" | while read -r suite t; do say list "$suite" "$t"; done
 
-for suite in $SUITES; do
-    while read -r t; do
-        say test-begin "$suite" "$t"
-        dmesg -c >/dev/null 2>&1
-        start=$(date +%s)
-        timeout -s KILL "$TEST_TIMEOUT" "/vmtest/tests/$suite" --exact "$t" --test-threads=1 --nocapture \
-            </dev/null >"$R" 2>&1
-        rc=$?
-        end=$(date +%s)
-        echo >"$R"
-        say test-end "$suite" "$t" rc=$rc secs=$((end - start))
-        # The kernel's whole log of a failed test (the console shows only warnings and worse:
-        # an OOM kill there is one line, without the memory figures that explain it).
-        if [ "$rc" != 0 ]; then
-            echo "--- kernel log during $suite $t ---" >"$R"
-            dmesg >"$R" 2>&1
-            echo "--- end of kernel log ---" >"$R"
-        fi
-        # Whatever a killed test left behind.
-        echo 0 >/proc/sys/vm/nr_hugepages
-        rm -rf /tmp/tracer-tests-* 2>/dev/null
-    done <"/vmtest/$suite.sel"
-done
+sed -n 's/^test //p' "$PLAN" >/vmtest/tests.sel
+while read -r suite t; do
+    say test-begin "$suite" "$t"
+    dmesg -c >/dev/null 2>&1
+    start=$(date +%s)
+    timeout -s KILL "$TEST_TIMEOUT" "/vmtest/tests/$suite" --exact "$t" --test-threads=1 --nocapture \
+        </dev/null >"$R" 2>&1
+    rc=$?
+    end=$(date +%s)
+    echo >"$R"
+    say test-end "$suite" "$t" rc=$rc secs=$((end - start))
+    # The kernel's whole log of a failed test (the console shows only warnings and worse:
+    # an OOM kill there is one line, without the memory figures that explain it).
+    if [ "$rc" != 0 ]; then
+        echo "--- kernel log during $suite $t ---" >"$R"
+        dmesg >"$R" 2>&1
+        echo "--- end of kernel log ---" >"$R"
+    fi
+    # Whatever a killed test left behind.
+    echo 0 >/proc/sys/vm/nr_hugepages
+    rm -rf /tmp/tracer-tests-* 2>/dev/null
+done </vmtest/tests.sel
 
 say done
 sync
