@@ -17,6 +17,8 @@ pub enum Family {
     Ours,
     Bpftrace,
     Tracefs,
+    /// Debian's libbpf-tools (`LIBBPF_DRSNOOP`).
+    Libbpf,
 }
 
 /// The events a contender follows.
@@ -51,6 +53,8 @@ pub enum Shows {
 #[derive(Clone, Debug)]
 enum Program {
     Tool(&'static str, &'static [&'static str]),
+    /// A binary of the system, by its path.
+    System(&'static str),
     Bpftrace(&'static str),
     Tracefs(&'static [&'static str]),
 }
@@ -406,11 +410,46 @@ pub const BPFTRACE_RECLAIM_HIST: Spec = histograms(
     Program::Bpftrace(BT_RECLAIM_HIST),
 );
 
+/// Debian's libbpf-tools drsnoop (package libbpf-tools, 0.26 in bookworm): the C tool of the
+/// same name, with libbpf and CO-RE. `cargo xtask bench` installs the package when missing.
+pub const LIBBPF_DRSNOOP: Spec = spec(
+    crate::idle::LIBBPF_LABEL,
+    Family::Libbpf,
+    Kind::Reclaim,
+    Program::System(crate::idle::LIBBPF_DRSNOOP),
+);
+
+/// A C tool of the system, its stdout line-buffered (`stdbuf -oL`, which then execs it: the
+/// process is the tool's): to a pipe, stdio buffers it whole, and libbpf-tools drsnoop's
+/// header and rows would come only at exit.
+pub fn system_command(path: &str) -> Command {
+    let mut cmd = Command::new("stdbuf");
+    cmd.arg("-oL").arg(path);
+    cmd
+}
+
+/// Whether `spec` can run here: libbpf-tools is installed, or the contender is not it.
+pub fn available(spec: &Spec) -> bool {
+    match spec.program {
+        Program::System(path) => std::path::Path::new(path).is_file(),
+        _ => true,
+    }
+}
+
 /// Where the binaries are.
 #[derive(Clone, Debug)]
 pub struct Bins {
-    pub release_dir: PathBuf,
+    /// The workspace: release binaries where `cargo xtask build` puts them
+    /// (`test_kit::release_binary`).
+    pub root: PathBuf,
     pub bpftrace: PathBuf,
+}
+
+impl Bins {
+    /// The release build of `bin`.
+    pub fn release(&self, bin: &str) -> PathBuf {
+        test_kit::release_binary(&self.root, bin)
+    }
 }
 
 /// The shell that is raw tracefs: an instance of its own with the events enabled, `trace_pipe`
@@ -471,10 +510,11 @@ impl Spec {
     pub fn start(&self, bins: &Bins) -> Result<Running> {
         let (mut cmd, instance) = match &self.program {
             Program::Tool(bin, args) => {
-                let mut cmd = Command::new(bins.release_dir.join(bin));
+                let mut cmd = Command::new(bins.release(bin));
                 cmd.args(*args);
                 (cmd, None)
             }
+            Program::System(path) => (system_command(path), None),
             Program::Bpftrace(script) => {
                 let mut cmd = Command::new(&bins.bpftrace);
                 cmd.arg("-e").arg(script);
@@ -499,6 +539,8 @@ impl Spec {
             // What its BEGIN prints, which comes after "Attaching N probes...".
             Family::Bpftrace => !l.is_empty() && !l.starts_with("Attaching "),
             Family::Tracefs => l == TRACEFS_READY,
+            // Its column header, printed once attached (after a "Tracing ..." line).
+            Family::Libbpf => l.contains("COMM"),
         })?;
         let cpu_at_ready_ns = sys::cpu_ns(proc.pid).unwrap_or(0);
         let attaching = if family == Family::Bpftrace {
@@ -556,6 +598,15 @@ fn split(spec: &Spec, f: Finished, tracefs_lost: u64) -> Stopped {
         match spec.family {
             Family::Tracefs => {
                 if t != TRACEFS_READY {
+                    rows.push(line);
+                }
+            }
+            Family::Libbpf => {
+                if header.is_empty() {
+                    if t.contains("COMM") {
+                        header = t.to_owned();
+                    }
+                } else if !t.is_empty() {
                     rows.push(line);
                 }
             }

@@ -6,7 +6,6 @@
 //! kernel's notifications of its own events, which the others do not cause.
 
 use std::{
-    path::{Path, PathBuf},
     process::Command,
     time::{Duration, Instant},
 };
@@ -14,7 +13,7 @@ use std::{
 use anyhow::Result;
 use test_kit::child::Proc;
 
-use crate::{contenders, sys};
+use crate::{Bins, contenders, sys};
 
 /// How long each contender is watched.
 pub const IDLE_FOR: Duration = Duration::from_secs(10);
@@ -99,10 +98,10 @@ struct Started {
 
 /// Starts every contender, waits until each is ready, watches them all for `IDLE_FOR`, stops
 /// them. A contender that does not start gets its error instead of figures.
-pub fn measure(release_dir: &Path, bpftrace: &Path) -> Vec<IdleFigure> {
+pub fn measure(bins: &Bins) -> Vec<IdleFigure> {
     let mut commands: Vec<Contender> = Vec::new();
     for (label, bin, args) in OURS {
-        let mut cmd = Command::new(release_dir.join(bin));
+        let mut cmd = Command::new(bins.release(bin));
         cmd.args(args);
         commands.push(Contender::new(label, true, cmd, |l| !l.is_empty()));
     }
@@ -110,16 +109,16 @@ pub fn measure(release_dir: &Path, bpftrace: &Path) -> Vec<IdleFigure> {
         ("bpftrace compaction", contenders::BT_COMPACTION),
         ("bpftrace reclaim", contenders::BT_RECLAIM),
     ] {
-        let mut cmd = Command::new(bpftrace);
+        let mut cmd = Command::new(&bins.bpftrace);
         cmd.arg("-e").arg(script);
         // What its BEGIN prints, after every probe is attached.
         commands.push(Contender::new(label, false, cmd, |l| {
             !l.is_empty() && !l.starts_with("Attaching ")
         }));
     }
-    if Path::new(LIBBPF_DRSNOOP).is_file() {
+    if contenders::available(&contenders::LIBBPF_DRSNOOP) {
         // It prints its column header once attached.
-        let cmd = Command::new(PathBuf::from(LIBBPF_DRSNOOP));
+        let cmd = contenders::system_command(LIBBPF_DRSNOOP);
         commands.push(Contender::new(LIBBPF_LABEL, false, cmd, |l| {
             l.contains("COMM")
         }));

@@ -43,6 +43,11 @@
 //! only while holding the machine-wide workload lock.
 
 mod contenders;
+
+/// Debian's libbpf-tools drsnoop, a contender where installed (`cargo xtask bench` installs the
+/// package `LIBBPF_PACKAGE` when it is missing).
+pub use idle::LIBBPF_DRSNOOP;
+pub const LIBBPF_PACKAGE: &str = "libbpf-tools";
 mod exporter;
 mod idle;
 mod measure;
@@ -142,7 +147,7 @@ pub fn workspace_root() -> PathBuf {
 
 /// Contenders of the side-by-side runs, started in this order: ours in each mode and rung,
 /// bpftrace's one-liners, the floors (pairs counted by bpftrace, nothing else) and tracefs.
-const SIDE_BY_SIDE: [Spec; 15] = [
+const SIDE_BY_SIDE: [Spec; 16] = [
     contenders::COMPACTSNOOP,
     contenders::COMPACTSNOOP_E,
     contenders::COMPACTSNOOP_W,
@@ -153,6 +158,7 @@ const SIDE_BY_SIDE: [Spec; 15] = [
     contenders::DRSNOOP_K,
     contenders::DRSNOOP_TP_BTF,
     contenders::DRSNOOP_CLASSIC,
+    contenders::LIBBPF_DRSNOOP,
     contenders::BPFTRACE_COMPACTION,
     contenders::BPFTRACE_RECLAIM,
     contenders::FLOOR_COMPACTION,
@@ -181,6 +187,20 @@ const STORM: [Spec; 5] = [
     contenders::FLOOR_ANY_RECLAIM,
 ];
 
+/// Contenders of the direct-reclaim storm, started in this order (reversed every other run):
+/// drsnoop's rows and bpftrace's, histograms, the floor.
+const DIRECT_STORM: [Spec; 5] = [
+    contenders::DRSNOOP,
+    contenders::BPFTRACE_RECLAIM,
+    contenders::DRSNOOP_H,
+    contenders::BPFTRACE_RECLAIM_HIST,
+    contenders::FLOOR_RECLAIM,
+];
+
+/// The direct-reclaim storm faults in this much more than is free (MiB): the page cache gives
+/// it back a few dozen pages per direct reclaim.
+const DIRECT_STORM_OVER_MIB: u64 = 1024;
+
 /// The reclaim storm: a reader of this much of the page-cache file in a memory cgroup limited
 /// to `STORM_LIMIT` (the squeeze makes a handful of direct reclaims a run, too few for a
 /// figure; this makes thousands of memcg reclaims, which drsnoop -m shows with the same
@@ -189,9 +209,10 @@ const STORM_READ: u64 = test_kit::workload::FILL_BYTES;
 const STORM_LIMIT: u64 = 64 << 20;
 
 /// Contenders whose time to ready is measured alone.
-const READY: [Spec; 5] = [
+const READY: [Spec; 6] = [
     contenders::COMPACTSNOOP,
     contenders::DRSNOOP,
+    contenders::LIBBPF_DRSNOOP,
     contenders::BPFTRACE_COMPACTION,
     contenders::BPFTRACE_RECLAIM,
     contenders::TRACEFS,
@@ -326,6 +347,15 @@ pub struct Results {
     /// 1. Alone, ms.
     pub ready_ms: Series,
     pub attaching_ms: Series,
+    /// Our tracers' starts by stage (`ready_stages`), ms, keyed `label | stage`.
+    pub ready_stages: Series,
+    /// The instructions the verifier walked for each program of those stages.
+    pub ready_verified: Series,
+    /// Rows of the workload's process, per contender and run (its kernel events:
+    /// `display_expected`).
+    pub workload_rows: Series,
+    /// Our tracers: from their first program's load to the header, ms.
+    pub ready_loading_ms: Series,
     /// Started one after the other before the side-by-side runs, ms.
     pub ready_side_ms: Series,
     /// 2. VmHWM at the end of the squeeze, MB.
@@ -376,6 +406,8 @@ pub struct Results {
     pub hist: Vec<CountedRun>,
     /// The reclaim storm, one entry per run that completed.
     pub storm: Vec<CountedRun>,
+    /// The direct-reclaim storm, one entry per run that completed.
+    pub direct_storm: Vec<CountedRun>,
     /// Every contender attached with nothing to trace.
     pub idle: Vec<idle::IdleFigure>,
     /// memstall_exporter under load and idle; or why it was not measured.
@@ -410,7 +442,7 @@ pub fn run(args: &Args, built: &Built) -> Result<()> {
         Some(why) => Err(anyhow::anyhow!("{why}")),
     };
     let bins = Bins {
-        release_dir: root.join("target/release"),
+        root: root.to_owned(),
         bpftrace: which("bpftrace")?,
     };
     for bin in [
@@ -419,14 +451,14 @@ pub fn run(args: &Args, built: &Built) -> Result<()> {
         "memstall_exporter",
         "mm-workload",
     ] {
-        if !bins.release_dir.join(bin).is_file() {
+        if !bins.release(bin).is_file() {
             bail!(
                 "{} is missing: build first (without --no-build)",
-                bins.release_dir.join(bin).display()
+                bins.release(bin).display()
             );
         }
     }
-    let mm_workload = bins.release_dir.join("mm-workload");
+    let mm_workload = bins.release("mm-workload");
 
     progress!("taking the workload lock {}", test_kit::WORKLOAD_LOCK);
     let lock_t0 = Instant::now();
@@ -464,7 +496,7 @@ pub fn run(args: &Args, built: &Built) -> Result<()> {
         "idle: every contender attached with nothing to trace, {} s",
         idle::IDLE_FOR.as_secs()
     );
-    r.idle = idle::measure(&bins.release_dir, &bins.bpftrace);
+    r.idle = idle::measure(&bins);
     r.phases.push(("idle".to_owned(), t0.elapsed()));
 
     cleanup::set_bpf_stats(true)?;
@@ -584,12 +616,34 @@ pub fn run(args: &Args, built: &Built) -> Result<()> {
             .push(("memstall_exporter after and idle".to_owned(), t0.elapsed()));
     }
 
-    for i in 0..args.runs {
-        progress!("side by side, run {}/{}", i + 1, args.runs);
+    // Each in-kernel figure must rest on report::ENOUGH_EVENTS compaction runs (a squeeze
+    // makes about 150): after --runs, more runs until the kernel's record holds that many, up
+    // to three times --runs. (Direct reclaims stay few: the reclaim storm gives drsnoop's.)
+    let compactions = |r: &Results| r.side_truth_pairs.get("compaction").iter().sum::<f64>();
+    // And an even number of runs, as in histogram mode: every other run attaches the contenders
+    // in reverse, and the first program on a tracepoint pays for the cold caches. With five
+    // runs (2026-12-03), compactsnoop went first in three and the floor in two: compactsnoop
+    // x2.25 the floor, while compactsnoop -w, third in the same runs, cost less per begin
+    // and end (794 and 680 ns against 1,008 and 1,229).
+    let mut i = 0;
+    while i < args.runs
+        || (i < 3 * args.runs && compactions(&r) < report::ENOUGH_EVENTS as f64)
+        || i % 2 == 1
+    {
+        if i < args.runs {
+            progress!("side by side, run {}/{}", i + 1, args.runs);
+        } else {
+            progress!(
+                "side by side, run {}: {} compaction runs so far, {} wanted",
+                i + 1,
+                compactions(&r),
+                report::ENOUGH_EVENTS
+            );
+        }
+        i += 1;
         if let Err(e) = side_by_side_run(&bins, &mm_workload, &fill, &mut r) {
-            r.notes
-                .push(format!("side-by-side run {} failed: {e:#}", i + 1));
-            progress!("side-by-side run {} failed: {e:#}", i + 1);
+            r.notes.push(format!("side-by-side run {i} failed: {e:#}"));
+            progress!("side-by-side run {i} failed: {e:#}");
         }
     }
     r.phases.push(("side by side".to_owned(), t0.elapsed()));
@@ -630,6 +684,24 @@ pub fn run(args: &Args, built: &Built) -> Result<()> {
         }
     }
     r.phases.push(("reclaim storm".to_owned(), t0.elapsed()));
+
+    for i in 0..hist_runs {
+        progress!(
+            "direct-reclaim storm ({DIRECT_STORM_OVER_MIB} MiB beyond free memory, kswapd held \
+             back), run {}/{hist_runs}",
+            i + 1
+        );
+        match direct_storm_run(&bins, &mm_workload, &fill, i % 2 == 1) {
+            Ok(h) => r.direct_storm.push(h),
+            Err(e) => {
+                r.notes
+                    .push(format!("direct-reclaim storm run {} failed: {e:#}", i + 1));
+                progress!("direct-reclaim storm run {} failed: {e:#}", i + 1);
+            }
+        }
+    }
+    r.phases
+        .push(("direct-reclaim storm".to_owned(), t0.elapsed()));
 
     for i in 0..args.runs {
         for k in 0..CONFIGS.len() {
@@ -733,7 +805,7 @@ fn versions(root: &std::path::Path, bins: &Bins) -> Vec<(String, String)> {
         ("workspace".to_owned(), workspace),
         (
             "compactsnoop".to_owned(),
-            out(Command::new(bins.release_dir.join("compactsnoop")).arg("--version")),
+            out(Command::new(bins.release("compactsnoop")).arg("--version")),
         ),
         (
             "bpftrace".to_owned(),
@@ -750,10 +822,42 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
+/// Where one of our tracers' start went: from `exec` to the kernel's first program load, each
+/// program's load to the next one's (its verification, and its attachment but for the last),
+/// and the last one's to the header; with the instructions each one's verification walked.
+fn ready_stages(running: &contenders::Running, r: &mut Results) {
+    let label = running.spec.label;
+    let loads = sys::prog_loads(running.proc.pid);
+    let Some(first) = loads.first() else {
+        return;
+    };
+    let ms_between = |a: u64, b: u64| b.saturating_sub(a) as f64 / 1e6;
+    r.ready_loading_ms
+        .push(label, ms_between(first.load_ns, running.ready_ns));
+    r.ready_stages.push(
+        &format!("{label} | exec → the first program's load"),
+        ms_between(running.proc.spawned_ns, first.load_ns),
+    );
+    for (i, p) in loads.iter().enumerate() {
+        let next = loads.get(i + 1).map_or(running.ready_ns, |n| n.load_ns);
+        let what = if i + 1 < loads.len() {
+            "its load → the next program's"
+        } else {
+            "its load → the header"
+        };
+        let key = format!("{label} | {} | {what}", p.name);
+        r.ready_stages.push(&key, ms_between(p.load_ns, next));
+        if let Some(n) = p.verified_insns {
+            r.ready_verified.push(&key, n as f64);
+        }
+    }
+}
+
 /// Each tracer alone, started and stopped `runs` times after one unmeasured start (which
 /// warms the page cache with its binary and libraries, for every tracer alike).
 fn phase_ready(bins: &Bins, runs: usize, r: &mut Results) -> Result<()> {
-    for spec in &READY {
+    let ready: Vec<&Spec> = READY.iter().filter(|s| contenders::available(s)).collect();
+    for spec in &ready {
         spec.start(bins)
             .with_context(|| format!("starting {}", spec.label))?
             .stop();
@@ -763,11 +867,14 @@ fn phase_ready(bins: &Bins, runs: usize, r: &mut Results) -> Result<()> {
         .with_context(|| format!("starting {exporter_label}"))?
         .stop();
     for _ in 0..runs {
-        for spec in &READY {
+        for spec in &ready {
             let running = spec
                 .start(bins)
                 .with_context(|| format!("starting {}", spec.label))?;
             r.ready_ms.push(spec.label, ms(running.ready));
+            if spec.family == contenders::Family::Ours {
+                ready_stages(&running, r);
+            }
             if let Some(a) = running.attaching {
                 r.attaching_ms.push(spec.label, ms(a));
             }
@@ -859,7 +966,11 @@ fn side_by_side_run(
     // A tracepoint runs the tracers' programs in the order they were attached, and the first
     // after a long compaction run pays for the cold caches: every other run starts them in
     // reverse order.
-    let mut order = SIDE_BY_SIDE.to_vec();
+    let mut order: Vec<Spec> = SIDE_BY_SIDE
+        .iter()
+        .filter(|s| contenders::available(s))
+        .cloned()
+        .collect();
     if r.side_workload_s.len() % 2 == 1 {
         order.reverse();
     }
@@ -979,6 +1090,25 @@ fn storm_run(bins: &Bins, fill: &test_kit::workload::Fill, reversed: bool) -> Re
             let t = fill.read_in_cgroup(&group.procs(), STORM_READ)?;
             Ok((t.pid, t.wall))
         },
+    )
+}
+
+/// One direct-reclaim storm (`workload::direct_storm`), the page cache refilled first.
+fn direct_storm_run(
+    bins: &Bins,
+    mm_workload: &Path,
+    fill: &test_kit::workload::Fill,
+    reversed: bool,
+) -> Result<CountedRun> {
+    workload::release()?;
+    fill.cache()?;
+    counted_run(
+        bins,
+        &DIRECT_STORM,
+        reversed,
+        &contenders::SQUEEZE_EVENTS,
+        "direct-storm",
+        || workload::direct_storm(mm_workload, DIRECT_STORM_OVER_MIB),
     )
 }
 
@@ -1139,6 +1269,8 @@ fn record_contender(
         r.display_run_max_ms.push(label, st.max);
     }
     r.display_matched.push(label, d.samples_ms.len() as f64);
+    r.workload_rows
+        .push(label, measure::rows_of_pid(s, wl_pid) as f64);
     r.display_expected.push(label, d.expected as f64);
     if t.family != Family::Tracefs {
         record_cost(t, labels, r);
@@ -1283,7 +1415,7 @@ fn decode(bins: &Bins, events: u64) -> Result<Vec<DecodeCase>, String> {
         // mmplot's render of a recording of a million events (its target: under 10 s).
         ("render-mmplot", RENDER_EVENTS),
     ] {
-        let out = Command::new(bins.release_dir.join(bin))
+        let out = Command::new(bins.release(bin))
             .arg(events.to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -98,11 +98,12 @@ fn columns(header: &str) -> Vec<&str> {
     header.split_whitespace().collect()
 }
 
-/// The rows of one process (PID column), with latency and key where the kind has them.
+/// The rows of one process (PID column, else TID), with latency and key where the kind has them.
 fn rows_for_pid(s: &Stopped, pid: u32) -> Vec<RowSample> {
     let head = columns(&s.header);
     let at = |name: &str| head.iter().position(|c| *c == name);
-    let (Some(pid_at), lat_at) = (at("PID"), at("LAT(ms)")) else {
+    // libbpf-tools drsnoop shows the thread (TID): the workload's only thread has its PID.
+    let (Some(pid_at), lat_at) = (at("PID").or_else(|| at("TID")), at("LAT(ms)")) else {
         return Vec::new();
     };
     let key_at: Vec<usize> = match s.kind {
@@ -135,6 +136,11 @@ fn rows_for_pid(s: &Stopped, pid: u32) -> Vec<RowSample> {
             })
         })
         .collect()
+}
+
+/// The rows a tracer printed for process `pid` (its PID column, else TID).
+pub fn rows_of_pid(s: &Stopped, pid: u32) -> usize {
+    rows_for_pid(s, pid).len()
 }
 
 /// Reclaim's begin/end pairs: direct reclaim, and with `memcg` memcg reclaim too (what

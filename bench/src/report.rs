@@ -85,6 +85,38 @@ const PAIRS: [(&str, &str); 2] = [
     ("drsnoop", "bpftrace reclaim"),
 ];
 
+/// Issue #17's peak RSS bounds (MB), each beside bpftrace's figure for the same events.
+const RSS_LIMITS: [(&str, &str, f64); 3] = [
+    ("compactsnoop", "bpftrace compaction", 4.0),
+    ("drsnoop", "bpftrace reclaim", 4.0),
+    ("drsnoop -K", "bpftrace reclaim", 6.0),
+];
+
+/// drsnoop against Debian's libbpf-tools drsnoop: time to ready and peak RSS below its own.
+fn libbpf_targets(r: &Results, out: &mut Vec<Target>) {
+    let theirs = crate::contenders::LIBBPF_DRSNOOP.label;
+    for (metric, series, unit) in [
+        ("time to ready", &r.ready_ms, "ms"),
+        ("peak RSS", &r.hwm_mb, "MB"),
+    ] {
+        let (a, b) = (med(series, "drsnoop"), med(series, theirs));
+        let q = a.zip(b).map(|(a, b)| a / b);
+        out.push(Target {
+            metric: format!("{metric}: drsnoop against {theirs}"),
+            ours: a.map_or("–".to_owned(), |v| format!("{} {unit}", num(v, 1))),
+            reference: b.map_or("not measured".to_owned(), |v| {
+                format!("{} {unit}", num(v, 1))
+            }),
+            ratio: q.map_or("–".to_owned(), ratio),
+            target: "< 1".to_owned(),
+            note: b
+                .is_none()
+                .then(|| "libbpf-tools is not installed".to_owned()),
+            met: q.map(|q| q < 1.0),
+        });
+    }
+}
+
 /// Each tool's floor in the side-by-side runs (and the histogram-mode runs), and the end
 /// tracepoint whose runs are the events.
 const FLOORS: [(&str, &str, &str); 2] = [
@@ -112,7 +144,7 @@ fn floor_of(label: &str) -> Option<&'static str> {
 const FLOOR_LIMIT: f64 = 2.0;
 
 /// Issue #17: begin/end pairs behind each in-kernel figure, at least.
-const ENOUGH_EVENTS: u64 = 1_000;
+pub(crate) const ENOUGH_EVENTS: u64 = 1_000;
 
 /// Histogram mode: each of ours, and bpftrace's `hist()` one-liner on the same tracepoints.
 const HIST_PAIRS: [(&str, &str); 2] = [
@@ -177,12 +209,20 @@ fn hist_pairs(
     HIST_PAIRS
         .iter()
         .map(|&(a, b)| ("histogram mode, squeeze", r.hist.as_slice(), a, b))
-        .chain([(
-            "histogram mode, reclaim storm",
-            r.storm.as_slice(),
-            contenders::DRSNOOP_H_M.label,
-            contenders::BPFTRACE_ANY_RECLAIM_HIST.label,
-        )])
+        .chain([
+            (
+                "histogram mode, reclaim storm",
+                r.storm.as_slice(),
+                contenders::DRSNOOP_H_M.label,
+                contenders::BPFTRACE_ANY_RECLAIM_HIST.label,
+            ),
+            (
+                "histogram mode, direct-reclaim storm",
+                r.direct_storm.as_slice(),
+                contenders::DRSNOOP_H.label,
+                contenders::BPFTRACE_RECLAIM_HIST.label,
+            ),
+        ])
 }
 
 /// In-kernel cost per shown event against the floor measured in the same runs: each tool side
@@ -203,20 +243,33 @@ fn floor_targets(r: &Results, out: &mut Vec<Target>) {
             )
         })
         .collect();
-    let (ours, floor) = (
-        contenders::DRSNOOP_M.label,
-        contenders::FLOOR_ANY_RECLAIM.label,
-    );
-    let (a, b) = (
-        counted_figure(&r.storm, ours),
-        counted_figure(&r.storm, floor),
-    );
-    figures.push((
-        format!("{ours}, reclaim storm"),
-        a.per_run.map(|s| s.median),
-        b.per_run.map(|s| s.median),
-        a.events.min(b.events),
-    ));
+    // The storms: drsnoop's begin and end bodies (one per kind of reclaim) on thousands.
+    let storm_phases = [
+        (
+            r.storm.as_slice(),
+            contenders::DRSNOOP_M.label,
+            contenders::FLOOR_ANY_RECLAIM.label,
+            "reclaim storm",
+        ),
+        (
+            r.direct_storm.as_slice(),
+            contenders::DRSNOOP.label,
+            contenders::FLOOR_RECLAIM.label,
+            "direct-reclaim storm",
+        ),
+    ];
+    let mut storms = Vec::new();
+    for (runs, ours, floor, phase) in storm_phases {
+        let (a, b) = (counted_figure(runs, ours), counted_figure(runs, floor));
+        let (am, bm) = (a.per_run.map(|s| s.median), b.per_run.map(|s| s.median));
+        let (what, events) = (format!("{ours}, {phase}"), a.events.min(b.events));
+        storms.push((what.clone(), events, am.zip(bm).map(|(a, b)| a / b)));
+        figures.push((what, am, bm, events));
+    }
+    // Where the squeeze makes too few direct reclaims, the storms' rows stand for drsnoop's
+    // side-by-side one: the direct-reclaim storm's first.
+    storms.reverse();
+    storms.retain(|(_, events, _)| *events >= ENOUGH_EVENTS);
     for (what, a, b, events) in figures {
         let q = a.zip(b).map(|(a, b)| a / b);
         out.push(Target {
@@ -231,11 +284,26 @@ fn floor_targets(r: &Results, out: &mut Vec<Target>) {
                 num(ENOUGH_EVENTS as f64, 0)
             ),
             note: (events < ENOUGH_EVENTS).then(|| {
-                format!(
+                let mut n = format!(
                     "on {} events: fewer than {}",
                     num(events as f64, 0),
                     num(ENOUGH_EVENTS as f64, 0)
-                )
+                );
+                if what.starts_with("drsnoop, side") && !storms.is_empty() {
+                    n.push_str(
+                        " (the squeeze makes few direct reclaims); the same begin and end bodies",
+                    );
+                    for (i, (which, events, q)) in storms.iter().enumerate() {
+                        let _ = write!(
+                            n,
+                            "{} on {} reclaims: {which}, {}",
+                            if i == 0 { "" } else { ";" },
+                            num(*events as f64, 0),
+                            q.map_or("–".to_owned(), ratio)
+                        );
+                    }
+                }
+                n
             }),
             met: q.map(|q| q <= FLOOR_LIMIT && events >= ENOUGH_EVENTS),
         });
@@ -290,7 +358,15 @@ fn targets(r: &Results) -> Vec<Target> {
                 reference: b.map_or("–".to_owned(), |v| format!("{} {unit}", num(v, decimals))),
                 ratio: q.map_or("–".to_owned(), ratio),
                 target: target.to_owned(),
-                note: None,
+                // Where the time went, when it was too long (time to ready: section 1's stages).
+                note: q.filter(|&q| q > limit).and_then(|_| {
+                    let loading = med(&r.ready_loading_ms, ours)?;
+                    Some(format!(
+                        "{} ms of it from its first program's load to the header: the kernel \
+                         verifying and attaching its programs (see 1)",
+                        num(loading, 1)
+                    ))
+                }),
                 met: q.map(|q| q <= limit),
             });
         }
@@ -304,15 +380,22 @@ fn targets(r: &Results) -> Vec<Target> {
         "≤ 1/10",
         &mut out,
     );
-    vs(
-        "peak RSS",
-        &r.hwm_mb,
-        "MB",
-        1,
-        1.0 / 25.0,
-        "≤ 1/25",
-        &mut out,
-    );
+    // Issue #17: an absolute bound per tool and mode, beside bpftrace's figure.
+    for (ours, theirs, limit) in RSS_LIMITS {
+        let (a, b) = (med(&r.hwm_mb, ours), med(&r.hwm_mb, theirs));
+        out.push(Target {
+            metric: format!("peak RSS: {ours}"),
+            ours: a.map_or("–".to_owned(), |v| format!("{} MB", num(v, 2))),
+            reference: b.map_or("–".to_owned(), |v| format!("{theirs}: {} MB", num(v, 1))),
+            ratio: a.zip(b).map_or("–".to_owned(), |(a, b)| ratio(a / b)),
+            target: format!("≤ {limit:.1} MB"),
+            note: a
+                .filter(|&a| a > limit)
+                .map(|a| format!("{} MB over", num(a - limit, 2))),
+            met: a.map(|a| a <= limit),
+        });
+    }
+    libbpf_targets(r, &mut out);
     floor_targets(r, &mut out);
     for (phase, runs, ours, theirs) in hist_pairs(r) {
         let (a, b) = (counted_figure(runs, ours), counted_figure(runs, theirs));
@@ -328,13 +411,51 @@ fn targets(r: &Results) -> Vec<Target> {
                 )
             })
         };
+        // Run by run (each run has both side by side): how far one run's verdict is from the next.
+        let per_run: Vec<f64> = counted_of(runs, ours)
+            .zip(counted_of(runs, theirs))
+            .filter_map(|(a, b)| Some(a.per_event_ns()? / b.per_event_ns()?))
+            .collect();
+        let spread = Stat::of(&per_run).map(|s| {
+            format!(
+                "run by run {}–{}, below bpftrace in {} of {} runs",
+                ratio(s.min),
+                ratio(s.max),
+                per_run.iter().filter(|&&q| q < 1.0).count(),
+                per_run.len()
+            )
+        });
+        // drsnoop -H's bodies are one per kind of reclaim: the storm's row has them on thousands.
+        let storm = (ours == contenders::DRSNOOP_H.label && a.events.min(b.events) < FEW_EVENTS)
+            .then(|| {
+                let (sa, sb) = (
+                    counted_figure(&r.storm, contenders::DRSNOOP_H_M.label),
+                    counted_figure(&r.storm, contenders::BPFTRACE_ANY_RECLAIM_HIST.label),
+                );
+                let q = sa
+                    .per_run
+                    .zip(sb.per_run)
+                    .map(|(a, b)| a.median / b.median)?;
+                Some(format!(
+                    "the same bodies on {} reclaims: {}, reclaim storm, {}",
+                    num(sa.events.min(sb.events) as f64, 0),
+                    contenders::DRSNOOP_H_M.label,
+                    ratio(q)
+                ))
+            })
+            .flatten();
+        let notes: Vec<String> = events_note(a.events.min(b.events))
+            .into_iter()
+            .chain(storm)
+            .chain(spread)
+            .collect();
         out.push(Target {
             metric: format!("in-kernel ns per event, {phase}: {ours} vs {theirs}"),
             ours: shown(&a, am),
             reference: shown(&b, bm),
             ratio: q.map_or("–".to_owned(), ratio),
             target: "< bpftrace".to_owned(),
-            note: events_note(a.events.min(b.events)),
+            note: (!notes.is_empty()).then(|| notes.join("; ")),
             met: q.map(|q| q < 1.0),
         });
     }
@@ -449,19 +570,37 @@ fn targets(r: &Results) -> Vec<Target> {
             l if l.starts_with("compactsnoop") => "bpftrace compaction",
             _ => "bpftrace reclaim",
         };
+        // Exactly, for the one process whose events all fall between every header and every
+        // snapshot: its rows against its events in the kernel's record. The counts of every
+        // process can differ at the edges: a tool shows what ended after it attached and
+        // before it stopped, the window counted here is from its header to its snapshot.
+        let (workload_rows, workload) = (
+            sum(r.workload_rows.get(label)),
+            sum(r.display_expected.get(label)),
+        );
         out.push(Target {
             metric: format!("events lost at the squeeze's rate: {label}"),
             ours: format!(
-                "{} lost; {} rows, {} kernel events",
+                "{} lost; {} rows, {} kernel events; the workload's process: {} rows, {} events",
                 num(lost, 0),
                 num(rows, 0),
-                num(expected, 0)
+                num(expected, 0),
+                num(workload_rows, 0),
+                num(workload, 0)
             ),
             reference: format!("{} lost", num(sum(r.lost.get(theirs)), 0)),
             ratio: String::new(),
-            target: "0".to_owned(),
-            note: None,
-            met: (!r.lost.get(label).is_empty()).then_some(lost == 0.0 && rows >= expected),
+            target: "0; the workload's rows = its events".to_owned(),
+            note: (rows > expected).then(|| {
+                format!(
+                    "{} more rows than kernel events between its header and its snapshot: \
+                     other processes' events at the edges (after it attached and before its \
+                     header was read, or after the snapshot and before it stopped)",
+                    num(rows - expected, 0)
+                )
+            }),
+            met: (!r.lost.get(label).is_empty())
+                .then_some(lost == 0.0 && rows >= expected && workload_rows == workload),
         });
     }
     let storm_rows = (
@@ -470,7 +609,13 @@ fn targets(r: &Results) -> Vec<Target> {
         contenders::DRSNOOP_M.label,
         contenders::BPFTRACE_ANY_RECLAIM.label,
     );
-    for (phase, runs, ours, theirs) in hist_pairs(r).chain([storm_rows]) {
+    let direct_storm_rows = (
+        "direct-reclaim storm",
+        r.direct_storm.as_slice(),
+        contenders::DRSNOOP.label,
+        contenders::BPFTRACE_RECLAIM.label,
+    );
+    for (phase, runs, ours, theirs) in hist_pairs(r).chain([storm_rows, direct_storm_rows]) {
         let lost: u64 = counted_of(runs, ours).map(|c| c.lost).sum();
         let clean = counted_of(runs, ours).all(|c| c.exited_ok);
         let counted: u64 = counted_of(runs, ours).filter_map(|c| c.counted).sum();
@@ -735,7 +880,8 @@ fn section_ready(r: &Results, s: &mut String) {
          attaches, is shown too. For tracefs: instance created, events enabled, `trace_pipe` opened, then a ready line. \
          For memstall_exporter: to the end of its first 200 answer to `GET /metrics`, sent as soon as its \
          `Serving ... on http://ADDR/metrics` line is read (which it prints once its programs are attached and its \
-         privileges dropped, just before it serves).\n",
+         privileges dropped, just before it serves). Debian's libbpf-tools drsnoop runs under `stdbuf -oL` (which \
+         execs it): to a pipe its stdio would hold the header until exit.\n",
         r.runs
     );
     let _ = writeln!(
@@ -756,6 +902,35 @@ fn section_ready(r: &Results, s: &mut String) {
         s,
         "\nThe last column: started one after the other before each side-by-side run (see 2), just after the page cache was refilled.\n"
     );
+    if r.ready_stages.labels().next().is_none() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "Where our tracers' start goes, from the same runs: the kernel stamps each program's `load_time` as its load \
+         begins, before the verifier runs (read back with `BPF_OBJ_GET_INFO_BY_FD` once the tracer is ready, and the \
+         instructions the verifier walked from the program's fdinfo). From `exec` to the first program's load: the \
+         tracer's own start, the kernel's BTF read for layouts, the object parsed and its maps created. Each \
+         program's load to the next one's: its verification, and its attachment. The last one's to the header: its \
+         verification, attachment, and the header's write and read.\n"
+    );
+    let _ = writeln!(
+        s,
+        "| tracer | stage | ms: median (min–max) | instructions verified |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|");
+    for key in r.ready_stages.labels() {
+        let (tracer, stage) = key.split_once(" | ").unwrap_or((key, ""));
+        let _ = writeln!(
+            s,
+            "| {tracer} | {stage} | {} | {} |",
+            stat(r.ready_stages.stat(key), 2),
+            r.ready_verified
+                .stat(key)
+                .map_or("–".to_owned(), |v| num(v.median, 0))
+        );
+    }
+    let _ = writeln!(s);
 }
 
 fn section_exporter(r: &Results, s: &mut String) {
@@ -1127,24 +1302,77 @@ fn section_storm(r: &Results, s: &mut String) {
         r.storm.len(),
         contenders::BT_FLOOR_ANY_RECLAIM
     );
-    let labels: Vec<&str> = super::STORM.iter().map(|c| c.label).collect();
-    let floor_label = contenders::FLOOR_ANY_RECLAIM.label;
-    let floor = |l: &str| (l != floor_label).then_some(floor_label);
-    section_counted(&r.storm, &labels, floor, s);
+    storm_tables(
+        &r.storm,
+        &super::STORM,
+        contenders::FLOOR_ANY_RECLAIM.label,
+        "reader",
+        s,
+    );
+}
+
+fn section_direct_storm(r: &Results, s: &mut String) {
     let _ = writeln!(
         s,
-        "Display latency in the storm (rows of the reader matched to the kernel's record, all runs):\n"
+        "### Direct-reclaim storm: `drsnoop` on thousands of direct reclaims\n"
+    );
+    let runs = &r.direct_storm;
+    if runs.is_empty() {
+        let _ = writeln!(s, "Not measured: no direct-reclaim storm run completed.\n");
+        return;
+    }
+    let pairs: Vec<f64> = runs.iter().map(|h| h.kernel_pairs as f64).collect();
+    let wall: Vec<f64> = runs.iter().map(|h| h.workload_s).collect();
+    let _ = writeln!(
+        s,
+        "The squeeze's huge pages reserved beyond free memory (the page cache refilled first), then \
+         `mm-workload alloc` faults in {} MiB more than is then free, in small pages, on CPU {} with every \
+         kswapd thread moved to that CPU in the idle scheduling class meanwhile (put back after): kswapd no \
+         longer refills free memory behind the faulting process, which reclaims for itself every few dozen \
+         pages. {} begin/end pairs of direct reclaim a run in the kernel's record (the reservation's among \
+         them), {} s a run (reservation and faults), {} runs. `drsnoop` and bpftrace's one-liner beside it \
+         (one printed line per reclaim), `drsnoop -H` and bpftrace's `hist()`, and the floor, on the same two \
+         tracepoints:\n\n```\n{}```\n",
+        super::DIRECT_STORM_OVER_MIB,
+        test_kit::workload::FAULT_CPU,
+        stat(Stat::of(&pairs), 0),
+        stat(Stat::of(&wall), 2),
+        runs.len(),
+        contenders::BT_FLOOR_RECLAIM
+    );
+    storm_tables(
+        runs,
+        &super::DIRECT_STORM,
+        contenders::FLOOR_RECLAIM.label,
+        "faulting process",
+        s,
+    );
+}
+
+/// A storm's tables: what its contenders counted and cost against `floor_label`, then the
+/// display latency of the row printers, matched to the workload (`who`)'s events.
+fn storm_tables(
+    runs: &[CountedRun],
+    specs: &[contenders::Spec],
+    floor_label: &'static str,
+    who: &str,
+    s: &mut String,
+) {
+    let labels: Vec<&str> = specs.iter().map(|c| c.label).collect();
+    let floor = |l: &str| (l != floor_label).then_some(floor_label);
+    section_counted(runs, &labels, floor, s);
+    let _ = writeln!(
+        s,
+        "Display latency in the storm (rows of the {who} matched to the kernel's record, all runs):\n"
     );
     let _ = writeln!(
         s,
-        "| tracer | median | max | rows matched / the reader's reclaims |"
+        "| tracer | median | max | rows matched / the {who}'s reclaims |"
     );
     let _ = writeln!(s, "|---|---|---|---|");
-    let printers = super::STORM
-        .iter()
-        .filter(|c| c.shows == contenders::Shows::Rows);
+    let printers = specs.iter().filter(|c| c.shows == contenders::Shows::Rows);
     for label in printers.map(|c| c.label) {
-        let ms: Vec<f64> = counted_of(&r.storm, label)
+        let ms: Vec<f64> = counted_of(runs, label)
             .flat_map(|c| c.display_ms.iter().copied())
             .collect();
         let st = Stat::of(&ms);
@@ -1155,7 +1383,7 @@ fn section_storm(r: &Results, s: &mut String) {
             st.map_or("–".to_owned(), |s| format!("{} ms", num(s.max, 1))),
             num(ms.len() as f64, 0),
             num(
-                counted_of(&r.storm, label)
+                counted_of(runs, label)
                     .map(|c| c.workload_events)
                     .sum::<usize>() as f64,
                 0
@@ -1678,9 +1906,10 @@ pub fn markdown(r: &Results) -> String {
         let pairs = |k: &str| stat(r.side_truth_pairs.stat(k), 0);
         let _ = writeln!(
             s,
-            "- Squeeze during the side-by-side runs: {} s; per run {} compaction runs ({} by the workload) and {} direct \
+            "- Squeeze during the {} side-by-side runs: {} s; per run {} compaction runs ({} by the workload) and {} direct \
              reclaims ({} by the workload), from the kernel's record; huge pages reserved / asked for {}; page-cache \
              refill {} s",
+            r.side_workload_s.len(),
             stat(Some(st), 3),
             pairs("compaction"),
             pairs("compaction (workload)"),
@@ -1699,6 +1928,7 @@ pub fn markdown(r: &Results) -> String {
     section_kernel(r, &mut s);
     section_histograms(r, &mut s);
     section_storm(r, &mut s);
+    section_direct_storm(r, &mut s);
     section_display(r, &mut s);
     section_cpu(r, &mut s);
     section_decode(r, &mut s);

@@ -149,6 +149,8 @@ pub struct ProgStat {
     pub run_cnt: u64,
     /// The tracepoint it is attached to, when a link the process holds says so.
     pub tracepoint: Option<String>,
+    /// The instructions the kernel's verifier walked to load it (fdinfo, 5.16+).
+    pub verified_insns: Option<u64>,
 }
 
 fn fdinfo_field(info: &str, key: &str) -> Option<String> {
@@ -200,6 +202,7 @@ pub fn bpf_progs(pid: u32) -> Vec<ProgStat> {
         if is_prog {
             out[at].run_time_ns = num("run_time_ns").unwrap_or(0);
             out[at].run_cnt = num("run_cnt").unwrap_or(0);
+            out[at].verified_insns = num("verified_insns");
             seen_stats.push(id);
         } else if let Some(tp) = fdinfo_field(&info, "tp_name") {
             out[at].tracepoint = Some(tp);
@@ -222,6 +225,107 @@ pub fn bpf_progs(pid: u32) -> Vec<ProgStat> {
         p.run_cnt = after("run_cnt").unwrap_or(0);
     }
     out.sort_by_key(|p| p.id);
+    out
+}
+
+/// One program a process holds, as the kernel saw it loaded.
+#[derive(Clone, Debug)]
+pub struct ProgLoad {
+    pub name: String,
+    /// When the kernel began loading it, on CLOCK_MONOTONIC: the kernel stamps `load_time`
+    /// (CLOCK_BOOTTIME) before its verifier runs, so the next program's stamp closes this
+    /// one's verification.
+    pub load_ns: u64,
+    pub verified_insns: Option<u64>,
+}
+
+fn clock_ns(clock: libc::clockid_t) -> i128 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid timespec to write into.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128
+}
+
+/// bpf(2) with `attr`, an attribute of this command's layout whose pointers, if any, are valid
+/// for what the command writes.
+fn bpf<T>(cmd: libc::c_long, attr: &T) -> libc::c_long {
+    // SAFETY: the attribute is readable for its size; see above for what it points to.
+    unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd,
+            attr as *const T,
+            std::mem::size_of::<T>(),
+        )
+    }
+}
+
+/// Name and `load_time` (CLOCK_BOOTTIME, ns) of program `id`, from `BPF_OBJ_GET_INFO_BY_FD`.
+fn prog_name_and_load_time(id: u32) -> Option<(String, u64)> {
+    use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd};
+    const BPF_PROG_GET_FD_BY_ID: libc::c_long = 13;
+    const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
+    #[repr(C)]
+    struct GetFd {
+        id: u32,
+        next_id: u32,
+        open_flags: u32,
+    }
+    #[repr(C)]
+    struct GetInfo {
+        fd: u32,
+        info_len: u32,
+        info: u64,
+    }
+    let attr = GetFd {
+        id,
+        next_id: 0,
+        open_flags: 0,
+    };
+    let fd = bpf(BPF_PROG_GET_FD_BY_ID, &attr);
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: a descriptor the call just returned, owned here.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    // struct bpf_prog_info up to its name: load_time at byte 40, name at 64..80.
+    let mut info = [0u64; 10];
+    let attr = GetInfo {
+        fd: fd.as_raw_fd() as u32,
+        info_len: std::mem::size_of_val(&info) as u32,
+        info: info.as_mut_ptr() as u64,
+    };
+    // The kernel writes at most `info_len` bytes to `info`.
+    let r = bpf(BPF_OBJ_GET_INFO_BY_FD, &attr);
+    if r != 0 {
+        return None;
+    }
+    let name: Vec<u8> = info[8..10]
+        .iter()
+        .flat_map(|w| w.to_ne_bytes())
+        .take_while(|&b| b != 0)
+        .collect();
+    Some((String::from_utf8_lossy(&name).into_owned(), info[5]))
+}
+
+/// The programs `pid` holds, in the order the kernel loaded them.
+pub fn prog_loads(pid: u32) -> Vec<ProgLoad> {
+    let boot_minus_mono = clock_ns(libc::CLOCK_BOOTTIME) - clock_ns(libc::CLOCK_MONOTONIC);
+    let mut out: Vec<ProgLoad> = bpf_progs(pid)
+        .into_iter()
+        .filter_map(|p| {
+            let (name, boot_ns) = prog_name_and_load_time(p.id)?;
+            Some(ProgLoad {
+                name,
+                load_ns: u64::try_from(boot_ns as i128 - boot_minus_mono).ok()?,
+                verified_insns: p.verified_insns,
+            })
+        })
+        .collect();
+    out.sort_by_key(|p| p.load_ns);
     out
 }
 

@@ -1,14 +1,15 @@
 //! The benchmark's runs of the test kit's workloads (`test_kit::workload`): the huge-page squeeze
 //! (`mm-workload hugepages N` after the page cache is refilled with `Fill::scatter`, which
 //! says why it is scattered), timed, with the stalls it caused; and `mm-workload fragment`, for
-//! page-allocation fallbacks at a high rate.
+//! page-allocation fallbacks at a high rate; and the direct-reclaim storm (the squeeze, then
+//! small-page faults beyond free memory with kswapd held back).
 
 use std::{path::Path, time::Duration};
 
 use anyhow::{Context as _, Result};
 use test_kit::{
     cleanup,
-    workload::{Workload, target_hugepages},
+    workload::{FAULT_CPU, KswapdHeld, Workload, mem_free_kb, target_hugepages},
 };
 
 use super::sys;
@@ -76,6 +77,23 @@ pub fn release() -> Result<()> {
 pub fn fragment(mm_workload: &Path) -> Result<(u32, Duration)> {
     let run = workload(mm_workload, "wl-frag")?.run_timed(&["fragment"]);
     // It sets nr_hugepages itself; put it back whatever happened.
+    release()?;
+    let run = run?;
+    Ok((run.pid, run.wall))
+}
+
+/// The direct-reclaim storm: the squeeze's huge pages reserved, then `mm-workload --name
+/// wl-storm alloc N` faults in `over_mib` MiB more than is free, in small pages, on
+/// `FAULT_CPU` with kswapd held back there: free memory stays at the watermarks with nobody
+/// else refilling it, so nearly every few dozen pages it takes it reclaims itself (a few
+/// thousand direct reclaims, where the squeeze alone makes a few dozen). Returns the faulting
+/// process's PID and wall time; the huge pages are given back whatever happened.
+pub fn direct_storm(mm_workload: &Path, over_mib: u64) -> Result<(u32, Duration)> {
+    let run = reserve(mm_workload).and_then(|_| {
+        let mib = (mem_free_kb() >> 10) + over_mib;
+        let _kswapd = KswapdHeld::try_on(FAULT_CPU)?;
+        workload(mm_workload, "wl-storm")?.run_timed_on_cpu(FAULT_CPU, &["alloc", &mib.to_string()])
+    });
     release()?;
     let run = run?;
     Ok((run.pid, run.wall))
