@@ -124,10 +124,12 @@ pub struct ZoneLayout {
     pub nr_orders: u32,
     /// `zone->vm_stat[NR_FREE_PAGES]`.
     pub free_pages: u32,
+    /// `pgdat` and `node` in one read.
+    pub position: Span,
 }
-crate::pin_layout!(ZoneLayout, 48, {
+crate::pin_layout!(ZoneLayout, 56, {
     size @ 0, pgdat @ 4, node @ 8, pgdat_node_id @ 12, wmark @ 16, boost @ 28,
-    nr_free @ 32, free_area_stride @ 36, nr_orders @ 40, free_pages @ 44,
+    nr_free @ 32, free_area_stride @ 36, nr_orders @ 40, free_pages @ 44, position @ 48,
 });
 impl ZoneLayout {
     pub const UNKNOWN: ZoneLayout = ZoneLayout {
@@ -141,6 +143,7 @@ impl ZoneLayout {
         free_area_stride: 0,
         nr_orders: 0,
         free_pages: ABSENT,
+        position: Span::NONE,
     };
 }
 
@@ -156,8 +159,12 @@ pub struct CompactControlLayout {
     pub direct: u32,
     /// `cc->proactive_compaction` (a `bool`, 5.9+), or `ABSENT`.
     pub proactive: u32,
+    /// All four in one read.
+    pub span: Span,
 }
-crate::pin_layout!(CompactControlLayout, 16, { zone @ 0, order @ 4, direct @ 8, proactive @ 12 });
+crate::pin_layout!(CompactControlLayout, 24, {
+    zone @ 0, order @ 4, direct @ 8, proactive @ 12, span @ 16,
+});
 
 impl CompactControlLayout {
     pub const UNKNOWN: CompactControlLayout = CompactControlLayout {
@@ -165,7 +172,49 @@ impl CompactControlLayout {
         order: ABSENT,
         direct: ABSENT,
         proactive: ABSENT,
+        span: Span::NONE,
     };
+}
+
+/// Where fields of a kernel struct that a program reads together lie, so that one
+/// `bpf_probe_read_kernel` copies them all instead of one call per field (each call costs about
+/// as much as the rest of a histogram update): `len` bytes from offset `start`, whole 8-byte
+/// words, at most `Span::MAX`. `len` 0 where the fields do not fit, or one is not naturally
+/// aligned (then each is read alone).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Span {
+    pub start: u32,
+    pub len: u32,
+}
+crate::pin_layout!(Span, 8, { start @ 0, len @ 4 });
+
+impl Span {
+    pub const NONE: Span = Span { start: 0, len: 0 };
+    /// The most bytes one span holds: the words a program keeps on its stack.
+    pub const MAX: u32 = 64;
+
+    /// The span of `fields`, given as `(offset, size)`; offsets `ABSENT` are left out.
+    pub fn covering(fields: &[(u32, u32)]) -> Span {
+        let present = || fields.iter().filter(|(off, _)| *off != ABSENT);
+        let (Some(lo), Some(hi)) = (
+            present().map(|(off, _)| *off).min(),
+            present().map(|&(off, size)| off as u64 + size as u64).max(),
+        ) else {
+            return Span::NONE;
+        };
+        let aligned =
+            present().all(|&(off, size)| size.is_power_of_two() && size <= 8 && off % size == 0);
+        let start = lo & !7;
+        let len = (hi - start as u64).div_ceil(8) * 8;
+        if !aligned || len > Span::MAX as u64 {
+            return Span::NONE;
+        }
+        Span {
+            start,
+            len: len as u32,
+        }
+    }
 }
 
 /// Everything the programs are told at load time.
@@ -195,9 +244,9 @@ pub struct Config {
     /// `-c`, with `FILTER_CGROUP`.
     pub cgroup: CgroupFilter,
 }
-crate::pin_layout!(Config, 216, {
+crate::pin_layout!(Config, 232, {
     filter @ 0, features @ 16, wakeup_bytes @ 20, task_mm @ 24, compact_continue @ 28,
-    zone @ 32, cc @ 80, extfrag @ 96, reclaim @ 120, name @ 168, cgroup @ 200,
+    zone @ 32, cc @ 88, extfrag @ 112, reclaim @ 136, name @ 184, cgroup @ 216,
 });
 
 /// Capture the kernel stack of each event.
@@ -261,12 +310,32 @@ user_pod!(
     CgroupFilter,
     ZoneLayout,
     CompactControlLayout,
+    Span,
     Config
 );
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_span_covers_its_fields_in_whole_words_or_is_none() {
+        // compact_control of 6.18: zone at 56, order at 88, the two bools at 111 and 112.
+        let cc = [(56, 8), (88, 4), (111, 1), (112, 1)];
+        assert_eq!(Span::covering(&cc), Span { start: 56, len: 64 });
+        // Absent fields are left out; a start inside a word is rounded down to it.
+        assert_eq!(
+            Span::covering(&[(ABSENT, 1), (564, 4), (568, 8)]),
+            Span {
+                start: 560,
+                len: 16
+            }
+        );
+        // More than 64 bytes, a misaligned field, nothing present: none.
+        assert_eq!(Span::covering(&[(0, 8), (64, 4)]), Span::NONE);
+        assert_eq!(Span::covering(&[(2, 4)]), Span::NONE);
+        assert_eq!(Span::covering(&[(ABSENT, 8)]), Span::NONE);
+    }
 
     fn comm(s: &str) -> [u8; 16] {
         let mut c = [0u8; 16];

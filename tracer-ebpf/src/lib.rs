@@ -295,6 +295,96 @@ pub fn read_at<T: Copy>(base: u64, offset: u32) -> Option<T> {
     unsafe { bpf_probe_read_kernel((base + offset as u64) as *const T) }.ok()
 }
 
+/// Fields of one kernel struct, read together where user space found them in one span
+/// (`tracer_common::config::Span`), else each on its own.
+pub enum Fields<'a> {
+    /// The span's bytes, from struct offset `start`.
+    Span { words: &'a SpanWords, start: u32 },
+    /// The struct's address: each field is one `read_at`.
+    Each(u64),
+}
+
+/// Room for one span (`Span::MAX` bytes). Kept in a per-CPU array map of the program's object
+/// rather than on the stack: a field's place in it is known only at load, and the verifiers
+/// before 5.12 refuse a variable offset into the stack, not into a map value.
+pub type SpanWords = [u64; tracer_common::config::Span::MAX as usize / 8];
+
+/// A field type `Fields` can hand out: naturally aligned within a word.
+pub trait Field: Copy {
+    /// The field at bit `shift` of a little-endian word.
+    fn from_word(word: u64, shift: u32) -> Self;
+}
+
+impl Field for u64 {
+    #[inline(always)]
+    fn from_word(word: u64, _: u32) -> u64 {
+        word
+    }
+}
+
+impl Field for i32 {
+    #[inline(always)]
+    fn from_word(word: u64, shift: u32) -> i32 {
+        (word >> shift) as u32 as i32
+    }
+}
+
+impl Field for u8 {
+    #[inline(always)]
+    fn from_word(word: u64, shift: u32) -> u8 {
+        (word >> shift) as u8
+    }
+}
+
+impl<'a> Fields<'a> {
+    /// The struct at `base`, its span copied into `scratch` at once when `span` has one (and
+    /// a scratch slot was found). None for a null `base` or a span that cannot be read.
+    #[inline(always)]
+    pub fn read(
+        base: u64,
+        span: tracer_common::config::Span,
+        scratch: Option<*mut SpanWords>,
+    ) -> Option<Fields<'a>> {
+        if base == 0 {
+            return None;
+        }
+        let words = match scratch {
+            Some(words) if span.len != 0 && span.len as usize <= size_of::<SpanWords>() => words,
+            _ => return Some(Fields::Each(base)),
+        };
+        // SAFETY: `words` is a map value of `size_of::<SpanWords>()` bytes, at least
+        // `span.len`; the helper copes with any source address (a bad one fails the read).
+        let rc = unsafe {
+            aya_ebpf::helpers::generated::bpf_probe_read_kernel(
+                words.cast(),
+                span.len,
+                base.wrapping_add(span.start as u64) as *const core::ffi::c_void,
+            )
+        };
+        // SAFETY: a map value, used by this program only until its next read into it.
+        (rc == 0).then(|| Fields::Span {
+            words: unsafe { &*words },
+            start: span.start,
+        })
+    }
+
+    /// The `T` at struct offset `offset` (`ABSENT`: None).
+    #[inline(always)]
+    pub fn get<T: Field>(&self, offset: u32) -> Option<T> {
+        if offset == ABSENT {
+            return None;
+        }
+        match self {
+            Fields::Span { words, start } => {
+                let at = offset.wrapping_sub(*start);
+                let word = *words.get((at / 8) as usize)?;
+                Some(T::from_word(word, (at % 8) * 8))
+            }
+            Fields::Each(base) => read_at(*base, offset),
+        }
+    }
+}
+
 /// A tp_btf or raw tracepoint context: its own arguments, and the context the helpers take.
 /// Both kinds share one body per event; only the entry point differs.
 pub trait TpArgs: Args + EbpfContext + StackIdContext {}

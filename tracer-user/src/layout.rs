@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use anyhow::{Context as _, Result, bail};
 use tracer_common::{
     compaction::MAX_ORDERS,
-    config::{ABSENT, CompactControlLayout, ZoneLayout},
+    config::{ABSENT, CompactControlLayout, Span, ZoneLayout},
 };
 
 use crate::btf::{Btf, Kind};
@@ -175,10 +175,12 @@ pub fn zone_layout(btf: &Btf) -> Result<ZoneLayout> {
     let stat_size = btf.size_of(stat_elem).context("size of atomic_long_t")?;
     let nr_free_pages = btf.enum_value("zone_stat_item", "NR_FREE_PAGES")? as u64;
 
+    let pgdat = offset32(pgdat)?;
+    let node = node.map(offset32).transpose()?.unwrap_or(ABSENT);
     Ok(ZoneLayout {
         size: u32::try_from(size).context("struct zone too large")?,
-        pgdat: offset32(pgdat)?,
-        node: node.map(offset32).transpose()?.unwrap_or(ABSENT),
+        pgdat,
+        node,
         pgdat_node_id: offset32(pgdat_node_id)?,
         wmark,
         boost: boost.map(offset32).transpose()?.unwrap_or(ABSENT),
@@ -186,6 +188,8 @@ pub fn zone_layout(btf: &Btf) -> Result<ZoneLayout> {
         free_area_stride: u32::try_from(stride)?,
         nr_orders,
         free_pages: offset32(stat_off + nr_free_pages * stat_size)?,
+        // The sizes the programs read them with: a pointer and an int.
+        position: Span::covering(&[(pgdat, 8), (node, 4)]),
     })
 }
 
@@ -198,11 +202,17 @@ pub fn compact_control_layout(btf: &Btf) -> Result<CompactControlLayout> {
         Ok((_, off)) => offset32(off),
         Err(_) => Ok(ABSENT),
     };
+    let (zone, order) = (offset32(zone)?, offset32(order)?);
+    let direct = optional("direct_compaction")?;
+    let proactive = optional("proactive_compaction")?;
+    // The sizes the programs read them with: a pointer, an int and two bools.
+    let span = Span::covering(&[(zone, 8), (order, 4), (direct, 1), (proactive, 1)]);
     Ok(CompactControlLayout {
-        zone: offset32(zone)?,
-        order: offset32(order)?,
-        direct: optional("direct_compaction")?,
-        proactive: optional("proactive_compaction")?,
+        zone,
+        order,
+        direct,
+        proactive,
+        span,
     })
 }
 

@@ -16,7 +16,7 @@ use aya_ebpf::{
     cty::c_void,
     helpers::{bpf_get_current_task, bpf_probe_read_kernel, generated},
     macros::{btf_tracepoint, fentry, kprobe, map, raw_tracepoint, tracepoint},
-    maps::{LruHashMap, PerCpuHashMap},
+    maps::{LruHashMap, PerCpuArray, PerCpuHashMap},
     programs::{
         BtfTracePointContext, FEntryContext, ProbeContext, RawTracePointContext, TracePointContext,
         tracing::StackIdContext,
@@ -44,8 +44,8 @@ use tracer_common::{
     stats::Counter,
 };
 use tracer_ebpf::{
-    Args, Record, Task, comm, config_field, count, current_ids, current_uid, kernel_stack, now_ns,
-    read_at, wanted,
+    Args, Fields, Record, SpanWords, Task, comm, config_field, count, current_ids, current_uid, kernel_stack,
+    now_ns, read_at, wanted,
 };
 
 /// Runs in progress, by thread id (`run_of`). An end marks its entry `DONE` rather than
@@ -169,6 +169,13 @@ static COMPACT_CC: LruHashMap<u32, u64> = LruHashMap::with_max_entries(4096, 0);
 #[map]
 static COMPACT_HISTOGRAMS: PerCpuHashMap<CompactionKey, Histogram> =
     PerCpuHashMap::with_max_entries(1, 0);
+
+/// Where `from_control` copies a run's control block (slot 0) and its zone (slot 1) in one
+/// read each (`tracer_ebpf::Fields`).
+#[map]
+static SPANS: PerCpuArray<SpanWords> = PerCpuArray::with_max_entries(2, 0);
+const SPAN_CONTROL: u32 = 0;
+const SPAN_ZONE: u32 = 1;
 
 /// Record layouts of the classic tracepoints (`tracer_common::record`).
 #[unsafe(no_mangle)]
@@ -756,7 +763,8 @@ fn compact_finished(zone: u64, order: i32) -> i32 {
 }
 
 /// Order, zone, trigger and (with `snapshot`, -e) zone state from a
-/// `struct compact_control *`.
+/// `struct compact_control *`: its four fields in one read where they lie close together (on
+/// every kernel of the matrix), then the zone's node and index in another.
 #[inline(always)]
 fn from_control(
     cc: u64,
@@ -765,23 +773,26 @@ fn from_control(
     snapshot: bool,
     run: &mut impl Run,
 ) {
-    if let Some(order) = read_at::<i32>(cc, layout.order) {
+    let Some(fields) = Fields::read(cc, layout.span, SPANS.get_ptr_mut(SPAN_CONTROL)) else {
+        return;
+    };
+    if let Some(order) = fields.get::<i32>(layout.order) {
         run.set_order(order);
     }
-    if let Some(direct) = read_at::<u8>(cc, layout.direct) {
+    if let Some(direct) = fields.get::<u8>(layout.direct) {
         let flags = run.flags();
         *flags |= FLAG_CC_READ;
         if direct != 0 {
             *flags |= FLAG_CC_DIRECT;
         }
-        if let Some(proactive) = read_at::<u8>(cc, layout.proactive) {
+        if let Some(proactive) = fields.get::<u8>(layout.proactive) {
             *flags |= FLAG_CC_HAS_PROACTIVE;
             if proactive != 0 {
                 *flags |= FLAG_CC_PROACTIVE;
             }
         }
     }
-    if let Some(zone) = read_at::<u64>(cc, layout.zone) {
+    if let Some(zone) = fields.get::<u64>(layout.zone) {
         from_zone(zone, zone_layout, snapshot, run);
     }
 }
@@ -800,17 +811,18 @@ fn from_zone(zone: u64, layout: &ZoneLayout, snapshot: bool, run: &mut impl Run)
     }
 }
 
-/// Node id and zone index of a `struct zone *`.
+/// Node id and zone index of a `struct zone *` (its `zone_pgdat` and `node` in one read).
 #[inline(always)]
 fn zone_position(zone: u64, l: &ZoneLayout) -> Option<(i32, i32)> {
-    let pgdat = read_at::<u64>(zone, l.pgdat)?;
+    let fields = Fields::read(zone, l.position, SPANS.get_ptr_mut(SPAN_ZONE))?;
+    let pgdat = fields.get::<u64>(l.pgdat)?;
     if l.size == 0 || zone < pgdat {
         return None;
     }
     // node_zones[] is the first member of struct pglist_data.
     let idx = ((zone - pgdat) / l.size as u64) as i32;
     let node = if l.node != ABSENT {
-        read_at::<i32>(zone, l.node)?
+        fields.get::<i32>(l.node)?
     } else {
         read_at::<i32>(pgdat, l.pgdat_node_id)?
     };
