@@ -335,7 +335,22 @@ fn work_target(r: &Results, out: &mut Vec<Target>) {
         reference: run.map_or("–".to_owned(), |v| format!("{} ns", num(v, 0))),
         ratio: q.map_or("–".to_owned(), ratio),
         target: "≤ 1/100".to_owned(),
-        note: None,
+        // Where the time goes when it is too much: each batch tracepoint's runs per compaction
+        // run and cost per run, the largest share first.
+        note: q.filter(|&q| q > 0.01).and(ends).map(|ends| {
+            let mut shares: Vec<(&str, f64, f64)> = crate::contenders::WORK_TRACEPOINTS
+                .iter()
+                .filter_map(|tp| per_run(tp).map(|(ns, runs)| (*tp, runs / ends.max(1.0), ns)))
+                .collect();
+            shares.sort_by(|a, b| (b.1 * b.2).total_cmp(&(a.1 * a.2)));
+            let parts: Vec<String> = shares
+                .iter()
+                .map(|(tp, per, ns)| {
+                    format!("{tp} {} times per run at {} ns", num(*per, 1), num(*ns, 0))
+                })
+                .collect();
+            format!("per compaction run: {}", parts.join(", "))
+        }),
         met: q.map(|q| q <= 0.01),
     });
 }
