@@ -338,7 +338,16 @@ impl Field for u8 {
 
 impl<'a> Fields<'a> {
     /// The struct at `base`, its span copied into `scratch` at once when `span` has one (and
-    /// a scratch slot was found). None for a null `base` or a span that cannot be read.
+    /// a scratch slot was found), else each field on its own. None for a null `base` or a
+    /// failed copy.
+    ///
+    /// The copy is always `Span::MAX` bytes from the span's start, never fewer: a size the
+    /// compiler knows, where `span.len` would be a value the verifier must bound itself (it
+    /// knows read-only data as constants, but 5.10's forgets a 4-byte value spilled to the
+    /// stack). The bytes past the span belong to the same object or the one around it
+    /// (`struct compact_control` on a task's stack below its callers' frames, `struct zone`
+    /// inside `struct pglist_data`). Falling back to single reads after a failed copy would
+    /// make the verifier walk both ways (row mode's begin: 7,249 -> 7,974 instructions).
     #[inline(always)]
     pub fn read(
         base: u64,
@@ -348,21 +357,23 @@ impl<'a> Fields<'a> {
         if base == 0 {
             return None;
         }
-        let words = match scratch {
-            Some(words) if span.len != 0 && span.len as usize <= size_of::<SpanWords>() => words,
-            _ => return Some(Fields::Each(base)),
+        let Some(words) = scratch.filter(|_| span.len != 0) else {
+            return Some(Fields::Each(base));
         };
-        // SAFETY: `words` is a map value of `size_of::<SpanWords>()` bytes, at least
-        // `span.len`; the helper copes with any source address (a bad one fails the read).
+        // SAFETY: `words` is a map value of `size_of::<SpanWords>()` bytes; the helper copes
+        // with any source address (a bad one fails the read).
         let rc = unsafe {
             aya_ebpf::helpers::generated::bpf_probe_read_kernel(
                 words.cast(),
-                span.len,
+                size_of::<SpanWords>() as u32,
                 base.wrapping_add(span.start as u64) as *const core::ffi::c_void,
             )
         };
+        if rc != 0 {
+            return None;
+        }
         // SAFETY: a map value, used by this program only until its next read into it.
-        (rc == 0).then(|| Fields::Span {
+        Some(Fields::Span {
             words: unsafe { &*words },
             start: span.start,
         })
