@@ -1395,12 +1395,27 @@ fn raised_proactiveness_compacts_a_fragmented_node_proactively() {
         // kcompactd compacts proactively above 15 (restored on drop, also on a failure).
         let _proactive =
             tests::workload::SysctlGuard::set("/proc/sys/vm/compaction_proactiveness", "100");
-        Workload {
+        let held = Workload {
             binary: WORKLOAD,
             name: "wl-holes",
             uid: None,
         }
-        .run(&["holes", "3000"]);
+        .spawn_gated(&["holes-held"]);
+        // Held until the tool shows a proactive run. 6.x wakes kcompactd for one when the
+        // sysctl is raised; 5.10 only looks every 500 ms, and a proactive run that did not
+        // lower the score (an earlier test's holes, at the default proactiveness) defers the
+        // next by 64 of those looks: up to 32 s.
+        let deadline = std::time::Instant::now() + Duration::from_secs(3 + 40);
+        std::thread::sleep(Duration::from_secs(3));
+        while std::time::Instant::now() < deadline
+            && !tool.lines_so_far().iter().any(|l| {
+                serde_json::from_str::<serde_json::Value>(l)
+                    .is_ok_and(|v| v["trigger"] == "proactive")
+            })
+        {
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        held.finish();
     }
     wait_quiet();
     let records = rec.stop();
