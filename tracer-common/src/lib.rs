@@ -27,6 +27,9 @@ pub mod names {
     pub const CONFIG: &str = "CONFIG";
     /// Events to user space: a ring buffer or a perf event array, depending on the object.
     pub const EVENTS: &str = "EVENTS";
+    /// The ring buffer's objects: non-zero while user space drains the ring on its own timer,
+    /// so that records ask for no wake-up (`transport::ringbuf` of the kernel side).
+    pub const DRAINING: &str = "DRAINING";
     /// Kernel stacks referenced by `kstack_id`.
     pub const STACKS: &str = "STACKS";
     /// Per-CPU counters (`stats::Counter`).

@@ -81,11 +81,19 @@ fn keep(r: io::Result<()>) -> io::Result<bool> {
 }
 
 /// How long the loop waits after the kernel's wake-up before it drains: the records of that
-/// time join the batch without waking anyone (a wake-up costs the traced task about 20 µs).
-/// The first row of a batch is shown this much after its event; under load it bounds the
-/// drains to about 20 a second, as the 50 ms timer it replaces did, and with nothing to trace
-/// the loop sleeps until a signal, the deadline or an interval.
+/// time join the batch without waking anyone (a wake-up runs in the traced task's program:
+/// 35-50 µs in a VM). While drains keep finding records, the loop drains every `BATCH_GRACE`
+/// on its own and the kernel side sends no wake-ups at all (`Events::set_draining`). The
+/// first row of a batch is shown this much after its event; under load the drains come about
+/// 20 times a second, and with nothing to trace the loop sleeps until a signal, the deadline,
+/// an interval or its one `RECHECK` after a burst.
 pub const BATCH_GRACE: Duration = Duration::from_millis(50);
+
+/// After the loop stops draining on its own, one more drain this much later: a program that
+/// read the `DRAINING` flag just before it was cleared may commit its record, with no wake-up,
+/// just after the drain that followed the clearing (a window of the program's run, longer if
+/// its CPU is interrupted or its vCPU descheduled). That record waits at most this long.
+pub const RECHECK: Duration = Duration::from_secs(1);
 
 /// SIGINT and SIGTERM, caught from the moment this is made: the tools end cleanly on either.
 pub struct Signals {
@@ -111,7 +119,9 @@ pub type KernelLog = AsyncFd<aya_log::EbpfLogger<&'static dyn log::Log>>;
 /// It sleeps until something happens: a wake-up from the kernel (the first record after a
 /// drain), a log record (`--debug`), an interval (`-s`), the deadline or a signal. After the
 /// kernel's wake-up it waits `BATCH_GRACE` (cut short by the ring buffer's forced wake-up
-/// when it fills), then drains.
+/// when it fills), then drains; while drains find records it goes on draining every
+/// `BATCH_GRACE` without wake-ups, and the first drain that finds none hands the waking back
+/// to the kernel (`RECHECK`).
 pub async fn run(
     events: &mut Events,
     sink: &mut dyn Sink,
@@ -128,27 +138,63 @@ pub async fn run(
     let far = start + Duration::from_secs(100 * 365 * 24 * 3600);
     let deadline = duration.map_or(far, |d| start + d);
     let mut next_interval = interval.map(|i| start + i);
+    // Draining on our own timer: the kernel side sends no wake-ups meanwhile.
+    let mut alone = false;
+    let mut recheck: Option<tokio::time::Instant> = None;
 
     let end = loop {
-        tokio::select! {
-            _ = sigint.recv() => break End::Signal,
-            _ = sigterm.recv() => break End::Signal,
-            _ = tokio::time::sleep_until(deadline) => break End::Deadline,
-            _ = tokio::time::sleep_until(next_interval.unwrap_or(far)) => {}
-            _ = logged(&mut logger) => continue,
-            _ = events.woken() => {
-                tokio::select! {
-                    _ = sigint.recv() => break End::Signal,
-                    _ = sigterm.recv() => break End::Signal,
-                    _ = tokio::time::sleep_until(deadline) => break End::Deadline,
-                    _ = tokio::time::sleep(BATCH_GRACE) => {}
-                    _ = events.crowded() => {}
+        if alone {
+            tokio::select! {
+                _ = sigint.recv() => break End::Signal,
+                _ = sigterm.recv() => break End::Signal,
+                _ = tokio::time::sleep_until(deadline) => break End::Deadline,
+                _ = tokio::time::sleep_until(next_interval.unwrap_or(far)) => {}
+                _ = logged(&mut logger) => continue,
+                _ = tokio::time::sleep(BATCH_GRACE) => {}
+                _ = events.crowded() => {}
+            }
+        } else {
+            tokio::select! {
+                _ = sigint.recv() => break End::Signal,
+                _ = sigterm.recv() => break End::Signal,
+                _ = tokio::time::sleep_until(deadline) => break End::Deadline,
+                _ = tokio::time::sleep_until(next_interval.unwrap_or(far)) => {}
+                _ = tokio::time::sleep_until(recheck.unwrap_or(far)) => recheck = None,
+                _ = logged(&mut logger) => continue,
+                _ = events.woken() => {
+                    tokio::select! {
+                        _ = sigint.recv() => break End::Signal,
+                        _ = sigterm.recv() => break End::Signal,
+                        _ = tokio::time::sleep_until(deadline) => break End::Deadline,
+                        _ = tokio::time::sleep(BATCH_GRACE) => {}
+                        _ = events.crowded() => {}
+                    }
                 }
             }
         }
         flush_log(&mut logger);
-        if !drain(events, sink)? {
+        let Some(n) = drain(events, sink)? else {
             break End::ReaderGone;
+        };
+        if events.can_drain_alone() {
+            if n > 0 && !alone {
+                events.set_draining(true)?;
+                alone = true;
+                recheck = None;
+            } else if n == 0 && alone {
+                events.set_draining(false)?;
+                alone = false;
+                // What was committed before the flag was seen cleared.
+                let Some(n) = drain(events, sink)? else {
+                    break End::ReaderGone;
+                };
+                if n > 0 {
+                    events.set_draining(true)?;
+                    alone = true;
+                } else {
+                    recheck = Some(tokio::time::Instant::now() + RECHECK);
+                }
+            }
         }
         if let (Some(at), Some(every)) = (next_interval, interval)
             && tokio::time::Instant::now() >= at
@@ -162,7 +208,7 @@ pub async fn run(
     // Whatever arrived before the end is still shown.
     let mut end = end;
     if end != End::ReaderGone {
-        let shown = drain(events, sink)?
+        let shown = drain(events, sink)?.is_some()
             && (interval.is_none() || keep(sink.interval().and_then(|()| sink.batch_end()))?);
         if !shown {
             end = End::ReaderGone;
@@ -194,16 +240,18 @@ fn flush_log(logger: &mut Option<KernelLog>) {
     }
 }
 
-/// Hands every waiting record to the sink, then ends the batch. `Ok(false)`: the reader is gone.
-fn drain(events: &mut Events, sink: &mut dyn Sink) -> io::Result<bool> {
+/// Hands every waiting record to the sink, then ends the batch. The number of records read;
+/// `Ok(None)`: the reader is gone.
+fn drain(events: &mut Events, sink: &mut dyn Sink) -> io::Result<Option<usize>> {
     let mut outcome = Ok(true);
-    events.drain(&mut |data| {
+    let n = events.drain(&mut |data| {
         if matches!(outcome, Ok(true)) {
             outcome = keep(sink.record(data));
         }
     });
-    match outcome {
+    let outcome = match outcome {
         Ok(true) => keep(sink.batch_end()),
         other => other,
-    }
+    };
+    Ok(outcome?.then_some(n))
 }

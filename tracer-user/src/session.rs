@@ -396,7 +396,11 @@ impl Session {
         // line records still in: 4.28 -> 4.08 MB at the peak, 3.96 MB while tracing).
         // SAFETY: malloc_trim only returns free memory of the allocator to the kernel.
         unsafe { libc::malloc_trim(0) };
-        Events::open(map, self.transport)
+        let draining = match self.transport {
+            Transport::Ringbuf => Some(self.take_map(names::DRAINING)?),
+            Transport::Perfbuf => None,
+        };
+        Events::open(map, draining, self.transport)
     }
 
     /// Takes the stack map out of the object, with the kernel's symbols.

@@ -4,7 +4,9 @@
 use std::{future::poll_fn, os::fd::AsRawFd as _, task::Poll};
 
 use anyhow::{Result, anyhow};
-use aya::maps::{MapData, PerfEventArray, RingBuf, perf::PerfEvent, perf::PerfEventArrayBuffer};
+use aya::maps::{
+    Array, MapData, PerfEventArray, RingBuf, perf::PerfEvent, perf::PerfEventArrayBuffer,
+};
 use tokio::io::unix::AsyncFd;
 
 /// How events reach user space.
@@ -24,7 +26,8 @@ pub fn ringbuf_supported() -> bool {
 }
 
 enum Source {
-    Ring(AsyncFd<RingBuf<MapData>>),
+    /// The ring, and the kernel side's `DRAINING` flag.
+    Ring(Box<AsyncFd<RingBuf<MapData>>>, Array<MapData, u32>),
     // The array is kept so the buffers stay registered in it.
     Perf(
         Vec<AsyncFd<PerfEventArrayBuffer<MapData>>>,
@@ -40,14 +43,21 @@ pub struct Events {
 }
 
 impl Events {
-    /// The stream of the object's `EVENTS` map, read as `transport`.
-    pub fn open(map: aya::maps::Map, transport: Transport) -> Result<Events> {
+    /// The stream of the object's `EVENTS` map, read as `transport`; `draining` is the ring
+    /// object's `DRAINING` map (none for perf buffers).
+    pub fn open(
+        map: aya::maps::Map,
+        draining: Option<aya::maps::Map>,
+        transport: Transport,
+    ) -> Result<Events> {
         let source = match transport {
             Transport::Ringbuf => {
                 let ring = RingBuf::try_from(map)?;
+                let draining = draining.ok_or_else(|| anyhow!("the ring has no DRAINING map"))?;
                 // SAFETY: the ring buffer owns its map fd and lives inside the AsyncFd, so the
                 // fd stays open for as long as it is registered.
-                Source::Ring(unsafe { AsyncFd::register(ring) }.map_err(|e| anyhow!("{e}"))?)
+                let ring = unsafe { AsyncFd::register(ring) }.map_err(|e| anyhow!("{e}"))?;
+                Source::Ring(Box::new(ring), Array::try_from(draining)?)
             }
             Transport::Perfbuf => {
                 let mut array = PerfEventArray::try_from(map)?;
@@ -68,7 +78,7 @@ impl Events {
     pub fn drain(&mut self, f: &mut dyn FnMut(&[u8])) -> usize {
         let mut n = 0;
         match &mut self.source {
-            Source::Ring(fd) => {
+            Source::Ring(fd, _) => {
                 let ring = fd.get_mut();
                 while let Some(item) = ring.next() {
                     f(&item);
@@ -107,7 +117,7 @@ impl Events {
     /// fence, the other half of the kernel's `xchg`-then-load in `bpf_ringbuf_commit`.)
     pub(crate) async fn woken(&mut self) {
         match &mut self.source {
-            Source::Ring(fd) => {
+            Source::Ring(fd, _) => {
                 if let Ok(mut guard) = fd.readable_mut().await {
                     guard.clear_ready();
                 }
@@ -138,14 +148,30 @@ impl Events {
     /// them is batched by the grace period alone.
     pub(crate) async fn crowded(&mut self) {
         match &mut self.source {
-            Source::Ring(_) => self.woken().await,
+            Source::Ring(..) => self.woken().await,
             Source::Perf(..) => std::future::pending().await,
         }
     }
 
+    /// Tells the kernel side whether we drain on our own timer (`true`: records ask for no
+    /// wake-up) or wait for its wake-up. Perf buffers wake us per record whatever this says.
+    pub(crate) fn set_draining(&mut self, on: bool) -> std::io::Result<()> {
+        match &mut self.source {
+            Source::Ring(_, flag) => flag
+                .set(0, u32::from(on), 0)
+                .map_err(|e| std::io::Error::other(format!("writing the DRAINING map: {e}"))),
+            Source::Perf(..) => Ok(()),
+        }
+    }
+
+    /// Whether `set_draining` means anything for this transport.
+    pub(crate) fn can_drain_alone(&self) -> bool {
+        matches!(self.source, Source::Ring(..))
+    }
+
     pub fn raw_fd(&self) -> Option<i32> {
         match &self.source {
-            Source::Ring(fd) => Some(fd.get_ref().as_raw_fd()),
+            Source::Ring(fd, _) => Some(fd.get_ref().as_raw_fd()),
             Source::Perf(..) => None,
         }
     }
