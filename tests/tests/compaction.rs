@@ -1308,22 +1308,25 @@ fn kcompactd_rows_match_the_kernels_wakes_and_sleeps_with_their_runs_and_scores(
                 );
                 continue;
             }
-            let previous = records.iter().rev().find(|q| {
+            // By position in the record, not by time: tracefs prints whole microseconds, and a
+            // run's end and kcompactd's sleep right after it can share one.
+            let at = records
+                .iter()
+                .position(|q| std::ptr::eq(q, **r))
+                .expect("a record of the list");
+            let previous_at = records[..at].iter().rposition(|q| {
                 q.pid == tid
-                    && q.ts_ns < r.ts_ns
                     && (q.event == "mm_compaction_kcompactd_sleep"
                         || q.event == "mm_compaction_kcompactd_wake")
             });
+            let previous = previous_at.map(|i| &records[i]);
             if let Some(runs) = v["runs"].as_u64() {
-                let p = previous.unwrap_or_else(|| panic!("no round start before {r:?}"));
-                let ends = records
+                let (Some(p), Some(from)) = (previous, previous_at) else {
+                    panic!("no round start before {r:?}");
+                };
+                let ends = records[from + 1..at]
                     .iter()
-                    .filter(|q| {
-                        q.event == "mm_compaction_end"
-                            && q.pid == tid
-                            && q.ts_ns > p.ts_ns
-                            && q.ts_ns < r.ts_ns
-                    })
+                    .filter(|q| q.event == "mm_compaction_end" && q.pid == tid)
                     .count() as u64;
                 assert_eq!(runs, ends, "runs of {v} vs tracefs since {p:?}");
                 with_runs += u64::from(runs > 0);
