@@ -195,15 +195,37 @@ impl Drop for Mapping {
 /// Pipe buffers worth the free pages of Unmovable pageblocks and 64 MiB more.
 fn fragment() -> Result<(), String> {
     let mapping = holes()?;
-    let (unmovable, left) = pagetypeinfo();
     // Pipe buffers cannot be reclaimed and there is no swap: leave 256 MiB of what the kernel
     // counts as available (free plus reclaimable, less its reserves), or the OOM killer ends
     // this process when little page cache is left to reclaim. Free memory alone is no bound:
     // beyond it the kernel reclaims clean page cache, and a bound by it (after a squeeze filled
     // the page cache) once left fewer pipe buffers than there was room for in Unmovable
     // pageblocks, so nothing fell back.
-    let (free, available) = (meminfo("MemFree"), meminfo("MemAvailable"));
-    let bytes = (unmovable + left * HUGE + (64 << 20)).min(available.saturating_sub(256 << 20));
+    let budget = || {
+        let (unmovable, left) = pagetypeinfo();
+        let (free, available) = (meminfo("MemFree"), meminfo("MemAvailable"));
+        let bytes = (unmovable + left * HUGE + (64 << 20)).min(available.saturating_sub(256 << 20));
+        (unmovable, left, free, available, bytes)
+    };
+    let (mut unmovable, mut left, mut free, mut available, mut bytes) = budget();
+    // The huge pages may have taken nearly all the page cache with them (the kernel reclaims it
+    // to reserve them; once 235 MiB were left available): give 128 MiB of them back at a time
+    // until the pipe buffers can go beyond the room in Unmovable pageblocks. Their pageblocks
+    // are taken whole first; the 64 MiB more than the free room still fall back into holes.
+    for _ in 0..16 {
+        if bytes > unmovable + (32 << 20) {
+            break;
+        }
+        let reserved: usize = std::fs::read_to_string("/proc/sys/vm/nr_hugepages")
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        if reserved < 64 {
+            break;
+        }
+        write_sysctl("/proc/sys/vm/nr_hugepages", &(reserved - 64).to_string())?;
+        (unmovable, left, free, available, bytes) = budget();
+    }
     let mib = bytes >> 20;
     eprintln!(
         "mm-workload fragment: {left} free blocks of pageblock size left, {} MiB free in \
