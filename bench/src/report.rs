@@ -1860,7 +1860,8 @@ fn section_method(r: &Results, s: &mut String) {
          trigger and status that the tracepoint's fields give) and `@lat = hist(...)` for direct reclaim \
          (`drsnoop -H` without `-m` counts one group, `direct`).\n\
          - **Our display latency** is bounded by design: the ring buffer wakes user space for the first record after \
-         a drain, and the tools drain 50 ms after that wake-up (at once when an eighth of the buffer is waiting).\n\
+         a drain, and the tools drain 50 ms after that wake-up (at once when an eighth of the buffer is waiting), \
+         then every 50 ms by themselves, with no wake-ups, for as long as each drain finds records.\n\
          - Figures are medians over runs with (min–max); targets compare medians.",
         gib = test_kit::workload::FILL_BYTES >> 30,
         runs = r.runs
