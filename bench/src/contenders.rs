@@ -195,6 +195,13 @@ pub const SQUEEZE_EVENTS: [&str; 4] = [
     "vmscan/mm_vmscan_direct_reclaim_end",
 ];
 pub const EXTFRAG_EVENTS: [&str; 1] = ["kmem/mm_page_alloc_extfrag"];
+/// Hard and soft interrupts, which tracefs records with the task they interrupted.
+pub const IRQ_EVENTS: [&str; 4] = [
+    "irq/softirq_entry",
+    "irq/softirq_exit",
+    "irq/irq_handler_entry",
+    "irq/irq_handler_exit",
+];
 /// The reclaim storm's events: memcg reclaim, and direct reclaim, which `drsnoop -m` shows too.
 pub const STORM_EVENTS: [&str; 4] = [
     "vmscan/mm_vmscan_memcg_reclaim_begin",

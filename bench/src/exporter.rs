@@ -112,6 +112,10 @@ pub struct Scrape {
     /// compaction, ms, from the kernel's record (`attribute_stalls`).
     pub reclaim_ms: f64,
     pub compaction_ms: f64,
+    /// Of the wall time, hard and soft interrupts the kernel ran on top of the exporter's
+    /// threads (the interrupted task is the one tracefs names), ms: a kernel without
+    /// `CONFIG_IRQ_TIME_ACCOUNTING` counts them in the exporter's time on a CPU.
+    pub interrupted_ms: f64,
 }
 
 /// The client's view of one request: connect → last byte read, and connect → last byte in
@@ -345,6 +349,7 @@ pub fn scrape(addr: SocketAddr, pid: u32, stage: &'static str) -> Scrape {
         done_ns,
         reclaim_ms: 0.0,
         compaction_ms: 0.0,
+        interrupted_ms: 0.0,
     };
     match response {
         Ok(r) if r.status == 200 => Scrape {
@@ -366,8 +371,9 @@ pub fn scrape(addr: SocketAddr, pid: u32, stage: &'static str) -> Scrape {
     }
 }
 
-/// Fills in each scrape's `reclaim_ms` and `compaction_ms`: the overlap of the scrape with the
-/// direct reclaims and compaction runs of the threads `tids` in the kernel's record.
+/// Fills in each scrape's `reclaim_ms`, `compaction_ms` and `interrupted_ms`: the overlap of
+/// the scrape with the direct reclaims, compaction runs and interrupts (`IRQ_EVENTS`; a hard
+/// interrupt during a soft one counted once) of the threads `tids` in the kernel's record.
 pub fn attribute_stalls(scrapes: &mut [Scrape], records: &[tracefs::Record], tids: &[u32]) {
     let spans = |begin: &str, end: &str| -> Vec<(u64, u64)> {
         tracefs::pairs(records, begin, end)
@@ -381,6 +387,16 @@ pub fn attribute_stalls(scrapes: &mut [Scrape], records: &[tracefs::Record], tid
         "mm_vmscan_direct_reclaim_end",
     );
     let compaction = spans("mm_compaction_begin", "mm_compaction_end");
+    let mut interrupts = spans("softirq_entry", "softirq_exit");
+    interrupts.extend(spans("irq_handler_entry", "irq_handler_exit"));
+    interrupts.sort_unstable();
+    let mut merged: Vec<(u64, u64)> = Vec::with_capacity(interrupts.len());
+    for (b, e) in interrupts {
+        match merged.last_mut() {
+            Some(last) if b <= last.1 => last.1 = last.1.max(e),
+            _ => merged.push((b, e)),
+        }
+    }
     let within = |x: &Scrape, spans: &[(u64, u64)]| {
         spans
             .iter()
@@ -391,6 +407,7 @@ pub fn attribute_stalls(scrapes: &mut [Scrape], records: &[tracefs::Record], tid
     for x in scrapes {
         x.reclaim_ms = within(x, &reclaim);
         x.compaction_ms = within(x, &compaction);
+        x.interrupted_ms = within(x, &merged);
     }
 }
 

@@ -536,9 +536,15 @@ pub fn run(args: &Args, built: &Built) -> Result<()> {
         "memstall_exporter scraped every {} ms: a fragmenting run",
         SCRAPE_EVERY.as_millis()
     );
-    // The kernel's record of compaction and reclaim meanwhile: whether a slow scrape is the
-    // exporter's own thread stalled in direct reclaim or compaction.
-    let loaded = tracefs::Recorder::try_start(&contenders::SQUEEZE_EVENTS, 32 << 10)
+    // The kernel's record of compaction, reclaim and interrupts meanwhile: whether a slow
+    // scrape is the exporter's own thread stalled in direct reclaim or compaction, or
+    // interrupted.
+    let loaded_events: Vec<&str> = contenders::SQUEEZE_EVENTS
+        .iter()
+        .chain(&contenders::IRQ_EVENTS)
+        .copied()
+        .collect();
+    let loaded = tracefs::Recorder::try_start(&loaded_events, 32 << 10)
         .and_then(|rec| Ok((exporter::Exporter::start(&bins)?, rec)))
         .map(|(e, rec)| {
             let scraper = exporter::Scraper::start(e.addr, e.pid(), SCRAPE_EVERY, "fragmenting");

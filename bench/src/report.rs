@@ -738,6 +738,25 @@ fn exporter_targets(r: &Results, out: &mut Vec<Target>) {
                     }
                 );
             }
+            if p >= SCRAPE_LIMIT_MS
+                && let Some(e) = e
+            {
+                let slow: Vec<&crate::exporter::Scrape> = e
+                    .scrapes
+                    .iter()
+                    .filter(|x| x.ok && x.arrived_ms.is_some_and(|a| a >= SCRAPE_LIMIT_MS))
+                    .collect();
+                let sum = |f: fn(&crate::exporter::Scrape) -> f64| slow.iter().map(|x| f(x)).sum::<f64>();
+                let _ = write!(
+                    m,
+                    "; the {} scrapes over it: on a CPU {} ms in all, of which interrupts run on the \
+                     exporter's threads {} ms, map reads {} ms (see 9)",
+                    slow.len(),
+                    num(sum(|x| x.exporter.on_cpu_ns as f64 / 1e6), 1),
+                    num(sum(|x| x.interrupted_ms), 1),
+                    num(sum(|x| x.read_ms.unwrap_or(0.0)), 1)
+                );
+            }
             if failed > 0 {
                 let _ = write!(m, "; {failed} failed");
             }
@@ -1072,7 +1091,9 @@ fn section_exporter(r: &Results, s: &mut String) {
          `/proc/PID/stat`'s `majflt`, read just before and just after each scrape): on a CPU, runnable but waiting \
          for one, and the rest (asleep: on a major fault's read, a lock, or the scrape not yet sent or read by the \
          benchmark's own thread). Of the wall time, the exporter's threads' time in direct reclaim and in direct \
-         compaction, from a tracefs record of the four tracepoints over the whole loaded interval{}; and the whole \
+         compaction, and the hard and soft interrupts run on top of them (which a kernel without \
+         `CONFIG_IRQ_TIME_ACCOUNTING` counts in their time on a CPU), from a tracefs record of those tracepoints \
+         and `irq:softirq_entry/exit`, `irq:irq_handler_entry/exit` over the whole loaded interval{}; and the whole \
          machine's interrupt time (a kernel built without `CONFIG_IRQ_TIME_ACCOUNTING` charges an interrupt to the \
          task it interrupts) and time stolen by the hypervisor, from `/proc/stat` (in whole ticks, 10 ms at USER_HZ = 100).\n",
         if e.record_overran {
@@ -1083,9 +1104,12 @@ fn section_exporter(r: &Results, s: &mut String) {
     );
     let _ = writeln!(
         s,
-        "| while | in the socket, ms | read by the client, ms | reference: in the socket / read, ms | read by the exporter, ms | on a CPU, ms | waiting for a CPU, ms | the rest, ms | major faults | in direct reclaim, ms | in direct compaction, ms | machine: interrupts, ms | machine: stolen, ms |"
+        "| while | in the socket, ms | read by the client, ms | reference: in the socket / read, ms | read by the exporter, ms | on a CPU, ms | waiting for a CPU, ms | the rest, ms | major faults | in direct reclaim, ms | in direct compaction, ms | interrupts on its threads, ms | machine: interrupts, ms | machine: stolen, ms |"
     );
-    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(
+        s,
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    );
     for x in slowest.iter().take(5) {
         let (cpu, rq) = (
             x.exporter.on_cpu_ns as f64 / 1e6,
@@ -1093,7 +1117,7 @@ fn section_exporter(r: &Results, s: &mut String) {
         );
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             x.stage,
             x.arrived_ms.map_or("–".to_owned(), |v| num(v, 2)),
             num(x.wall_ms, 2),
@@ -1109,6 +1133,7 @@ fn section_exporter(r: &Results, s: &mut String) {
             x.exporter.major_faults,
             num(x.reclaim_ms, 2),
             num(x.compaction_ms, 2),
+            num(x.interrupted_ms, 2),
             num(x.machine.irq_ms, 0),
             num(x.machine.steal_ms, 0)
         );
