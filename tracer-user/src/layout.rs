@@ -146,12 +146,17 @@ pub fn zone_layout(btf: &Btf) -> Result<ZoneLayout> {
         .array(wmark_ty)
         .context("zone->_watermark is not an array")?;
     let wsize = btf.size_of(wmark_elem).context("watermark size")?;
+    let watermarks = btf.enum_values("zone_watermarks")?;
     let mut wmark = [0u32; 3];
     for (slot, name) in wmark
         .iter_mut()
         .zip(["WMARK_MIN", "WMARK_LOW", "WMARK_HIGH"])
     {
-        let idx = btf.enum_value("zone_watermarks", name)? as u64;
+        let idx = watermarks
+            .iter()
+            .find(|(n, _)| n == name)
+            .with_context(|| format!("enum zone_watermarks has no {name}"))?
+            .1 as u64;
         *slot = offset32(wmark_off + idx * wsize)?;
     }
     let boost = btf.member(zone, "watermark_boost").map(|(_, o)| o);
@@ -195,12 +200,17 @@ pub fn zone_layout(btf: &Btf) -> Result<ZoneLayout> {
 
 /// Offsets into `struct compact_control`.
 pub fn compact_control_layout(btf: &Btf) -> Result<CompactControlLayout> {
-    let (_, zone) = btf.struct_member("compact_control", "zone")?;
-    let (_, order) = btf.struct_member("compact_control", "order")?;
+    let cc = btf.find("compact_control", Kind::Struct)?;
+    let member = |name: &str| {
+        btf.member(cc, name)
+            .with_context(|| format!("struct compact_control has no member `{name}`"))
+    };
+    let (_, zone) = member("zone")?;
+    let (_, order) = member("order")?;
     // What ran the compaction (`tracer_common::compaction::trigger`): fields a kernel may lack.
-    let optional = |name: &str| match btf.struct_member("compact_control", name) {
-        Ok((_, off)) => offset32(off),
-        Err(_) => Ok(ABSENT),
+    let optional = |name: &str| match btf.member(cc, name) {
+        Some((_, off)) => offset32(off),
+        None => Ok(ABSENT),
     };
     let (zone, order) = (offset32(zone)?, offset32(order)?);
     let direct = optional("direct_compaction")?;
