@@ -135,23 +135,44 @@ pub struct CompactEvent {
     /// tracepoint does not pass `compact_control` (before 5.18).
     pub zone_start_pfn: u64,
     pub comm: [u8; TASK_COMM_LEN],
-    pub zone: ZoneSnapshot,
     /// The task's cgroup v2 id at the run's end.
     pub cgroup_id: u64,
+    // What only some modes fill in comes last, so that the others send a shorter record
+    // (`CompactEvent::len_for`).
     /// `-w`: the run's work, summed from the scanners' and migration's tracepoints between
-    /// its begin and end on its thread (zero when they are not attached).
+    /// its begin and end on its thread.
     pub work: CompactWork,
+    /// `-e`: the zone's state.
+    pub zone: ZoneSnapshot,
 }
 
 impl CompactEvent {
     /// Every field zero: the blank entry a thread's first run inserts in the kernel.
     // SAFETY: integers and arrays of integers only, for which all zero bits is a valid value.
     pub const ZERO: CompactEvent = unsafe { core::mem::zeroed() };
+
+    /// Bytes of a record without `-w` and `-e`: up to `work` (two cache lines; the whole is
+    /// five). User space reads the missing tail as zeros.
+    pub const HEAD_LEN: usize = core::mem::offset_of!(CompactEvent, work);
+    /// Bytes of a record with `-w` and without `-e`: up to `zone`.
+    pub const WORK_LEN: usize = core::mem::offset_of!(CompactEvent, zone);
+
+    /// Bytes of the record a run sends, by what it fills in: the kernel writes and copies
+    /// only those (a run's end meets cold caches after the compaction itself).
+    pub const fn len_for(work: bool, zone: bool) -> usize {
+        if zone {
+            core::mem::size_of::<CompactEvent>()
+        } else if work {
+            Self::WORK_LEN
+        } else {
+            Self::HEAD_LEN
+        }
+    }
 }
 crate::pin_layout!(CompactEvent, 312, {
     ts_begin_ns @ 0, ts_end_ns @ 8, tgid @ 16, tid @ 20, uid @ 24, node @ 28, zone_idx @ 32,
     order @ 36, status @ 40, sync @ 44, flags @ 45, trigger @ 46, _pad @ 47, kstack_id @ 48, _pad2 @ 52,
-    zone_start_pfn @ 56, comm @ 64, zone @ 80, cgroup_id @ 256, work @ 264,
+    zone_start_pfn @ 56, comm @ 64, cgroup_id @ 80, work @ 88, zone @ 136,
 });
 
 /// What a compaction run did, in pages, as the kernel's tracepoints report each batch.

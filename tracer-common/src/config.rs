@@ -264,6 +264,9 @@ pub const FEATURE_CC_FROM_PROBE: u32 = 1 << 4;
 pub const FEATURE_CGROUP_STALLS: u32 = 1 << 7;
 /// Records carry the task's cgroup id (JSON's `cgroup`).
 pub const FEATURE_CGROUP_ID: u32 = 1 << 8;
+/// compactsnoop `-w`: the scanners' and migration's programs are attached, and each run's
+/// record carries their work.
+pub const FEATURE_WORK: u32 = 1 << 9;
 /// `-H`: count latencies in the kernel's histogram maps instead of sending each event.
 pub const FEATURE_HISTOGRAM: u32 = 1 << 5;
 /// With `FEATURE_HISTOGRAM`: one histogram per process (`-P`), named in the key.

@@ -5,11 +5,26 @@ use aya::Pod;
 /// Decodes a record of exactly one `T` (trailing alignment padding allowed). `None` for a
 /// short record.
 pub fn from_bytes<T: Pod>(data: &[u8]) -> Option<T> {
-    if data.len() < size_of::<T>() {
+    head_from_bytes(data, size_of::<T>())
+}
+
+/// Decodes a record of at least the first `head` bytes of a `T`, the rest read as zeros (the
+/// kernel sends the fields a mode fills in, first). `None` for a record shorter than that.
+pub fn head_from_bytes<T: Pod>(data: &[u8], head: usize) -> Option<T> {
+    if data.len() >= size_of::<T>() {
+        // SAFETY: T is Pod (any bit pattern is valid) and the slice holds size_of::<T>() bytes.
+        return Some(unsafe { std::ptr::read_unaligned(data.as_ptr().cast::<T>()) });
+    }
+    if data.len() < head {
         return None;
     }
-    // SAFETY: T is Pod (any bit pattern is valid) and the slice holds size_of::<T>() bytes.
-    Some(unsafe { std::ptr::read_unaligned(data.as_ptr().cast::<T>()) })
+    // SAFETY: all zero bits is a valid T (Pod); then its first data.len() bytes are
+    // overwritten with the record's (fewer than size_of::<T>()).
+    unsafe {
+        let mut value = std::mem::MaybeUninit::<T>::zeroed();
+        std::ptr::copy_nonoverlapping(data.as_ptr(), value.as_mut_ptr().cast::<u8>(), data.len());
+        Some(value.assume_init())
+    }
 }
 
 #[cfg(test)]
@@ -37,5 +52,17 @@ mod tests {
         shifted.extend_from_slice(bytes);
         shifted.extend_from_slice(&[0; 4]);
         assert_eq!(from_bytes::<CompactEvent>(&shifted[1..]), Some(ev));
+        // A record of the head only: the tail reads as zeros; shorter than the head, none.
+        let head = CompactEvent::HEAD_LEN;
+        assert_eq!(
+            head_from_bytes::<CompactEvent>(&shifted[1..1 + head], head),
+            Some(CompactEvent {
+                work: Default::default(),
+                zone: Default::default(),
+                ..ev
+            })
+        );
+        assert!(head_from_bytes::<CompactEvent>(&shifted[1..head], head).is_none());
+        assert!(from_bytes::<CompactEvent>(&shifted[1..1 + head]).is_none());
     }
 }

@@ -18,6 +18,8 @@ use crate::{
 pub trait EventKind {
     /// The record its programs emit.
     type Raw: aya::Pod;
+    /// The bytes of the shortest record it sends (the rest of `Raw` read as zeros).
+    const HEAD_LEN: usize = size_of::<Self::Raw>();
     /// The names and kernel state records are decoded with.
     type Decoder;
     /// Which columns are shown.
@@ -97,7 +99,7 @@ impl<K: EventKind, W: Write> Sink for Printer<K, W> {
     }
 
     fn record(&mut self, data: &[u8]) -> io::Result<()> {
-        let Some(raw) = decode::from_bytes::<K::Raw>(data) else {
+        let Some(raw) = decode::head_from_bytes::<K::Raw>(data, K::HEAD_LEN) else {
             return Ok(());
         };
         let first = *self.first_ts.get_or_insert(K::time_ns(&raw));

@@ -33,7 +33,7 @@ use tracer_common::{
     },
     config::{
         ABSENT, CompactControlLayout, FEATURE_CC_FROM_PROBE, FEATURE_HISTOGRAM,
-        FEATURE_PER_PROCESS, FEATURE_ZONE_SNAPSHOT, ZoneLayout,
+        FEATURE_PER_PROCESS, FEATURE_WORK, FEATURE_ZONE_SNAPSHOT, ZoneLayout,
     },
     histogram::{CompactionKey, Histogram},
     record::{
@@ -511,17 +511,30 @@ fn compact_begin<C: EbpfContext + StackIdContext, A: Args, const HAS_CC: bool>(
     };
     // SAFETY: the thread's own entry: only it writes it.
     let ev = unsafe { &mut *ev };
-    *ev = CompactEvent {
-        ts_begin_ns: now_ns(),
-        tgid: task.tgid,
-        tid: task.tid,
-        uid: task.uid,
-        node: -1,
-        zone_idx: -1,
-        order: -1,
-        comm,
-        ..CompactEvent::default()
-    };
+    // Field by field, and only what this mode sends (`CompactEvent::len_for`): the whole
+    // record is five cache lines, its head two.
+    ev.ts_begin_ns = now_ns();
+    ev.ts_end_ns = 0;
+    ev.tgid = task.tgid;
+    ev.tid = task.tid;
+    ev.uid = task.uid;
+    ev.node = -1;
+    ev.zone_idx = -1;
+    ev.order = -1;
+    ev.status = 0;
+    ev.sync = 0;
+    ev.flags = 0;
+    ev.trigger = 0;
+    ev.kstack_id = 0;
+    ev.zone_start_pfn = 0;
+    ev.comm = comm;
+    ev.cgroup_id = 0;
+    if features & FEATURE_WORK != 0 {
+        ev.work = CompactWork::default();
+    }
+    if features & FEATURE_ZONE_SNAPSHOT != 0 {
+        ev.zone = ZoneSnapshot::default();
+    }
     // The run's control block: from the probe on compact_zone() when one is attached (also on
     // 5.18+, so that rung can be compared with the others on any kernel), else from the
     // tracepoint where it passes one.
@@ -603,7 +616,11 @@ fn compact_end<C: EbpfContext + StackIdContext, A: Args, const HAS_CC: bool>(
         tracer_ebpf::cgroup_stall(STALL_COMPACTION, latency_ns);
     }
     ev.cgroup_id = tracer_ebpf::cgroup_id();
-    crate::transport::emit(ctx, ev);
+    let len = CompactEvent::len_for(
+        features & FEATURE_WORK != 0,
+        features & FEATURE_ZONE_SNAPSHOT != 0,
+    );
+    crate::transport::emit_head(ctx, ev, len);
     ev.ts_begin_ns = DONE;
     0
 }

@@ -20,8 +20,20 @@ static EVENTS: PerfEventByteArray = PerfEventByteArray::new(0);
 
 #[inline(always)]
 pub fn emit<C: EbpfContext, T>(ctx: &C, ev: &T) {
-    // SAFETY: reinterprets a plain-data record as its bytes, for bpf_perf_event_output.
-    let bytes =
-        unsafe { core::slice::from_raw_parts((ev as *const T).cast::<u8>(), size_of::<T>()) };
+    emit_head(ctx, ev, size_of::<T>());
+}
+
+/// Sends the first `len` bytes of `ev` (at most all of it; `len` a load-time constant, so
+/// that the verifier knows the size).
+#[inline(always)]
+pub fn emit_head<C: EbpfContext, T>(ctx: &C, ev: &T, len: usize) {
+    let len = if len < size_of::<T>() {
+        len
+    } else {
+        size_of::<T>()
+    };
+    // SAFETY: reinterprets the first `len` bytes of a plain-data record, for
+    // bpf_perf_event_output.
+    let bytes = unsafe { core::slice::from_raw_parts((ev as *const T).cast::<u8>(), len) };
     EVENTS.output(ctx, bytes, 0);
 }

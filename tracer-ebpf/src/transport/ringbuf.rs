@@ -40,10 +40,22 @@ static EVENTS: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
 static DRAINING: Array<u32> = Array::with_max_entries(1, 0);
 
 #[inline(always)]
-pub fn emit<C: EbpfContext, T: 'static>(_ctx: &C, ev: &T) {
+pub fn emit<C: EbpfContext, T: 'static>(ctx: &C, ev: &T) {
+    emit_head(ctx, ev, size_of::<T>());
+}
+
+/// Sends the first `len` bytes of `ev` (at most all of it; `len` a load-time constant, so
+/// that the verifier knows the size).
+#[inline(always)]
+pub fn emit_head<C: EbpfContext, T: 'static>(_ctx: &C, ev: &T, len: usize) {
+    let len = if len < size_of::<T>() {
+        len
+    } else {
+        size_of::<T>()
+    };
     let threshold = tracer_ebpf::config_field!(wakeup_bytes) as u64;
     let before = EVENTS.query(BPF_RB_AVAIL_DATA as u64);
-    let after = before + size_of::<T>() as u64;
+    let after = before + len as u64;
     // Flags 0: the kernel's own rule, a wake-up only if user space had caught up with this
     // record. None while user space drains by itself. Forced once, at the crossing, not for
     // every record past it: user space drains at once on that wake-up. Two CPUs crossing
@@ -55,7 +67,9 @@ pub fn emit<C: EbpfContext, T: 'static>(_ctx: &C, ev: &T) {
     } else {
         0
     };
-    if EVENTS.output::<T>(ev, flags).is_err() {
+    // SAFETY: the first `len` bytes of a plain-data record.
+    let bytes = unsafe { core::slice::from_raw_parts((ev as *const T).cast::<u8>(), len) };
+    if EVENTS.output::<[u8]>(bytes, flags).is_err() {
         count(Counter::Lost);
     }
 }

@@ -17,6 +17,7 @@ pub type Printer<W = io::Stdout> = crate::printer::Printer<Compaction, W>;
 
 impl crate::printer::EventKind for Compaction {
     type Raw = CompactEvent;
+    const HEAD_LEN: usize = CompactEvent::HEAD_LEN;
     type Decoder = Decoder;
     type Columns = Columns;
     type Event<'a> = CompactionRun<'a>;

@@ -6,7 +6,7 @@ use aya::maps::PerCpuHashMap;
 use tracer_common::{
     compaction::TRIGGER_NAMES,
     config::{
-        Config, FEATURE_CC_FROM_PROBE, FEATURE_HISTOGRAM, FEATURE_PER_PROCESS,
+        Config, FEATURE_CC_FROM_PROBE, FEATURE_HISTOGRAM, FEATURE_PER_PROCESS, FEATURE_WORK,
         FEATURE_ZONE_SNAPSHOT,
     },
     histogram::{CompactionKey, Histogram, MAX_GROUPS},
@@ -296,6 +296,9 @@ pub async fn run(opts: &Settings) -> Result<()> {
                 "classic tracepoints do not pass the run's struct zone"
             }
         );
+    }
+    if opts.work {
+        config.features |= FEATURE_WORK;
     }
     log::debug!("kernel layout read in {:.1} ms", elapsed_ms(t0));
     if let Some(h) = &opts.histogram {
