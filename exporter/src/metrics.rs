@@ -113,9 +113,14 @@ pub fn encode(registry: &Registry, format: Format) -> Result<String, std::fmt::E
 /// OpenMetrics text to Prometheus' text format 0.0.4: no `# EOF` or `# UNIT`; a counter's
 /// family is named as its samples (`x_total`), an info family becomes a gauge `x_info`, an
 /// unknown one untyped.
+///
+/// Only the metadata lines (those starting with `#`, about one in six) change: they are found
+/// with `memchr::memmem` (a dependency of aya's `object` already) and the sample lines between
+/// them copied in one piece each. Going line by line with `str::lines` was a tenth of a
+/// scrape's time.
 pub fn to_text_format(om: &str) -> String {
     let mut renamed: BTreeMap<&str, (String, &str)> = BTreeMap::new();
-    for line in om.lines() {
+    for line in metadata_lines(om).map(|(start, end)| &om[start..end]) {
         if let Some(rest) = line.strip_prefix("# TYPE ")
             && let Some((name, kind)) = rest.split_once(' ')
         {
@@ -129,7 +134,11 @@ pub fn to_text_format(om: &str) -> String {
         }
     }
     let mut out = String::with_capacity(om.len());
-    for line in om.lines() {
+    let mut copied = 0;
+    for (start, end) in metadata_lines(om) {
+        out.push_str(&om[copied..start]);
+        copied = (end + 1).min(om.len());
+        let line = &om[start..end];
         if line == "# EOF" || line.starts_with("# UNIT ") {
             continue;
         }
@@ -148,7 +157,22 @@ pub fn to_text_format(om: &str) -> String {
             out.push('\n');
         }
     }
+    out.push_str(&om[copied..]);
+    if !out.is_empty() && !out.ends_with('\n') {
+        out.push('\n');
+    }
     out
+}
+
+/// The lines of `text` that start with `#`, as byte ranges without their newline.
+fn metadata_lines(text: &str) -> impl Iterator<Item = (usize, usize)> + '_ {
+    let first = text.starts_with('#').then_some(0);
+    let rest = memchr::memmem::find_iter(text.as_bytes(), b"\n#").map(|i| i + 1);
+    first.into_iter().chain(rest).map(move |start| {
+        let end =
+            memchr::memchr(b'\n', &text.as_bytes()[start..]).map_or(text.len(), |i| start + i);
+        (start, end)
+    })
 }
 
 /// A histogram's buckets in seconds for the encoder: per-bucket counts (it adds them up),
@@ -548,6 +572,13 @@ mod tests {
              # HELP a_build_info Build.\n# TYPE a_build_info gauge\na_build_info{v=\"1\"} 1\n\
              # HELP a_seconds Time.\n# TYPE a_seconds histogram\na_seconds_count 1\n"
         );
+        // Sample lines before the first metadata line and a last line without its newline
+        // are kept as they are.
+        assert_eq!(
+            to_text_format("a 1\nb 2\n# TYPE c counter\nc_total 3"),
+            "a 1\nb 2\n# TYPE c_total counter\nc_total 3\n"
+        );
+        assert_eq!(to_text_format(""), "");
         assert_eq!(Format::negotiate(None), Format::Text);
         assert_eq!(
             Format::negotiate(Some(
