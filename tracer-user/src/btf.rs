@@ -627,22 +627,27 @@ impl Btf {
             types.extend_from_slice(&0u32.to_le_bytes());
             ControlFlow::Continue(())
         });
-        let mut blob = Vec::with_capacity(24 + types.len() + strings.len());
-        blob.extend_from_slice(&MAGIC.to_le_bytes());
-        blob.extend_from_slice(&[1, 0]); // version 1, no flags
-        for word in [
-            24u32,
-            0,
-            types.len() as u32,
-            types.len() as u32,
-            strings.len() as u32,
-        ] {
-            blob.extend_from_slice(&word.to_le_bytes());
-        }
-        blob.extend_from_slice(&types);
-        blob.extend_from_slice(&strings);
-        blob
+        blob(&types, &strings)
     }
+}
+
+/// A BTF blob of a type section and a string section: the header, then the two.
+fn blob(types: &[u8], strings: &[u8]) -> Vec<u8> {
+    let mut blob = Vec::with_capacity(24 + types.len() + strings.len());
+    blob.extend_from_slice(&MAGIC.to_le_bytes());
+    blob.extend_from_slice(&[1, 0]); // version 1, no flags
+    for word in [
+        24u32,
+        0,
+        types.len() as u32,
+        types.len() as u32,
+        strings.len() as u32,
+    ] {
+        blob.extend_from_slice(&word.to_le_bytes());
+    }
+    blob.extend_from_slice(types);
+    blob.extend_from_slice(strings);
+    blob
 }
 
 fn kind_name(kind: Kind) -> &'static str {
@@ -734,20 +739,6 @@ mod tests {
             strings.extend_from_slice(name.as_bytes());
             strings.push(0);
         }
-        let mut blob = Vec::new();
-        blob.extend_from_slice(&MAGIC.to_le_bytes());
-        blob.extend_from_slice(&[1, 0]);
-        for word in [
-            24u32,
-            0,
-            types.len() as u32,
-            types.len() as u32,
-            strings.len() as u32,
-        ] {
-            blob.extend_from_slice(&word.to_le_bytes());
-        }
-        blob.extend_from_slice(&types);
-        blob.extend_from_slice(&strings);
-        blob
+        blob(&types, &strings)
     }
 }
