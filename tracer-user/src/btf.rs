@@ -184,9 +184,9 @@ struct Index {
     broken: Option<&'static str>,
 }
 
-/// Size of a type's header and the data after it.
-fn type_size(kind: Kind, vlen: usize) -> usize {
-    let (fixed, per_entry) = DATA_SIZE[kind as usize];
+/// Size of a type's header and the data after it, from its raw kind and `vlen`.
+fn type_size(raw_kind: u32, vlen: usize) -> usize {
+    let (fixed, per_entry) = DATA_SIZE[raw_kind as usize & 0x1f];
     12 + fixed as usize + per_entry as usize * vlen
 }
 
@@ -289,7 +289,7 @@ impl Btf {
             index.broken = Some("unknown type kind");
             return None;
         };
-        let next = pos + type_size(kind, (info & 0xffff) as usize);
+        let next = pos + type_size(kind as u32, (info & 0xffff) as usize);
         if next > self.types_end {
             index.broken = Some("type section does not end on a type");
             return None;
@@ -340,11 +340,7 @@ impl Btf {
         let info = self.u32_at(pos + 4);
         let kind = (info >> 24) & 0x1f;
         // Every kind was checked when it joined the index.
-        let (fixed, per_entry) = DATA_SIZE[kind as usize];
-        (
-            kind,
-            12 + fixed as usize + per_entry as usize * (info & 0xffff) as usize,
-        )
+        (kind, type_size(kind, (info & 0xffff) as usize))
     }
 
     /// Byte position of type `id`'s header.
